@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Quiver",
+    platforms: [.macOS(.v13)],
+    products: [
+        // The engine, for other projects' test suites: bring a fabric up, probe it, tear it down.
+        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel"]),
+        .executable(name: "quiver", targets: ["quiver"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config.
+        .systemLibrary(name: "CMnl", pkgConfig: "libmnl",
+                       providers: [.apt(["libmnl-dev"])]),
+        .systemLibrary(name: "CNetlinkRoute", pkgConfig: "libnl-route-3.0",
+                       providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        // Tiny C shim: kernel macros and ioctl numbers Swift cannot import.
+        .target(name: "CNetlink", dependencies: ["CMnl"]),
+
+        // Wire layer: socket owning its fd, codec, ACK/extended-ACK decoding, dumps, namespaces.
+        .target(name: "QuiverNetlink", dependencies: [
+            "CMnl", "CNetlink", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        // One file per kernel object.
+        .target(name: "QuiverKernel", dependencies: ["QuiverNetlink", "CNetlink", "CNetlinkRoute"]),
+        .executableTarget(name: "quiver", dependencies: [
+            "QuiverKernel", "QuiverNetlink",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
+        .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
+    ]
+)

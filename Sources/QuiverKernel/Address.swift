@@ -1,0 +1,91 @@
+import CNetlink
+import QuiverNetlink
+
+/// An address on a link, as the kernel reports it (`RTM_NEWADDR`).
+public struct Address: Sendable, Equatable, Codable {
+    public var linkIndex: Int32
+    public var prefix: IPPrefix
+    public var label: String?
+    public var scope: UInt8
+
+    public init(decoding message: ReceivedMessage) throws {
+        let h = try message.header(as: ifaddrmsg.self)
+        let a = message.attributes(after: ifaddrmsg.self)
+        linkIndex = Int32(bitPattern: h.ifa_index)
+        scope = h.ifa_scope
+        // IFA_LOCAL is the interface's own address; IFA_ADDRESS differs only on point-to-point.
+        guard let bytes = a.payload(IFA_LOCAL) ?? a.payload(IFA_ADDRESS) else {
+            throw NetlinkProtocolError("RTM_NEWADDR without an address")
+        }
+        prefix = try IPPrefix(address: IPAddress(bytes: bytes), length: Int(h.ifa_prefixlen))
+        label = a.string(IFA_LABEL)
+    }
+}
+
+public enum AddressRequest {
+    static func message(_ type: Int, _ flags: Int32, _ prefix: IPPrefix, linkIndex: Int32) -> NetlinkMessage {
+        var m = NetlinkMessage(type: type, flags: flags)
+        var h = ifaddrmsg()
+        h.ifa_family = UInt8(prefix.address.family)
+        h.ifa_prefixlen = UInt8(prefix.length)
+        h.ifa_index = UInt32(bitPattern: linkIndex)
+        h.ifa_scope = UInt8(RT_SCOPE_UNIVERSE.rawValue)
+        m.append(header: h)
+        m.put(IFA_LOCAL, bytes: prefix.address.bytes)
+        m.put(IFA_ADDRESS, bytes: prefix.address.bytes)
+        return m
+    }
+
+    /// `ip addr add PREFIX dev LINK` (`replace` gives `ip addr replace`). IPv6 addresses are added
+    /// with `IFA_F_NODAD`, so they are usable at once (Quiver checks uniqueness itself).
+    public static func add(_ prefix: IPPrefix, linkIndex: Int32, linkName: String, replace: Bool = false) -> NetlinkRequest {
+        var m = message(RTM_NEWADDR, replace ? NLM_F_CREATE | NLM_F_REPLACE : NLM_F_CREATE | NLM_F_EXCL, prefix, linkIndex: linkIndex)
+        if !prefix.address.isV4 { m.put(IFA_FLAGS, u32: UInt32(IFA_F_NODAD)) }
+        return NetlinkRequest(m, RequestContext("add address \(prefix) to link", linkName))
+    }
+
+    /// `ip addr del PREFIX dev LINK`.
+    public static func delete(_ prefix: IPPrefix, linkIndex: Int32, linkName: String) -> NetlinkRequest {
+        NetlinkRequest(message(RTM_DELADDR, 0, prefix, linkIndex: linkIndex),
+                       RequestContext("delete address \(prefix) from link", linkName))
+    }
+
+    /// `ip addr show` (both families).
+    public static func dump() -> NetlinkRequest {
+        var m = NetlinkMessage(type: RTM_GETADDR, flags: NLM_F_DUMP)
+        m.append(header: ifaddrmsg())
+        return NetlinkRequest(m, RequestContext("list addresses"))
+    }
+}
+
+extension NetlinkHandle {
+    /// Equivalent to `ip addr add PREFIX dev LINK`.
+    public func addAddress(_ prefix: IPPrefix, to link: InterfaceName) throws {
+        let index = try self.link(named: link).index
+        do { try perform(AddressRequest.add(prefix, linkIndex: index, linkName: link.rawValue)) } catch var e as NetlinkError {
+            if e.errno == .fileExists { e.hint = "address \(prefix) is already on \(link)" }
+            throw e
+        }
+    }
+
+    /// Equivalent to `ip addr del PREFIX dev LINK`.
+    public func deleteAddress(_ prefix: IPPrefix, from link: InterfaceName) throws {
+        let index = try self.link(named: link).index
+        do { try perform(AddressRequest.delete(prefix, linkIndex: index, linkName: link.rawValue)) } catch var e as NetlinkError {
+            if e.errno == .addressNotAvailable { e.hint = "\(link) has no address \(prefix)" }
+            throw e
+        }
+    }
+
+    /// Every address in the namespace. Equivalent to `ip addr show`.
+    public func addresses() throws -> [Address] {
+        let r = AddressRequest.dump()
+        return try socket.dump(r.message, r.context).filter { $0.type == UInt16(RTM_NEWADDR) }.map(Address.init(decoding:))
+    }
+
+    /// Addresses of one link.
+    public func addresses(of link: InterfaceName) throws -> [Address] {
+        let index = try self.link(named: link).index
+        return try addresses().filter { $0.linkIndex == index }
+    }
+}

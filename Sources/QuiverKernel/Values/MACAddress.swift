@@ -1,0 +1,56 @@
+/// A 48-bit Ethernet address.
+public struct MACAddress: Sendable, Hashable, Codable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init(bytes: [UInt8]) throws(InvalidValue) {
+        guard bytes.count == 6 else { throw InvalidValue("a MAC address has 6 bytes, got \(bytes.count)") }
+        self.bytes = bytes
+    }
+
+    /// Parses `aa:bb:cc:dd:ee:ff` (also `-` separated).
+    public init(_ text: String) throws(InvalidValue) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).count == 6
+            ? text.split(separator: ":", omittingEmptySubsequences: false)
+            : text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 6 else {
+            throw InvalidValue("\"\(text)\" is not a MAC address; write six hex bytes like 02:00:5e:10:00:01")
+        }
+        var out: [UInt8] = []
+        for p in parts {
+            guard (1...2).contains(p.count), let b = UInt8(p, radix: 16) else {
+                throw InvalidValue("\"\(text)\" is not a MAC address; write six hex bytes like 02:00:5e:10:00:01")
+            }
+            out.append(b)
+        }
+        bytes = out
+    }
+
+    /// Parses an address meant for one endpoint: multicast/broadcast and all-zero are refused.
+    public static func unicast(_ text: String) throws(InvalidValue) -> MACAddress {
+        let mac = try MACAddress(text)
+        if mac.isMulticast {
+            throw InvalidValue("MAC \(mac) is a multicast address (lowest bit of the first byte is set); a VNIC needs a unicast address such as 02:...")
+        }
+        if mac.bytes.allSatisfy({ $0 == 0 }) { throw InvalidValue("MAC 00:00:00:00:00:00 cannot be used for an endpoint") }
+        return mac
+    }
+
+    public var isMulticast: Bool { bytes[0] & 0x01 != 0 }
+    public var isLocallyAdministered: Bool { bytes[0] & 0x02 != 0 }
+
+    public var description: String {
+        bytes.map { b in
+            let s = String(b, radix: 16)
+            return s.count == 1 ? "0" + s : s
+        }.joined(separator: ":")
+    }
+
+    public init(from decoder: Decoder) throws {
+        try self.init(try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}

@@ -1,0 +1,247 @@
+import CMnl
+import CNetlink
+import Foundation
+import SystemPackage
+
+/// A request and what to call it in errors.
+public struct NetlinkRequest: Sendable {
+    public var message: NetlinkMessage
+    public var context: RequestContext
+
+    public init(_ message: NetlinkMessage, _ context: RequestContext) {
+        self.message = message
+        self.context = context
+    }
+}
+
+/// A netlink socket that owns its file descriptor (a libmnl `mnl_socket`, closed exactly once).
+///
+/// Every request goes through one receive path (`execute`): requests get monotonic sequence
+/// numbers and `NLM_F_ACK`; replies are matched by sequence and port id; `NLMSG_ERROR` becomes a
+/// ``NetlinkError`` carrying the kernel's extended-ACK text; multipart dumps are collected until
+/// `NLMSG_DONE` and retried when the kernel marks them `NLM_F_DUMP_INTR`.
+///
+/// The socket belongs to the network namespace it was opened in, whatever thread uses it later.
+/// It is safe to share between threads: requests are serialized by a lock.
+public final class NetlinkSocket: @unchecked Sendable {
+    public let netlinkProtocol: Int32
+    public let portID: UInt32
+    private var socket: OpaquePointer?
+    private var nextSequence: UInt32
+    private let lock = NSLock()
+    private var receiveBuffer: UnsafeMutableRawBufferPointer
+
+    /// Most requests in flight before their ACKs are read (keeps the receive queue bounded).
+    public var maxInFlight = 512
+    /// Largest single `sendmsg` of batched requests.
+    public var maxSendBytes = 256 * 1024
+
+    /// Opens and binds a socket in the calling thread's network namespace.
+    /// Use ``NetworkNamespace/openSocket(protocol:)`` for another namespace.
+    public init(protocol proto: Int32 = NETLINK_ROUTE) throws(SystemCallError) {
+        guard let nl = mnl_socket_open2(proto, Int32(SOCK_CLOEXEC.rawValue)) else {
+            throw SystemCallError("socket(AF_NETLINK)", errno: Errno(rawValue: Glibc.errno))
+        }
+        guard mnl_socket_bind(nl, 0, pid_t(MNL_SOCKET_AUTOPID)) == 0 else {
+            let e = Errno(rawValue: Glibc.errno)
+            mnl_socket_close(nl)
+            throw SystemCallError("bind(AF_NETLINK)", errno: e)
+        }
+        socket = nl
+        netlinkProtocol = proto
+        portID = mnl_socket_get_portid(nl)
+        // Start from a time-derived value so replies to an earlier process are never mistaken
+        // for ours; afterwards the sequence only increases.
+        nextSequence = UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970 * 1000)) | 1
+        receiveBuffer = .allocate(byteCount: 64 * 1024, alignment: 8)
+
+        var on: Int32 = 1
+        // Errors carry the kernel's explanation; ACKs do not echo the whole request back.
+        _ = mnl_socket_setsockopt(nl, Int32(NETLINK_EXT_ACK), &on, socklen_t(MemoryLayout<Int32>.size))
+        _ = mnl_socket_setsockopt(nl, Int32(NETLINK_CAP_ACK), &on, socklen_t(MemoryLayout<Int32>.size))
+        // Room for many ACKs of a pipelined batch (FORCE works as root; plain is the fallback).
+        var size: Int32 = 8 * 1024 * 1024
+        let fd = mnl_socket_get_fd(nl)
+        for (force, plain) in [(SO_RCVBUFFORCE, SO_RCVBUF), (SO_SNDBUFFORCE, SO_SNDBUF)] {
+            if setsockopt(fd, SOL_SOCKET, force, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                _ = setsockopt(fd, SOL_SOCKET, plain, &size, socklen_t(MemoryLayout<Int32>.size))
+            }
+        }
+    }
+
+    deinit {
+        close()
+        receiveBuffer.deallocate()
+    }
+
+    /// Closes the socket. Idempotent.
+    public func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        if let nl = socket {
+            mnl_socket_close(nl)
+            socket = nil
+        }
+    }
+
+    public var isClosed: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return socket == nil
+    }
+
+    /// The raw file descriptor, for `poll` or diagnostics. Still owned by this socket.
+    public var fileDescriptor: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return socket.map { mnl_socket_get_fd($0) }
+    }
+
+    // MARK: Requests
+
+    /// Sends one request and returns the messages the kernel answered with before its ACK.
+    @discardableResult
+    public func request(_ message: NetlinkMessage, _ context: RequestContext) throws -> [ReceivedMessage] {
+        try execute([NetlinkRequest(message, context)])[0].get()
+    }
+
+    /// Dumps (adds `NLM_F_DUMP`) and returns every message of the multipart answer.
+    public func dump(_ message: NetlinkMessage, _ context: RequestContext) throws -> [ReceivedMessage] {
+        var m = message
+        m.flags |= UInt16(NLM_F_DUMP)
+        return try request(m, context)
+    }
+
+    /// Sends many requests pipelined (several per `sendmsg`), then reads all their ACKs.
+    /// The kernel handles them in order; one failing does not stop the others.
+    /// Returns one result per request, in order.
+    public func execute(_ requests: [NetlinkRequest]) -> [Result<[ReceivedMessage], Error>] {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let nl = socket else {
+            return requests.map { .failure(SystemCallError("send", $0.context.description, errno: .badFileDescriptor)) }
+        }
+        var results = [Result<[ReceivedMessage], Error>?](repeating: nil, count: requests.count)
+        var start = 0
+        while start < requests.count {
+            var end = start
+            var bytes = 0
+            while end < requests.count, end - start < maxInFlight,
+                  end == start || bytes + requests[end].message.length <= maxSendBytes {
+                bytes += requests[end].message.length
+                end += 1
+            }
+            runChunk(nl, requests, start..<end, into: &results)
+            start = end
+        }
+        return results.map { $0! }
+    }
+
+    private func runChunk(_ nl: OpaquePointer, _ requests: [NetlinkRequest], _ range: Range<Int>,
+                          into results: inout [Result<[ReceivedMessage], Error>?]) {
+        var pending = Array(range)
+        // A dump that the kernel reports as interrupted is run again, a bounded number of times.
+        for attempt in 0..<5 {
+            let interrupted = exchange(nl, requests, pending, into: &results)
+            if interrupted.isEmpty { return }
+            pending = interrupted
+            if attempt == 4 {
+                for i in interrupted {
+                    results[i] = .failure(NetlinkError(context: requests[i].context, errno: .resourceTemporarilyUnavailable,
+                                                       hint: "dump kept changing under us (NLM_F_DUMP_INTR); try again"))
+                }
+            }
+        }
+    }
+
+    /// Sends `indices` in one buffer and reads until each is answered. Returns the dumps that were
+    /// interrupted (to be retried); everything else gets its result.
+    private func exchange(_ nl: OpaquePointer, _ requests: [NetlinkRequest], _ indices: [Int],
+                          into results: inout [Result<[ReceivedMessage], Error>?]) -> [Int] {
+        var bySequence: [UInt32: Int] = [:]
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(indices.reduce(0) { $0 + requests[$1].message.length })
+        for i in indices {
+            var m = requests[i].message
+            m.sequence = nextSequence
+            m.flags |= UInt16(NLM_F_ACK)
+            bySequence[nextSequence] = i
+            nextSequence &+= 1
+            buffer.append(contentsOf: m.bytes)
+        }
+        let sent = buffer.withUnsafeBytes { mnl_socket_sendto(nl, $0.baseAddress, $0.count) }
+        if sent < 0 {
+            let e = Errno(rawValue: Glibc.errno)
+            for i in indices { results[i] = .failure(SystemCallError("sendmsg(netlink)", requests[i].context.description, errno: e)) }
+            return []
+        }
+
+        var replies: [Int: [ReceivedMessage]] = [:]
+        var interrupted = Set<Int>()
+        var open = Set(indices)
+        while !open.isEmpty {
+            let n = mnl_socket_recvfrom(nl, receiveBuffer.baseAddress, receiveBuffer.count)
+            if n < 0 {
+                let e = Errno(rawValue: Glibc.errno)
+                if e == .interrupted { continue }
+                for i in open { results[i] = .failure(SystemCallError("recvmsg(netlink)", requests[i].context.description, errno: e)) }
+                return []
+            }
+            for msg in ReceivedMessage.split(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: n)) {
+                // Only answers to our own outstanding requests count; strays (late answers to an
+                // abandoned request) are dropped.
+                guard msg.portID == portID || msg.portID == 0, let i = bySequence[msg.sequence], open.contains(i) else { continue }
+                if msg.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted.insert(i) }
+                switch Int32(msg.type) {
+                case NLMSG_NOOP:
+                    continue
+                case NLMSG_ERROR:
+                    open.remove(i)
+                    let status = Self.decodeStatus(msg, isDone: false)
+                    if status.code == 0 {
+                        results[i] = .success(replies[i] ?? [])
+                    } else {
+                        results[i] = .failure(NetlinkError(context: requests[i].context, errno: Errno(rawValue: -status.code),
+                                                           kernelMessage: status.message, attributeOffset: status.offset))
+                    }
+                case NLMSG_DONE:
+                    open.remove(i)
+                    let status = Self.decodeStatus(msg, isDone: true)
+                    if status.code < 0 {
+                        results[i] = .failure(NetlinkError(context: requests[i].context, errno: Errno(rawValue: -status.code),
+                                                           kernelMessage: status.message, attributeOffset: status.offset))
+                    } else {
+                        results[i] = .success(replies[i] ?? [])
+                    }
+                case NLMSG_OVERRUN:
+                    open.remove(i)
+                    results[i] = .failure(NetlinkProtocolError("NLMSG_OVERRUN answering \(requests[i].context)"))
+                default:
+                    replies[i, default: []].append(msg)
+                }
+            }
+        }
+        // A dump marked interrupted is retried, never returned half-consistent.
+        return indices.filter { interrupted.contains($0) && (try? results[$0]?.get()) != nil }
+    }
+
+    /// The error code and extended ACK of an `NLMSG_ERROR` (or `NLMSG_DONE`) message.
+    public static func decodeStatus(_ msg: ReceivedMessage, isDone: Bool) -> (code: Int32, message: String?, offset: UInt32?) {
+        guard msg.payload.count >= 4 else { return (-Int32(EPROTO), "short error message", nil) }
+        let code = msg.payload.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+        guard msg.flags & UInt16(NLM_F_ACK_TLVS) != 0 else { return (code, nil, nil) }
+        let tlvStart: Int
+        if isDone {
+            tlvStart = 4
+        } else if msg.flags & UInt16(NLM_F_CAPPED) != 0 {
+            tlvStart = MemoryLayout<nlmsgerr>.size
+        } else {
+            // The whole request was echoed after the error code.
+            let echoedLength = msg.payload.count >= 8 ? msg.payload.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) } : 0
+            tlvStart = 4 + Int(quiver_nlmsg_align(echoedLength))
+        }
+        guard tlvStart <= msg.payload.count else { return (code, nil, nil) }
+        let tlvs = NetlinkAttributes(bytes: msg.payload, start: tlvStart, end: msg.payload.count)
+        return (code, tlvs.string(NLMSGERR_ATTR_MSG.rawValue), tlvs.u32(NLMSGERR_ATTR_OFFS.rawValue))
+    }
+}

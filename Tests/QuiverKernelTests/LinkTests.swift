@@ -1,0 +1,220 @@
+import CNetlink
+import Foundation
+import QuiverKernel
+import QuiverNetlink
+import Testing
+
+/// Privileged: real links in namespaces the tests create and delete. Witness: iproute2 JSON.
+@Suite struct LinkTests {
+    @Test func bridgeCreateReadChangeDelete() throws {
+        try withScratchNamespace { ns, h in
+            try h.addLink("br-test0", Bridge(stp: false), LinkSettings(up: true, mtu: 1400, group: 42, alias: "quiver:t/br"))
+            let l = try h.link(named: "br-test0")
+            #expect(l.kind == "bridge")
+            #expect(l.linkClass == "bridge")
+            #expect(l.mtu == 1400)
+            #expect(l.isUp)
+            #expect(l.group == 42)
+            #expect(l.alias == "quiver:t/br")
+            #expect(l.data == .bridge(Bridge(stp: false, ageingTime: l.data.flatMap { if case .bridge(let b) = $0 { b.ageingTime } else { nil } })))
+
+            var w = try ipLinks(ns)["br-test0"]!
+            #expect(w["mtu"] as? Int == 1400)
+            #expect(w["group"] as? String == "42")
+            #expect(w["ifalias"] as? String == "quiver:t/br")
+            #expect((w["flags"] as? [String])?.contains("UP") == true)
+            #expect(w.dict("linkinfo")?["info_kind"] as? String == "bridge")
+
+            let mac = try MACAddress("02:11:22:33:44:55")
+            try h.setLink("br-test0", LinkSettings(up: false, mtu: 1300, mac: mac, alias: "changed"))
+            let l2 = try h.link(named: "br-test0")
+            #expect(l2.mtu == 1300)
+            #expect(!l2.isUp)
+            #expect(l2.mac == mac)
+            #expect(l2.alias == "changed")
+            w = try ipLinks(ns)["br-test0"]!
+            #expect(w["address"] as? String == "02:11:22:33:44:55")
+            #expect(w["mtu"] as? Int == 1300)
+
+            try h.deleteLink("br-test0")
+            #expect(try h.linkIfPresent(named: "br-test0") == nil)
+            #expect(try ipLinks(ns)["br-test0"] == nil)
+        }
+    }
+
+    @Test func vethPeerCreatedDirectlyInAnotherNamespace() throws {
+        try withTwoScratchNamespaces { nsA, a, nsB, b in
+            let fd = try nsB.open()
+            defer { try? fd.close() }
+            let peerMAC = try MACAddress("02:00:00:00:00:02")
+            let veth = Veth(peer: "vb", peerSettings: LinkSettings(up: true, mac: peerMAC, namespace: .fd(fd.rawValue)))
+            try a.addLink("va", veth, LinkSettings(up: true))
+            // The peer is brought up by its own namespace's handle.
+            try b.perform(try #require(veth.peerFollowUp))
+            let va = try a.link(named: "va")
+            #expect(va.kind == "veth")
+            #expect(va.linkNetnsID != nil, "peer lives in another namespace")
+            #expect(try a.linkIfPresent(named: "vb") == nil)
+            let vb = try b.link(named: "vb")
+            #expect(vb.mac == peerMAC)
+            #expect(vb.isUp)
+            #expect(vb.linkIndex == va.index)
+            #expect(try ipLinks(nsB)["vb"]?["address"] as? String == "02:00:00:00:00:02")
+            #expect(try ipLinks(nsA)["va"]?.dict("linkinfo")?["info_kind"] as? String == "veth")
+
+            // Deleting one end removes the pair.
+            try a.deleteLink("va")
+            #expect(try b.linkIfPresent(named: "vb") == nil)
+        }
+    }
+
+    @Test func bridgePortFlagsAndMaster() throws {
+        try withScratchNamespace { ns, h in
+            try h.addLink("br0", Bridge(), LinkSettings(up: true))
+            let br = try h.link(named: "br0")
+            try h.addLink("p0", Veth(peer: "p0-peer"), LinkSettings(up: true, masterIndex: br.index))
+            #expect(try h.link(named: "p0").masterIndex == br.index)
+            try h.setBridgePort("p0", BridgePortFlags(isolated: true, learning: false, flood: false, hairpin: true))
+
+            let port = try h.link(named: "p0")
+            #expect(port.portKind == "bridge")
+            #expect(port.bridgePort?.isolated == true)
+            #expect(port.bridgePort?.learning == false)
+            #expect(port.bridgePort?.flood == false)
+            #expect(port.bridgePort?.hairpin == true)
+
+            let bridgeLinks = try witness(["bridge", "-n", ns.name!, "-j", "-d", "link", "show", "dev", "p0"]) as? [[String: Any]]
+            let w = try #require(bridgeLinks?.first)
+            #expect(w["isolated"] as? Bool == true)
+            #expect(w["learning"] as? Bool == false)
+            #expect(w["flood"] as? Bool == false)
+            #expect(w["hairpin"] as? Bool == true)
+            #expect(w["master"] as? String == "br0")
+
+            // Release from the bridge.
+            try h.setLink("p0", LinkSettings(masterIndex: 0))
+            #expect(try h.link(named: "p0").masterIndex == nil)
+        }
+    }
+
+    @Test func ifbAndVxlan() throws {
+        try withScratchNamespace { ns, h in
+            try h.addLink("ifb-test", IFB(), LinkSettings(up: true))
+            #expect(try h.link(named: "ifb-test").linkClass == "ifb")
+            #expect(try ipLinks(ns)["ifb-test"]?.dict("linkinfo")?["info_kind"] as? String == "ifb")
+
+            let vx = Vxlan(vni: 4242, local: try IPAddress("192.0.2.1"), remote: try IPAddress("192.0.2.2"), port: 4790)
+            try h.addLink("vx0", vx)
+            let l = try h.link(named: "vx0")
+            guard case .vxlan(let got)? = l.data else { Issue.record("not vxlan: \(String(describing: l.data))"); return }
+            #expect(got.vni == 4242)
+            #expect(got.local == vx.local)
+            #expect(got.remote == vx.remote)
+            #expect(got.port == 4790)
+            let data = try #require(ipLinks(ns)["vx0"]?.dict("linkinfo")?.dict("info_data"))
+            #expect(data["id"] as? Int == 4242)
+            #expect(data["remote"] as? String == "192.0.2.2")
+            #expect(data["local"] as? String == "192.0.2.1")
+            #expect(data["port"] as? Int == 4790)
+            try h.deleteLink("vx0")
+            try h.deleteLink("ifb-test")
+            #expect(try ipLinks(ns).keys.sorted() == ["lo"])
+        }
+    }
+
+    @Test func groupDeleteRemovesManyInOneRequest() throws {
+        try withScratchNamespace { ns, h in
+            var requests: [NetlinkRequest] = []
+            for i in 0..<50 {
+                requests += LinkRequest.add(try InterfaceName(validating: "g\(i)"), Veth(peer: try InterfaceName(validating: "g\(i)p"), peerSettings: LinkSettings(group: 7)),
+                                            LinkSettings(group: 7))
+            }
+            try h.performLinks(requests)
+            #expect(try h.links().filter { $0.group == 7 }.count == 100)
+            #expect(try h.deleteLinks(group: 7))
+            #expect(try h.links().filter { $0.group == 7 }.isEmpty)
+            #expect(try ipLinks(ns).keys.sorted() == ["lo"])
+            // An empty group is not an error, group 0 is refused.
+            #expect(try h.deleteLinks(group: 7) == false)
+            #expect(throws: InvalidValue.self) { try h.deleteLinks(group: 0) }
+        }
+    }
+
+    @Test func typedErrors() throws {
+        try withScratchNamespace { _, h in
+            try h.addLink("dup0", Bridge())
+            let exists = #expect(throws: NetlinkError.self) { try h.addLink("dup0", Bridge()) }
+            #expect(exists?.errno == .fileExists)
+            #expect(exists?.description.contains("create bridge link dup0") == true)
+            #expect(exists?.description.contains("EEXIST") == true)
+            #expect(exists?.description.contains("already exists") == true)
+
+            let missing = #expect(throws: NetlinkError.self) { try h.link(named: "nope0") }
+            #expect(missing?.errno == .noSuchDevice)
+            #expect(missing?.description.contains("ENODEV") == true)
+            let missingDelete = #expect(throws: NetlinkError.self) { try h.deleteLink("nope0") }
+            #expect(missingDelete?.errno == .noSuchDevice)
+
+            // The kernel explains an EINVAL in its extended ACK.
+            try h.addLink("mtu0", Veth(peer: "mtu0p"))
+            let invalid = #expect(throws: NetlinkError.self) { try h.setLink("mtu0", LinkSettings(mtu: 100_000)) }
+            #expect(invalid?.errno == .invalidArgument)
+            #expect(invalid?.kernelMessage?.isEmpty == false, "extended ACK text expected")
+
+            // A batch: one failure does not stop the rest, and each gets its own result.
+            let results = h.socket.execute(LinkRequest.add("b1", Bridge()) + LinkRequest.add("dup0", Bridge()) + LinkRequest.add("b2", Bridge()))
+            #expect((try? results[0].get()) != nil)
+            #expect((try? results[1].get()) == nil)
+            #expect((try? results[2].get()) != nil)
+        }
+    }
+
+    @Test func fifteenByteNamesWorkSixteenAreRefused() throws {
+        try withScratchNamespace { ns, h in
+            let fifteen = try InterfaceName(validating: "abcdefghijklmno")
+            try h.addLink(fifteen, Bridge())
+            #expect(try h.link(named: fifteen).name == "abcdefghijklmno")
+            #expect(try ipLinks(ns)["abcdefghijklmno"] != nil)
+            let e = #expect(throws: InvalidValue.self) { try InterfaceName(validating: "abcdefghijklmnop") }
+            #expect(e?.description.contains("16 bytes") == true)
+            #expect(throws: InvalidValue.self) { try InterfaceName(validating: "") }
+            #expect(throws: InvalidValue.self) { try InterfaceName(validating: "a/b") }
+            #expect(throws: InvalidValue.self) { try InterfaceName(validating: "a b") }
+            #expect(throws: InvalidValue.self) { try InterfaceName(validating: "a:b") }
+        }
+    }
+
+    @Test func statisticsCountTraffic() throws {
+        try withScratchNamespace { ns, h in
+            try h.addLink("st0", Veth(peer: "st1", peerSettings: LinkSettings(up: true)), LinkSettings(up: true))
+            let before = try #require(try h.link(named: "st0").statistics)
+            // Send a few frames out of st0 with a packet socket inside the namespace.
+            let sent = try ns.run { () -> Int in
+                let fd = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
+                guard fd >= 0 else { return -1 }
+                defer { close(fd) }
+                var addr = sockaddr_ll()
+                addr.sll_family = UInt16(AF_PACKET)
+                addr.sll_ifindex = Int32(if_nametoindex("st0"))
+                addr.sll_halen = 6
+                var frame = [UInt8](repeating: 0xff, count: 6) + [0x02, 0, 0, 0, 0, 1] + [0x88, 0xb5] + [UInt8](repeating: 0, count: 46)
+                var count = 0
+                for _ in 0..<10 {
+                    let n = withUnsafePointer(to: &addr) { p in
+                        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                            sendto(fd, &frame, frame.count, 0, sa, socklen_t(MemoryLayout<sockaddr_ll>.size))
+                        }
+                    }
+                    if n == frame.count { count += 1 }
+                }
+                return count
+            }
+            #expect(sent == 10)
+            let after = try #require(try h.link(named: "st0").statistics)
+            #expect(after.txPackets - before.txPackets == 10)
+            #expect(after.txBytes - before.txBytes == 600)
+            let peer = try #require(try h.links().first { $0.name == "st1" }?.statistics)
+            #expect(peer.rxPackets >= 10)
+        }
+    }
+}
