@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct Quiver: ParsableCommand {
@@ -6,4 +7,25 @@ struct Quiver: ParsableCommand {
         commandName: "quiver",
         abstract: "A Crossbow-like virtual network fabric for Linux.",
         subcommands: [LinksCommand.self])
+
+    /// Exit codes: 0 ok, 1 failure, 2 usage or validation error.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode { exit(withError: error) }
+            if code.rawValue == ExitCode.validationFailure.rawValue {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            FileHandle.standardError.write(Data("quiver: error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
 }

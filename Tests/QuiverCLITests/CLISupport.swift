@@ -1,0 +1,38 @@
+import Foundation
+import QuiverNetlink
+import Testing
+
+/// The `quiver` binary next to the test bundle.
+let quiverBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("quiver").path
+
+struct RunResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `quiver ARGS` and captures its output.
+func quiver(_ args: [String]) throws -> RunResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: quiverBinary)
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// A namespace the test owns, deleted afterwards.
+func withScratchNamespace<T>(_ body: (NetworkNamespace, NetlinkHandle) throws -> T) throws -> T {
+    let name = "qc-" + String(UUID().uuidString.prefix(8)).lowercased()
+    let ns = try NetworkNamespace.create(named: name)
+    defer {
+        do { try NetworkNamespace.delete(named: name) } catch { Issue.record("deleting \(name): \(error)") }
+        #expect(!NetworkNamespace.listNamed().contains(name), "namespace \(name) left behind")
+    }
+    return try body(ns, try NetlinkHandle(namespace: ns))
+}
