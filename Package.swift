@@ -33,6 +33,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Benchmarks run by hand through bench/*; they compare Quiver with iproute2 in one run.
+        .executableTarget(name: "quiver-bench", dependencies: ["QuiverKernel", "QuiverNetlink"]),
+
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         // Runs the built `quiver` binary as a user would.

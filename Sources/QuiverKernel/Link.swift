@@ -46,10 +46,16 @@ public struct LinkSettings: Sendable, Equatable {
     public var txQueueLength: UInt32?
     /// Move the link into another namespace.
     public var namespace: NamespaceTarget?
+    /// Queue counts, at creation only (`numtxqueues`/`numrxqueues`); the kernel's default for a
+    /// veth is one per possible CPU, each with its sysfs objects.
+    public var txQueues: UInt32?
+    public var rxQueues: UInt32?
 
     public init(up: Bool? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil, masterIndex: Int32? = nil,
                 group: UInt32? = nil, alias: String? = nil, txQueueLength: UInt32? = nil,
-                namespace: NamespaceTarget? = nil) {
+                namespace: NamespaceTarget? = nil, txQueues: UInt32? = nil, rxQueues: UInt32? = nil) {
+        self.txQueues = txQueues
+        self.rxQueues = rxQueues
         self.up = up
         self.mtu = mtu
         self.mac = mac
@@ -79,6 +85,8 @@ public struct LinkSettings: Sendable, Equatable {
         if let masterIndex { m.put(IFLA_MASTER, u32: UInt32(bitPattern: masterIndex)) }
         if let group { m.put(IFLA_GROUP, u32: group) }
         if let txQueueLength { m.put(IFLA_TXQLEN, u32: txQueueLength) }
+        if let txQueues { m.put(IFLA_NUM_TX_QUEUES, u32: txQueues) }
+        if let rxQueues { m.put(IFLA_NUM_RX_QUEUES, u32: rxQueues) }
         namespace?.encode(into: &m)
     }
 }
