@@ -59,6 +59,8 @@ public final class NetlinkSocket: @unchecked Sendable {
         // Errors carry the kernel's explanation; ACKs do not echo the whole request back.
         _ = mnl_socket_setsockopt(nl, Int32(NETLINK_EXT_ACK), &on, socklen_t(MemoryLayout<Int32>.size))
         _ = mnl_socket_setsockopt(nl, Int32(NETLINK_CAP_ACK), &on, socklen_t(MemoryLayout<Int32>.size))
+        // Dumps honour the filters in their request headers (e.g. one clsact block).
+        _ = mnl_socket_setsockopt(nl, Int32(NETLINK_GET_STRICT_CHK), &on, socklen_t(MemoryLayout<Int32>.size))
         // Room for many ACKs of a pipelined batch (FORCE works as root; plain is the fallback).
         var size: Int32 = 8 * 1024 * 1024
         let fd = mnl_socket_get_fd(nl)

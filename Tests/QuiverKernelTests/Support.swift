@@ -25,6 +25,13 @@ func withTwoScratchNamespaces<T>(_ body: (NetworkNamespace, NetlinkHandle, Netwo
 
 /// Runs an iproute2 command as an independent witness and returns its JSON output.
 func witness(_ args: [String]) throws -> Any {
+    let data = Data(try witnessText(args).utf8)
+    if data.isEmpty { return [Any]() }
+    return try JSONSerialization.jsonObject(with: data)
+}
+
+/// Runs a witness command and returns what it printed.
+func witnessText(_ args: [String]) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = args
@@ -35,8 +42,7 @@ func witness(_ args: [String]) throws -> Any {
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     guard p.terminationStatus == 0 else { throw WitnessError(command: args.joined(separator: " "), status: p.terminationStatus) }
-    if data.isEmpty { return [Any]() }
-    return try JSONSerialization.jsonObject(with: data)
+    return String(decoding: data, as: UTF8.self)
 }
 
 struct WitnessError: Error, CustomStringConvertible {

@@ -1,0 +1,165 @@
+import CNetlink
+import QuiverNetlink
+
+/// What a qdisc is, with its options. Kinds this kernel has: htb, tbf, bfifo, pfifo, ingress,
+/// clsact (see shared/KERNEL.md: no fq_codel, sfq, prio, netem).
+public enum QdiscKind: Sendable, Equatable {
+    /// Hierarchical token bucket. `defaultClass` is the minor of the class unclassified traffic
+    /// goes to (0: none, such traffic is sent unshaped).
+    case htb(defaultClass: UInt16, r2q: UInt32 = 10)
+    case tbf(TBF)
+    /// Byte-limited FIFO; a limit of 0 drops everything (how Quiver blocks a `maxbw: 0` link).
+    case bfifo(limit: UInt32)
+    case pfifo(limit: UInt32)
+    case ingress
+    case clsact
+    case other(String)
+
+    public var name: String {
+        switch self {
+        case .htb: return "htb"
+        case .tbf: return "tbf"
+        case .bfifo: return "bfifo"
+        case .pfifo: return "pfifo"
+        case .ingress: return "ingress"
+        case .clsact: return "clsact"
+        case .other(let k): return k
+        }
+    }
+
+    func encodeOptions(into m: inout NetlinkMessage) {
+        switch self {
+        case .htb(let defcls, let r2q):
+            m.nest(TCA_OPTIONS) { o in
+                var g = tc_htb_glob()
+                g.version = 3
+                g.rate2quantum = r2q
+                g.defcls = UInt32(defcls)
+                o.put(TCA_HTB_INIT, value: g)
+            }
+        case .tbf(let t):
+            t.encodeOptions(into: &m)
+        case .bfifo(let limit), .pfifo(let limit):
+            var q = tc_fifo_qopt()
+            q.limit = limit
+            m.put(TCA_OPTIONS, value: q)
+        case .ingress, .clsact, .other:
+            break
+        }
+    }
+
+    init(kind: String, options: NetlinkAttributes?, raw: [UInt8]?) {
+        switch kind {
+        case "htb":
+            let g = options?.value(TCA_HTB_INIT, as: tc_htb_glob.self)
+            self = .htb(defaultClass: UInt16(truncatingIfNeeded: g?.defcls ?? 0), r2q: g?.rate2quantum ?? 10)
+        case "tbf":
+            self = .tbf(TBF(decoding: options))
+        case "bfifo", "pfifo":
+            var limit: UInt32 = 0
+            if let raw, raw.count >= 4 { limit = raw.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } }
+            self = kind == "bfifo" ? .bfifo(limit: limit) : .pfifo(limit: limit)
+        case "ingress": self = .ingress
+        case "clsact": self = .clsact
+        default: self = .other(kind)
+        }
+    }
+}
+
+/// Token bucket filter: a classless shaper.
+/// Equivalent to `tc qdisc add ... tbf rate R burst B limit L`.
+public struct TBF: Sendable, Equatable {
+    public var rate: Bitrate
+    /// Bucket size in bytes.
+    public var burst: UInt32
+    /// Queue limit in bytes.
+    public var limit: UInt32
+
+    public init(rate: Bitrate, burst: UInt32, limit: UInt32) {
+        self.rate = rate
+        self.burst = burst
+        self.limit = limit
+    }
+
+    func encodeOptions(into m: inout NetlinkMessage) {
+        m.nest(TCA_OPTIONS) { o in
+            var q = tc_tbf_qopt()
+            q.rate = rateSpec(rate)
+            q.limit = limit
+            q.buffer = TickClock.ticks(bytes: UInt64(burst), rate: rate)
+            o.put(TCA_TBF_PARMS, value: q)
+            if rate.bytesPerSecond > UInt64(UInt32.max) { o.put(TCA_TBF_RATE64, u64: rate.bytesPerSecond) }
+            // The burst in bytes: the kernel then needs no tick conversion of it.
+            o.put(TCA_TBF_BURST, u32: burst)
+        }
+    }
+
+    init(decoding o: NetlinkAttributes?) {
+        let q = o?.value(TCA_TBF_PARMS, as: tc_tbf_qopt.self)
+        let bytes = o?.u64(TCA_TBF_RATE64) ?? UInt64(q?.rate.rate ?? 0)
+        let rate = Bitrate(bitsPerSecond: bytes * 8)
+        self.rate = rate
+        limit = q?.limit ?? 0
+        burst = q.map { TickClock.bytes(ticks: $0.buffer, rate: rate) } ?? 0
+    }
+}
+
+/// A qdisc as the kernel reports it.
+public struct Qdisc: Sendable, Equatable {
+    public var ifindex: Int32
+    public var handle: TCHandle
+    public var parent: TCHandle
+    public var kind: QdiscKind
+    public var statistics: TCStatistics
+
+    /// True for the qdiscs the kernel attaches by itself (`noqueue`, `pfifo_fast`, `mq` and its
+    /// children): they have handle 0. Anything with a handle was added by someone.
+    public var isKernelDefault: Bool { handle.rawValue == 0 }
+
+    public init(decoding message: ReceivedMessage) throws {
+        let h = try message.header(as: tcmsg.self)
+        let a = message.attributes(after: tcmsg.self)
+        ifindex = h.tcm_ifindex
+        handle = TCHandle(rawValue: h.tcm_handle)
+        parent = TCHandle(rawValue: h.tcm_parent)
+        kind = QdiscKind(kind: a.string(TCA_KIND) ?? "", options: a.nested(TCA_OPTIONS), raw: a.payload(TCA_OPTIONS))
+        statistics = TCStatistics(decoding: a)
+    }
+}
+
+public enum QdiscRequest {
+    /// `tc qdisc {add|replace|change} dev DEV parent P handle H KIND ...`.
+    public static func make(_ verb: TCVerb, ifindex: Int32, device: String, handle: TCHandle, parent: TCHandle,
+                            kind: QdiscKind) -> NetlinkRequest {
+        var m = NetlinkMessage(type: RTM_NEWQDISC, flags: verb.flags)
+        m.append(header: tcHeader(ifindex: ifindex, handle: handle, parent: parent))
+        m.put(TCA_KIND, string: kind.name)
+        kind.encodeOptions(into: &m)
+        return NetlinkRequest(m, RequestContext("\(verb.word) \(kind.name) qdisc \(handle) on", device))
+    }
+
+    /// `tc qdisc del dev DEV parent P [handle H]`.
+    public static func delete(ifindex: Int32, device: String, handle: TCHandle, parent: TCHandle) -> NetlinkRequest {
+        var m = NetlinkMessage(type: RTM_DELQDISC, flags: 0)
+        m.append(header: tcHeader(ifindex: ifindex, handle: handle, parent: parent))
+        return NetlinkRequest(m, RequestContext("delete qdisc \(handle) from", device))
+    }
+
+    /// `tc qdisc show` (every device).
+    public static func dump() -> NetlinkRequest {
+        var m = NetlinkMessage(type: RTM_GETQDISC, flags: NLM_F_DUMP)
+        m.append(header: tcmsg())
+        return NetlinkRequest(m, RequestContext("list qdiscs"))
+    }
+}
+
+extension NetlinkHandle {
+    /// Qdiscs of one device, or of all devices when `ifindex` is nil. Equivalent to `tc -s qdisc show`.
+    public func qdiscs(ifindex: Int32? = nil) throws -> [Qdisc] {
+        let r = QdiscRequest.dump()
+        return try socket.dump(r.message, r.context)
+            .filter { $0.type == UInt16(RTM_NEWQDISC) }
+            .map(Qdisc.init(decoding:))
+            .filter { ifindex == nil || $0.ifindex == ifindex }
+    }
+}

@@ -1,0 +1,68 @@
+/// A rate in bits per second, written as dladm writes `maxbw`: `K`, `M`, `G` suffixes (powers of
+/// 1000, bits), a bare number is Mbit/s, `0` means blocked. `1.5G` and lower-case suffixes work.
+public struct Bitrate: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    public let bitsPerSecond: UInt64
+
+    public init(bitsPerSecond: UInt64) { self.bitsPerSecond = bitsPerSecond }
+
+    public static func kbit(_ v: UInt64) -> Bitrate { Bitrate(bitsPerSecond: v * 1000) }
+    public static func mbit(_ v: UInt64) -> Bitrate { Bitrate(bitsPerSecond: v * 1_000_000) }
+    public static func gbit(_ v: UInt64) -> Bitrate { Bitrate(bitsPerSecond: v * 1_000_000_000) }
+
+    /// Largest rate Quiver accepts (the kernel's 64-bit rates go further; nothing here does).
+    public static let maximum = Bitrate.gbit(400)
+
+    public init(_ text: String) throws(InvalidValue) {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        guard let last = t.last else { throw InvalidValue("empty bandwidth; write e.g. 100M, 1G or 500K") }
+        let multiplier: Double
+        var number = Substring(t)
+        switch last {
+        case "k", "K": multiplier = 1e3; number = number.dropLast()
+        case "m", "M": multiplier = 1e6; number = number.dropLast()
+        case "g", "G": multiplier = 1e9; number = number.dropLast()
+        case "0"..."9", ".": multiplier = 1e6 // a bare number is Mbit/s, as in dladm
+        default:
+            throw InvalidValue("unknown bandwidth unit in \"\(text)\"; use K, M or G (bits per second), e.g. 100M; a bare number is Mbit/s")
+        }
+        guard let value = Double(number), value >= 0, value.isFinite else {
+            throw InvalidValue("\"\(text)\" is not a bandwidth; write e.g. 100M, 1G or 500K")
+        }
+        let bits = (value * multiplier).rounded()
+        guard bits <= Double(Bitrate.maximum.bitsPerSecond) else {
+            throw InvalidValue("bandwidth \(text) is above the \(Bitrate.maximum) Quiver supports")
+        }
+        if bits > 0 && bits < 8000 {
+            throw InvalidValue("bandwidth \(text) is below 8K, the smallest rate the kernel's shapers can honour; use 0 to block")
+        }
+        bitsPerSecond = UInt64(bits)
+    }
+
+    public var isBlocked: Bool { bitsPerSecond == 0 }
+    public var bytesPerSecond: UInt64 { bitsPerSecond / 8 }
+
+    /// Shortest exact dladm-style text: `50M`, `1.5G`, `2500K`, `0`.
+    public var description: String {
+        let b = bitsPerSecond
+        if b == 0 { return "0" }
+        for (div, suffix) in [(UInt64(1_000_000_000), "G"), (1_000_000, "M"), (1000, "K")] where b >= div {
+            if b % div == 0 { return "\(b / div)\(suffix)" }
+            if b % (div / 10) == 0 { return "\(b / div).\((b % div) / (div / 10))\(suffix)" }
+        }
+        return b % 1000 == 0 ? "\(b / 1000)K" : "\(b)"
+    }
+
+    public static func < (a: Bitrate, b: Bitrate) -> Bool { a.bitsPerSecond < b.bitsPerSecond }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let n = try? c.decode(UInt64.self) { try self.init("\(n)") } else { try self.init(c.decode(String.self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+import Foundation
