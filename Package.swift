@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         // The engine, for other projects' test suites: bring a fabric up, probe it, tear it down.
-        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel"]),
+        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProbe"]),
         .executable(name: "quiver", targets: ["quiver"]),
     ],
     dependencies: [
@@ -28,16 +28,21 @@ let package = Package(
         ]),
         // One file per kernel object.
         .target(name: "QuiverKernel", dependencies: ["QuiverNetlink", "CNetlink", "CNetlinkRoute"]),
+        // Caps: per-VNIC maxbw both ways, per-group aggregate with floors, per-flow caps.
+        .target(name: "QuiverBandwidth", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        // Probes that run inside namespaces: TCP bulk traffic, UDP round trips.
+        .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink"]),
         .executableTarget(name: "quiver", dependencies: [
-            "QuiverKernel", "QuiverNetlink",
+            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProbe",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Benchmarks run by hand through bench/*; they compare Quiver with iproute2 in one run.
-        .executableTarget(name: "quiver-bench", dependencies: ["QuiverKernel", "QuiverNetlink"]),
+        .executableTarget(name: "quiver-bench", dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProbe"]),
 
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        .testTarget(name: "QuiverBandwidthTests", dependencies: ["QuiverBandwidth", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
         // Runs the built `quiver` binary as a user would.
         .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink"]),
     ]

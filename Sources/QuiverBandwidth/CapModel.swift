@@ -1,0 +1,140 @@
+import QuiverKernel
+
+/// Which way traffic goes, seen from a VNIC's endpoint (as Crossbow's maxbw: full duplex).
+public enum Direction: String, Sendable, Codable, CaseIterable {
+    /// From the endpoint into the fabric (the endpoint's outbound traffic): the host-side
+    /// device's ingress, redirected to the group's `ifbFrom`.
+    case fromEndpoint = "outbound"
+    /// From the fabric to the endpoint (its inbound traffic): the host-side device's egress,
+    /// redirected to the group's `ifbTo`.
+    case toEndpoint = "inbound"
+}
+
+/// Transport of a flow (the `flowadm` analogue).
+public enum Transport: String, Sendable, Codable, CaseIterable {
+    case tcp, udp, icmp
+
+    func protocolNumber(v6: Bool) -> UInt8 {
+        switch self {
+        case .tcp: return 6
+        case .udp: return 17
+        case .icmp: return v6 ? 58 : 1
+        }
+    }
+}
+
+/// A flow on a VNIC with its own cap; matched by local/remote prefix, transport and ports.
+/// "Local" is the endpoint's side: its source when it sends, its destination when it receives.
+public struct FlowCap: Sendable, Equatable, Codable {
+    public var name: String
+    public var transport: Transport?
+    public var localIP: IPPrefix?
+    public var remoteIP: IPPrefix?
+    public var localPort: UInt16?
+    public var remotePort: UInt16?
+    /// 0 blocks the flow.
+    public var maxbw: Bitrate
+
+    public init(name: String, transport: Transport? = nil, localIP: IPPrefix? = nil, remoteIP: IPPrefix? = nil,
+                localPort: UInt16? = nil, remotePort: UInt16? = nil, maxbw: Bitrate) {
+        self.name = name
+        self.transport = transport
+        self.localIP = localIP
+        self.remoteIP = remoteIP
+        self.localPort = localPort
+        self.remotePort = remotePort
+        self.maxbw = maxbw
+    }
+}
+
+/// One VNIC in a cap group: its host-side device and the MAC its endpoint uses.
+public struct CapMember: Sendable, Equatable, Codable {
+    public var name: String
+    /// The host-side device (veth end on the switch, tap) in the fabric namespace.
+    public var device: InterfaceName
+    /// The endpoint's MAC: how the group's IFBs tell members apart. Optional only for a group of
+    /// one member (then everything on the IFB is that member's).
+    public var mac: MACAddress?
+    /// Ceiling each direction; nil: the group's cap. 0 blocks the VNIC.
+    public var maxbw: Bitrate?
+    /// Guaranteed rate each direction while others compete.
+    public var floor: Bitrate?
+    public var flows: [FlowCap]
+
+    public init(name: String, device: InterfaceName, mac: MACAddress? = nil, maxbw: Bitrate? = nil, floor: Bitrate? = nil,
+                flows: [FlowCap] = []) {
+        self.name = name
+        self.device = device
+        self.mac = mac
+        self.maxbw = maxbw
+        self.floor = floor
+        self.flows = flows
+    }
+}
+
+/// VNICs that share a cap (a tenant, or a single device): two IFBs, one per direction, each with
+/// an HTB tree: aggregate class → member classes → flow classes.
+public struct CapGroup: Sendable, Equatable, Codable {
+    public var name: String
+    /// IFBs shaping traffic from the endpoints / to the endpoints.
+    public var ifbFrom: InterfaceName
+    public var ifbTo: InterfaceName
+    /// Aggregate cap each direction; nil: no aggregate (members are capped one by one).
+    public var maxbw: Bitrate?
+    public var members: [CapMember]
+    /// Written to the IFBs' `ifalias`: how Quiver recognises its own IFBs.
+    public var ownerTag: String
+
+    public init(name: String, ifbFrom: InterfaceName, ifbTo: InterfaceName, maxbw: Bitrate? = nil,
+                members: [CapMember], ownerTag: String) {
+        self.name = name
+        self.ifbFrom = ifbFrom
+        self.ifbTo = ifbTo
+        self.maxbw = maxbw
+        self.members = members
+        self.ownerTag = ownerTag
+    }
+
+    public func ifb(_ d: Direction) -> InterfaceName { d == .fromEndpoint ? ifbFrom : ifbTo }
+
+    /// Largest flows per member and members per group the handle layout allows.
+    public static let maxFlowsPerMember = 14
+    public static let maxMembers = 2900
+
+    /// Every problem with the group, or none. Nothing touches the kernel before this is empty.
+    public func problems() -> [String] {
+        var out: [String] = []
+        if members.isEmpty { out.append("cap group \(name) has no member") }
+        if members.count > CapGroup.maxMembers { out.append("cap group \(name) has \(members.count) members; at most \(CapGroup.maxMembers) fit") }
+        if members.count > 1 {
+            for m in members where m.mac == nil {
+                out.append("\(m.name): a VNIC sharing a cap with others needs a MAC address (it tells them apart)")
+            }
+        }
+        var floors: UInt64 = 0
+        for m in members {
+            if let f = m.floor {
+                floors += f.bitsPerSecond
+                if let c = m.maxbw, f > c { out.append("\(m.name): floor \(f) is above its maxbw \(c)") }
+                if f.isBlocked { out.append("\(m.name): floor 0 means nothing; leave floor out") }
+            }
+            if m.flows.count > CapGroup.maxFlowsPerMember {
+                out.append("\(m.name): \(m.flows.count) flows; at most \(CapGroup.maxFlowsPerMember) per VNIC")
+            }
+            var names = Set<String>()
+            for f in m.flows {
+                if !names.insert(f.name).inserted { out.append("\(m.name): flow \(f.name) is defined twice") }
+                if (f.localPort != nil || f.remotePort != nil), f.transport == nil || f.transport == .icmp {
+                    out.append("\(m.name): flow \(f.name) matches a port, so its transport must be tcp or udp")
+                }
+                if let l = f.localIP, let r = f.remoteIP, l.address.isV4 != r.address.isV4 {
+                    out.append("\(m.name): flow \(f.name) mixes an IPv4 and an IPv6 prefix")
+                }
+            }
+        }
+        if let cap = maxbw, floors > cap.bitsPerSecond {
+            out.append("cap group \(name): floors add up to \(Bitrate(bitsPerSecond: floors)), above its maxbw \(cap)")
+        }
+        return out
+    }
+}

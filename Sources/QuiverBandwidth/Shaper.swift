@@ -1,0 +1,284 @@
+import CNetlink
+import QuiverKernel
+import QuiverNetlink
+
+/// Something on a device that Quiver did not create and will not touch.
+public struct OwnershipConflict: Error, Sendable, Equatable, CustomStringConvertible {
+    public var device: String
+    public var found: String
+    public var description: String {
+        "device \(device) already carries \(found), which Quiver did not create; Quiver leaves it alone — remove it yourself or cap another device"
+    }
+}
+
+/// What an apply did.
+public struct ShapingReport: Sendable, Equatable {
+    public var created = 0
+    public var changed = 0
+    public var deleted = 0
+    public init() {}
+    public var isNoOp: Bool { created == 0 && changed == 0 && deleted == 0 }
+}
+
+/// Applies cap groups to the kernel through one namespace's handle, and reads them back.
+///
+/// Ownership: Quiver's IFBs carry the group's owner tag in `ifalias`; on member devices Quiver
+/// owns a `clsact` qdisc whose only filters are its two redirects (priorities 0xC1/0xC2). A
+/// device with any other ingress/clsact/root qdisc, or an IFB of the same name without the tag,
+/// is a conflict: reported, never changed.
+public struct Shaper: Sendable {
+    public let handle: NetlinkHandle
+    public let policy: ShapingPolicy
+
+    public init(handle: NetlinkHandle, policy: ShapingPolicy = ShapingPolicy()) {
+        self.handle = handle
+        self.policy = policy
+    }
+
+    // MARK: Apply
+
+    /// Makes the kernel match `group`: creates what is missing, changes classes in place
+    /// (`tc class change`: traffic keeps flowing), deletes what is no longer wanted. Idempotent.
+    @discardableResult
+    public func apply(_ group: CapGroup) throws -> ShapingReport {
+        let problems = group.problems()
+        guard problems.isEmpty else { throw InvalidValue(problems.joined(separator: "; ")) }
+        var report = ShapingReport()
+        var links = try handle.links()
+        let qdiscs = try handle.qdiscs()
+
+        // Member devices must exist and carry nothing foreign.
+        var deviceIndex: [InterfaceName: Int32] = [:]
+        for m in group.members {
+            guard let l = links.first(where: { $0.name == m.device.rawValue }) else {
+                throw NetlinkError(context: RequestContext("cap", m.device.rawValue), errno: .noSuchDevice,
+                                   hint: "device \(m.device) of \(m.name) not found in the \(handle.location)")
+            }
+            deviceIndex[m.device] = l.index
+            try checkDeviceOwnership(l, qdiscs: qdiscs.filter { $0.ifindex == l.index })
+        }
+
+        // The group's IFBs: ours by tag, created when missing.
+        var create: [NetlinkRequest] = []
+        for d in Direction.allCases {
+            let name = group.ifb(d)
+            if let l = links.first(where: { $0.name == name.rawValue }) {
+                guard l.alias == group.ownerTag else {
+                    throw OwnershipConflict(device: name.rawValue, found: "the name (an existing \(l.linkClass) link, alias \"\(l.alias ?? "")\")")
+                }
+            } else {
+                create += LinkRequest.add(name, IFB(), LinkSettings(up: true, alias: group.ownerTag))
+                report.created += 1
+            }
+        }
+        if !create.isEmpty {
+            try handle.performLinks(create)
+            links = try handle.links()
+        }
+        let ifbIndex = Dictionary(uniqueKeysWithValues: Direction.allCases.map { d in
+            (d, links.first { $0.name == group.ifb(d).rawValue }!.index)
+        })
+
+        for d in Direction.allCases {
+            let layout = ShapingPlan.layout(group, d, policy: policy)
+            try reconcile(layout, ifindex: ifbIndex[d]!, device: group.ifb(d).rawValue,
+                          qdiscs: qdiscs.filter { $0.ifindex == ifbIndex[d]! }, report: &report)
+        }
+        for m in group.members {
+            try attach(device: m.device, ifindex: deviceIndex[m.device]!, from: ifbIndex[.fromEndpoint]!,
+                       to: ifbIndex[.toEndpoint]!, qdiscs: qdiscs.filter { $0.ifindex == deviceIndex[m.device]! }, report: &report)
+        }
+        return report
+    }
+
+    /// Refuses devices with a root, ingress or clsact qdisc someone else added.
+    func checkDeviceOwnership(_ link: Link, qdiscs: [Qdisc]) throws {
+        for q in qdiscs where !q.isKernelDefault {
+            if q.parent == .root {
+                throw OwnershipConflict(device: link.name, found: "a root \(q.kind.name) qdisc (handle \(q.handle))")
+            }
+            if q.parent == .ingressParent {
+                guard q.kind == .clsact else {
+                    throw OwnershipConflict(device: link.name, found: "an \(q.kind.name) qdisc (handle \(q.handle))")
+                }
+                let foreign = try deviceFilters(link.index).filter {
+                    $0.priority != ShapingPlan.deviceIngressPriority && $0.priority != ShapingPlan.deviceEgressPriority
+                }
+                if let f = foreign.first {
+                    throw OwnershipConflict(device: link.name, found: "a clsact qdisc with a \(f.kind) filter at priority \(f.priority)")
+                }
+            }
+        }
+    }
+
+    func deviceFilters(_ ifindex: Int32) throws -> [Filter] {
+        try handle.filters(ifindex: ifindex, parent: .clsactIngress) + handle.filters(ifindex: ifindex, parent: .clsactEgress)
+    }
+
+    /// Brings one IFB's HTB tree to `layout`.
+    func reconcile(_ layout: IFBLayout, ifindex: Int32, device: String, qdiscs: [Qdisc], report: inout ShapingReport) throws {
+        let hasRoot = qdiscs.contains { $0.parent == .root && $0.handle == layout.root && $0.kind == .htb(defaultClass: layout.defaultClass.minor) }
+        if !hasRoot {
+            // Our own IFB: whatever root it has is ours to replace; its children go with it.
+            try handle.perform(QdiscRequest.make(.replace, ifindex: ifindex, device: device, handle: layout.root, parent: .root,
+                                                 kind: .htb(defaultClass: layout.defaultClass.minor)))
+            report.created += 1
+        }
+        let currentClasses = hasRoot ? try handle.classes(ifindex: ifindex) : []
+        let currentFilters = hasRoot ? try handle.filters(ifindex: ifindex, parent: layout.root).filter { $0.u32?.keys.isEmpty == false } : []
+        let leaves = hasRoot ? qdiscs.filter { $0.parent != .root } : []
+
+        var steps: [NetlinkRequest] = []
+        // 1. Filters: if the set differs, take ours out first (a class with filters pointing at it
+        //    cannot be deleted), and put the wanted set back at the end.
+        let wanted = Set(layout.filters.map { FilterKey($0.priority, $0.protocolNumber, $0.filter) })
+        let present = Set(currentFilters.compactMap { f in f.u32.map { FilterKey(f.priority, f.protocolNumber, $0) } })
+        let filtersDiffer = wanted != present
+        if filtersDiffer {
+            for prio in Set(currentFilters.map(\.priority)) {
+                steps.append(FilterRequest.delete(ifindex: ifindex, device: device, parent: layout.root, priority: prio))
+            }
+            report.deleted += present.subtracting(wanted).count
+        }
+        // 2. Classes no longer wanted, deepest first.
+        let wantedIDs = Set(layout.classes.map(\.id))
+        for c in currentClasses.filter({ !wantedIDs.contains($0.handle) }).sorted(by: { $0.handle.minor > $1.handle.minor }) {
+            steps.append(ClassRequest.delete(ifindex: ifindex, device: device, classID: c.handle))
+            report.deleted += 1
+        }
+        // 3. Wanted classes: add, or change in place; then their leaf queues.
+        for c in layout.classes {
+            if let cur = currentClasses.first(where: { $0.handle == c.id }), cur.parent == c.parent {
+                if let h = cur.htb, !h.sameShaping(as: c.htb) {
+                    steps.append(ClassRequest.make(.change, ifindex: ifindex, device: device, classID: c.id, parent: c.parent, htb: c.htb))
+                    report.changed += 1
+                }
+            } else {
+                if currentClasses.contains(where: { $0.handle == c.id }) {
+                    steps.append(ClassRequest.delete(ifindex: ifindex, device: device, classID: c.id))
+                }
+                steps.append(ClassRequest.make(.add, ifindex: ifindex, device: device, classID: c.id, parent: c.parent, htb: c.htb))
+                report.created += 1
+            }
+            guard let queue = c.leafQueue else { continue }
+            let leaf = IFBLayout.leafHandle(for: c.id)
+            if let q = leaves.first(where: { $0.parent == c.id && $0.handle == leaf }) {
+                if !q.kind.sameQueue(as: queue) {
+                    // A different kind cannot be changed in place; replace swaps it atomically.
+                    let verb: TCVerb = q.kind.name == queue.name ? .change : .replace
+                    steps.append(QdiscRequest.make(verb, ifindex: ifindex, device: device, handle: leaf, parent: c.id, kind: queue))
+                    report.changed += 1
+                }
+            } else {
+                steps.append(QdiscRequest.make(.replace, ifindex: ifindex, device: device, handle: leaf, parent: c.id, kind: queue))
+                report.created += 1
+            }
+        }
+        // 4. The filters.
+        if filtersDiffer {
+            for f in layout.filters {
+                steps.append(FilterRequest.addU32(ifindex: ifindex, device: device, parent: layout.root,
+                                                  priority: f.priority, protocolNumber: f.protocolNumber, filter: f.filter))
+            }
+            report.created += wanted.subtracting(present).count
+        }
+        try performInOrder(steps)
+    }
+
+    /// Runs requests pipelined but stops at the first failure (later steps depend on earlier ones).
+    func performInOrder(_ steps: [NetlinkRequest]) throws {
+        guard !steps.isEmpty else { return }
+        for r in handle.socket.execute(steps) { _ = try r.get() }
+    }
+
+    /// Redirects a member device's ingress to `from` and egress to `to` (clsact + u32 + mirred).
+    func attach(device: InterfaceName, ifindex: Int32, from: Int32, to: Int32, qdiscs: [Qdisc], report: inout ShapingReport) throws {
+        var steps: [NetlinkRequest] = []
+        let hasClsact = qdiscs.contains { $0.kind == .clsact }
+        if !hasClsact {
+            steps.append(QdiscRequest.make(.add, ifindex: ifindex, device: device.rawValue, handle: .ingressHandle,
+                                           parent: .ingressParent, kind: .clsact))
+            report.created += 1
+        }
+        let current = hasClsact ? try deviceFilters(ifindex) : []
+        for (prio, parent, target) in [(ShapingPlan.deviceIngressPriority, TCHandle.clsactIngress, from),
+                                       (ShapingPlan.deviceEgressPriority, TCHandle.clsactEgress, to)] {
+            let want = U32Filter(keys: U32Key.all, actions: [.redirect(toIndex: target)])
+            let have = current.filter { $0.priority == prio }.compactMap(\.u32).filter { !$0.keys.isEmpty }
+            if have == [want] { continue }
+            if !have.isEmpty {
+                steps.append(FilterRequest.delete(ifindex: ifindex, device: device.rawValue, parent: parent, priority: prio))
+                report.changed += 1
+            } else {
+                report.created += 1
+            }
+            steps.append(FilterRequest.addU32(ifindex: ifindex, device: device.rawValue, parent: parent, priority: prio,
+                                              protocolNumber: UInt16(ETH_P_ALL), filter: want))
+        }
+        try performInOrder(steps)
+    }
+
+    // MARK: Remove
+
+    /// Stops shaping a device: deletes its clsact qdisc if it is Quiver's. Returns false when the
+    /// device carried none.
+    @discardableResult
+    public func detach(device: InterfaceName) throws -> Bool {
+        guard let l = try handle.linkIfPresent(named: device) else { return false }
+        let qdiscs = try handle.qdiscs(ifindex: l.index)
+        guard qdiscs.contains(where: { $0.kind == .clsact }) else { return false }
+        try checkDeviceOwnership(l, qdiscs: qdiscs.filter { $0.parent == .ingressParent })
+        try handle.perform(QdiscRequest.delete(ifindex: l.index, device: device.rawValue, handle: .ingressHandle, parent: .ingressParent))
+        return true
+    }
+
+    /// Removes a group: detaches its members and deletes its IFBs (only when tagged as its own).
+    public func remove(_ group: CapGroup) throws {
+        for m in group.members { try detach(device: m.device) }
+        for d in Direction.allCases {
+            guard let l = try handle.linkIfPresent(named: group.ifb(d)) else { continue }
+            guard l.alias == group.ownerTag else {
+                throw OwnershipConflict(device: l.name, found: "the name (alias \"\(l.alias ?? "")\")")
+            }
+            try handle.deleteLink(group.ifb(d))
+        }
+    }
+}
+
+/// A filter's identity for comparing wanted with present.
+struct FilterKey: Hashable {
+    var priority: UInt16
+    var protocolNumber: UInt16
+    var keys: [KeyTriple]
+    var classID: UInt32?
+    var actions: [Int32]
+
+    struct KeyTriple: Hashable { var mask: UInt32; var value: UInt32; var offset: Int32 }
+
+    init(_ priority: UInt16, _ protocolNumber: UInt16, _ f: U32Filter) {
+        self.priority = priority
+        self.protocolNumber = protocolNumber
+        keys = f.keys.map { KeyTriple(mask: $0.mask, value: $0.value, offset: $0.offset) }
+        classID = f.classID?.rawValue
+        actions = f.actions.map { if case .redirect(let i) = $0 { return i } else { return 0 } }
+    }
+}
+
+extension QdiscKind {
+    /// Equal for planning: a TBF's burst reads back rounded to ticks, so only rate and limit count.
+    func sameQueue(as other: QdiscKind) -> Bool {
+        if case .tbf(let a) = self, case .tbf(let b) = other { return a.rate == b.rate && a.limit == b.limit }
+        return self == other
+    }
+}
+
+extension HTBClass {
+    /// Same rates, priority and quantum; bursts equal within the microsecond rounding of ticks.
+    func sameShaping(as other: HTBClass) -> Bool {
+        func close(_ a: UInt32, _ b: UInt32, _ rate: Bitrate) -> Bool {
+            abs(Int64(a) - Int64(b)) <= Int64(rate.bytesPerSecond / 1_000_000) + 2
+        }
+        return rate == other.rate && ceil == other.ceil && priority == other.priority && quantum == other.quantum
+            && close(burst, other.burst, rate) && close(cburst, other.cburst, ceil)
+    }
+}

@@ -1,0 +1,142 @@
+import CNetlink
+import QuiverKernel
+
+/// The tc objects one IFB carries for one direction of a cap group: computed, not applied.
+public struct IFBLayout: Sendable, Equatable {
+    public struct Class: Sendable, Equatable {
+        public var id: TCHandle
+        public var parent: TCHandle
+        public var htb: HTBClass
+        /// Leaf classes carry a queue; inner classes nil.
+        public var leafQueue: QdiscKind?
+        /// What it is for, for `quiver cap show`: "aggregate", "default", a member name, "member/flow".
+        public var label: String
+    }
+
+    public struct FilterSpec: Sendable, Equatable {
+        public var priority: UInt16
+        public var protocolNumber: UInt16
+        public var filter: U32Filter
+    }
+
+    public var direction: Direction
+    public var root: TCHandle
+    public var defaultClass: TCHandle
+    public var classes: [Class]
+    public var filters: [FilterSpec]
+
+    /// The leaf queue's handle for a leaf class: major 0x4000 + class minor.
+    public static func leafHandle(for classID: TCHandle) -> TCHandle {
+        TCHandle(major: 0x4000 &+ classID.minor, minor: 0)
+    }
+}
+
+/// Handle layout, filter priorities and the planner from a ``CapGroup`` to ``IFBLayout``s.
+public enum ShapingPlan {
+    /// HTB root on every Quiver IFB.
+    public static let root = TCHandle(major: 1, minor: 0)
+    public static let aggregate = TCHandle(major: 1, minor: 1)
+    public static let defaultClass = TCHandle(major: 1, minor: 2)
+    /// Member i: class 1:(0x100 + 16 i); with flows, its other traffic goes to +1 and flow j to +2+j.
+    static func memberClass(_ i: Int) -> TCHandle { TCHandle(major: 1, minor: UInt16(0x100 + 16 * i)) }
+
+    /// Filter priorities on the IFBs: flows first, then members.
+    public static let flowPriority: UInt16 = 10
+    public static let memberPriority: UInt16 = 20
+    /// Priorities of the redirect filters on a member device's clsact hooks. Two values because
+    /// u32 lists every table of a priority of the qdisc in a dump of either hook.
+    public static let deviceIngressPriority: UInt16 = 0xC1
+    public static let deviceEgressPriority: UInt16 = 0xC2
+
+    /// The smallest rate HTB is given (it refuses 0).
+    static let minimumRate = Bitrate.kbit(8)
+
+    /// Plans one direction. The group must have no ``CapGroup/problems()``.
+    public static func layout(_ g: CapGroup, _ d: Direction, policy: ShapingPolicy = ShapingPolicy()) -> IFBLayout {
+        let ceilings = g.members.map { $0.maxbw ?? g.maxbw }
+        // Without a group cap, the aggregate is what all members together may use.
+        let aggregateRate: Bitrate = g.maxbw ?? Bitrate(bitsPerSecond: min(Bitrate.maximum.bitsPerSecond,
+            ceilings.reduce(UInt64(0)) { $0 + ($1?.bitsPerSecond ?? Bitrate.maximum.bitsPerSecond) }))
+        let unlimited = aggregateRate
+
+        // Default class: unclassified frames (broadcast towards endpoints, for instance) share
+        // the aggregate but are guaranteed little.
+        let defaultRate = max(minimumRate, Bitrate(bitsPerSecond: min(1_000_000, aggregateRate.bitsPerSecond / 100)))
+        var classes: [IFBLayout.Class] = [
+            .init(id: aggregate, parent: root, htb: policy.htb(rate: aggregateRate, ceil: aggregateRate), leafQueue: nil, label: "aggregate"),
+            .init(id: defaultClass, parent: aggregate, htb: policy.htb(rate: defaultRate, ceil: aggregateRate),
+                  leafQueue: policy.leafQueue(for: aggregateRate), label: "default"),
+        ]
+
+        // Members without a floor split what the floors and the default class leave.
+        let floors = g.members.reduce(UInt64(0)) { $0 + ($1.floor?.bitsPerSecond ?? 0) }
+        let withoutFloor = g.members.filter { $0.floor == nil }.count
+        let spare = aggregateRate.bitsPerSecond > floors + defaultRate.bitsPerSecond
+            ? aggregateRate.bitsPerSecond - floors - defaultRate.bitsPerSecond : 0
+        let share = Bitrate(bitsPerSecond: withoutFloor == 0 ? 0 : spare / UInt64(withoutFloor))
+
+        var filters: [IFBLayout.FilterSpec] = []
+        for (i, m) in g.members.enumerated() {
+            let id = memberClass(i)
+            let ceil = min(m.maxbw ?? unlimited, aggregateRate)
+            let blocked = ceil.isBlocked
+            let memberCeil = blocked ? minimumRate : ceil
+            let rate = min(memberCeil, max(minimumRate, m.floor ?? share))
+            let hasFlows = !m.flows.isEmpty && !blocked
+            classes.append(.init(id: id, parent: aggregate, htb: policy.htb(rate: rate, ceil: memberCeil),
+                                 leafQueue: hasFlows ? nil : policy.leafQueue(for: ceil), label: m.name))
+            var target = id
+            if hasFlows {
+                let rest = TCHandle(major: 1, minor: id.minor + 1)
+                classes.append(.init(id: rest, parent: id, htb: policy.htb(rate: rate, ceil: memberCeil),
+                                     leafQueue: policy.leafQueue(for: ceil), label: m.name + "/other"))
+                target = rest
+                for (j, f) in m.flows.enumerated() {
+                    let fid = TCHandle(major: 1, minor: id.minor + 2 + UInt16(j))
+                    let fceil = min(f.maxbw.isBlocked ? minimumRate : f.maxbw, memberCeil)
+                    classes.append(.init(id: fid, parent: id, htb: policy.htb(rate: minimumRate, ceil: fceil),
+                                         leafQueue: policy.leafQueue(for: f.maxbw.isBlocked ? f.maxbw : fceil),
+                                         label: m.name + "/" + f.name))
+                    for (proto, keys) in flowKeys(f, mac: m.mac, direction: d) {
+                        filters.append(.init(priority: flowPriority, protocolNumber: proto,
+                                             filter: U32Filter(keys: keys, classID: fid)))
+                    }
+                }
+            }
+            let macKeys = m.mac.map { d == .fromEndpoint ? U32Key.etherSource($0) : U32Key.etherDestination($0) } ?? U32Key.all
+            filters.append(.init(priority: memberPriority, protocolNumber: UInt16(ETH_P_ALL),
+                                 filter: U32Filter(keys: macKeys, classID: target)))
+        }
+        return IFBLayout(direction: d, root: root, defaultClass: defaultClass, classes: classes, filters: filters)
+    }
+
+    /// u32 keys for a flow, one set per IP family it can match (both when it names no prefix).
+    static func flowKeys(_ f: FlowCap, mac: MACAddress?, direction d: Direction) -> [(UInt16, [U32Key])] {
+        let macKeys = mac.map { d == .fromEndpoint ? U32Key.etherSource($0) : U32Key.etherDestination($0) } ?? []
+        // Local is the endpoint's side: source when it sends, destination when it receives.
+        let (src, dst) = d == .fromEndpoint ? (f.localIP, f.remoteIP) : (f.remoteIP, f.localIP)
+        let (sport, dport) = d == .fromEndpoint ? (f.localPort, f.remotePort) : (f.remotePort, f.localPort)
+        let family = (f.localIP ?? f.remoteIP)?.address.isV4
+        var out: [(UInt16, [U32Key])] = []
+        if family != false {
+            var k = macKeys
+            if sport != nil || dport != nil { k.append(U32Key.ipv4NoOptions) }
+            if let s = src { k += U32Key.ipv4Source(s) }
+            if let t = dst { k += U32Key.ipv4Destination(t) }
+            if let t = f.transport { k.append(U32Key.ipv4Protocol(t.protocolNumber(v6: false))) }
+            if let p = sport { k.append(U32Key.ipv4SourcePort(p)) }
+            if let p = dport { k.append(U32Key.ipv4DestinationPort(p)) }
+            out.append((UInt16(ETH_P_IP), k.isEmpty ? U32Key.all : k))
+        }
+        if family != true {
+            var k = macKeys
+            if let s = src { k += U32Key.ipv6Source(s) }
+            if let t = dst { k += U32Key.ipv6Destination(t) }
+            if let t = f.transport { k.append(U32Key.ipv6NextHeader(t.protocolNumber(v6: true))) }
+            if let p = sport { k.append(U32Key.ipv6SourcePort(p)) }
+            if let p = dport { k.append(U32Key.ipv6DestinationPort(p)) }
+            out.append((UInt16(ETH_P_IPV6), k.isEmpty ? U32Key.all : k))
+        }
+        return out
+    }
+}

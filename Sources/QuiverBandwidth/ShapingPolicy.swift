@@ -1,0 +1,63 @@
+import QuiverKernel
+
+/// Bucket and queue sizes for a shaped rate — the one place they are computed.
+///
+/// - burst: what a class may send at once. Too small and the shaper cannot keep up with the
+///   timer at high rates (tc's default of ~1 MTU gives 94 % of 1 Gbit/s, 80 % of 5 Gbit/s here);
+///   too large and a low cap runs at line rate for a while (Kubernetes' 2^31-bit default let a
+///   1 Mbit/s cap run at 300 Mbit/s for 4 s). Quiver uses `burstTime` of traffic at the rate,
+///   never less than two full frames, never more than `maxBurst`.
+/// - queue limit: bytes waiting behind the shaper, i.e. the latency a saturated cap adds. Quiver
+///   uses `latencyTarget` at the rate, never less than `minQueue` (room for a TSO burst of a
+///   sender, so it is not dropped whole).
+/// - leaf queue: a TBF used only as a byte-limited FIFO that splits TSO/GSO super-packets
+///   (up to 64 KiB) into frames. A plain bfifo of a few KiB would drop such a super-packet whole,
+///   every time, and TCP through a low cap collapses (measured here: 0.3 Mbit/s through a 2 Mbit/s
+///   cap). Its own rate is far above any cap, so HTB alone decides when packets leave.
+/// - quantum: bytes per DRR round when siblings share spare bandwidth; set explicitly so the kernel
+///   never derives a bad one from r2q (and never warns).
+public struct ShapingPolicy: Sendable, Equatable {
+    public var mtu: Int = 1500
+    public var burstTime: Double = 0.010
+    public var maxBurst: UInt32 = 64 << 20
+    public var latencyTarget: Double = 0.005
+    public var minQueue: UInt32 = 8 * 1514
+    public var maxQueue: UInt32 = 256 << 20
+
+    public init() {}
+
+    /// A full Ethernet frame.
+    public var frame: UInt32 { UInt32(mtu + 14) }
+
+    public func burst(for rate: Bitrate) -> UInt32 {
+        let bytes = Double(rate.bytesPerSecond) * burstTime
+        return UInt32(min(Double(maxBurst), max(Double(2 * frame), bytes.rounded(.up))))
+    }
+
+    public func queueLimit(for rate: Bitrate) -> UInt32 {
+        if rate.isBlocked { return 0 }
+        let bytes = Double(rate.bytesPerSecond) * latencyTarget
+        return UInt32(min(Double(maxQueue), max(Double(minQueue), bytes.rounded(.up))))
+    }
+
+    /// Rate of the segmenting leaf TBF: never the bottleneck.
+    public var segmenterRate = Bitrate.gbit(100)
+
+    /// The queue under a leaf class: drops everything for a blocked (0) rate.
+    public func leafQueue(for rate: Bitrate) -> QdiscKind {
+        let limit = queueLimit(for: rate)
+        if limit == 0 { return .bfifo(limit: 0) }
+        return .tbf(TBF(rate: segmenterRate, burst: 2 * frame, limit: limit))
+    }
+
+    public func quantum(for rate: Bitrate) -> UInt32 {
+        // One frame per round at low rates, up to the kernel's own upper bound.
+        UInt32(min(200_000, max(UInt64(frame), rate.bytesPerSecond / 1000)))
+    }
+
+    /// The HTB parameters of a class with these rates.
+    public func htb(rate: Bitrate, ceil: Bitrate, priority: UInt32 = 0) -> HTBClass {
+        HTBClass(rate: rate, ceil: ceil, burst: burst(for: rate), cburst: burst(for: ceil),
+                 priority: priority, quantum: quantum(for: rate))
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import QuiverKernel
+import QuiverNetlink
+
+/// A bulk TCP transfer between two namespaces, measured at the receiver: Quiver's built-in
+/// traffic generator. Bounded in time: the sender stops at the deadline, every socket has a
+/// timeout, and the whole run ends by `duration + 3 s` whatever the network does.
+public struct TCPBulk: Sendable {
+    public var from: NetworkNamespace
+    public var to: NetworkNamespace
+    /// Where the receiver listens (an address inside `to`).
+    public var address: IPAddress
+    public var port: UInt16
+    public var duration: Double
+    /// Time excluded at the start (slow start, the shaper's first burst).
+    public var warmup: Double
+    /// Receiver samples: cumulative bytes every `interval` seconds.
+    public var interval: Double = 0.1
+
+    public init(from: NetworkNamespace, to: NetworkNamespace, address: IPAddress, port: UInt16 = 5201,
+                duration: Double = 3, warmup: Double = 1) {
+        self.from = from
+        self.to = to
+        self.address = address
+        self.port = port
+        self.duration = duration
+        self.warmup = warmup
+    }
+
+    public struct Result: Sendable {
+        /// (seconds since the first byte, cumulative bytes), every `interval`.
+        public var samples: [(Double, UInt64)]
+        public var totalBytes: UInt64
+        /// Goodput after the warm-up, bits per second.
+        public var bitsPerSecond: Double
+        /// True if the connection ran to the end without an error.
+        public var completed: Bool
+
+        /// Goodput between two times (seconds since the first byte).
+        public func rate(from t0: Double, to t1: Double) -> Double {
+            guard let a = samples.first(where: { $0.0 >= t0 }), let b = samples.last(where: { $0.0 <= t1 }),
+                  b.0 > a.0 else { return 0 }
+            return Double(b.1 - a.1) * 8 / (b.0 - a.0)
+        }
+    }
+
+    /// Runs the transfer; `during` is called (on another thread) once the data flows, at
+    /// `duringAt` seconds, e.g. to change a cap mid-stream.
+    public func run(duringAt: Double? = nil, during: (@Sendable () -> Void)? = nil) throws -> Result {
+        let family = address.isV4 ? AF_INET : AF_INET6
+        let listener = try to.run { () throws -> Int32 in
+            let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw SystemCallError("socket", "receiver", errno: .init(rawValue: errno)) }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+            guard Sockets.bind(fd, address, port) == 0, listen(fd, 1) == 0 else {
+                let e = errno
+                close(fd)
+                throw SystemCallError("bind/listen", "\(address) port \(port)", errno: .init(rawValue: e))
+            }
+            return fd
+        }
+        defer { close(listener) }
+        let sender = try from.run { () throws -> Int32 in
+            let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw SystemCallError("socket", "sender", errno: .init(rawValue: errno)) }
+            return fd
+        }
+        Sockets.setTimeout(listener, seconds: 3)
+        Sockets.setTimeout(sender, seconds: 3)
+
+        let box = ResultBox()
+        let duration = self.duration, interval = self.interval
+        let receiverThread = Thread {
+            let conn = accept(listener, nil, nil)
+            guard conn >= 0 else { box.finish(samples: [], total: 0, ok: false); return }
+            defer { close(conn) }
+            Sockets.setTimeout(conn, seconds: 2)
+            var buf = [UInt8](repeating: 0, count: 256 * 1024)
+            var total: UInt64 = 0
+            var samples: [(Double, UInt64)] = []
+            var start: Double?
+            var nextSample = 0.0
+            let hardStop = Sockets.now() + duration + 3
+            var ok = true
+            while Sockets.now() < hardStop {
+                let n = recv(conn, &buf, buf.count, 0)
+                if n == 0 { break }
+                if n < 0 { if errno == EINTR { continue }; ok = false; break }
+                let t = Sockets.now()
+                if start == nil { start = t; samples.append((0, 0)) }
+                total += UInt64(n)
+                let since = t - start!
+                if since >= nextSample {
+                    samples.append((since, total))
+                    nextSample = (since / interval).rounded(.down) * interval + interval
+                }
+            }
+            if let s = start { samples.append((Sockets.now() - s, total)) }
+            box.finish(samples: samples, total: total, ok: ok)
+        }
+        receiverThread.start()
+
+        guard Sockets.connect(sender, address, port) == 0 else {
+            let e = errno
+            close(sender)
+            throw SystemCallError("connect", "\(address) port \(port)", errno: .init(rawValue: e))
+        }
+        if let duringAt, let during {
+            let t = Thread {
+                Thread.sleep(forTimeInterval: duringAt)
+                during()
+            }
+            t.start()
+        }
+        let chunk = [UInt8](repeating: 0x5A, count: 128 * 1024)
+        let deadline = Sockets.now() + duration
+        var sendOK = true
+        while Sockets.now() < deadline {
+            let n = chunk.withUnsafeBytes { send(sender, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK { continue }
+                sendOK = false
+                break
+            }
+        }
+        shutdown(sender, Int32(SHUT_WR))
+        let r = box.wait(timeout: 4)
+        close(sender)
+        let samples = r?.samples ?? []
+        let rate = Result(samples: samples, totalBytes: r?.total ?? 0, bitsPerSecond: 0, completed: false)
+            .rate(from: warmup, to: duration)
+        return Result(samples: samples, totalBytes: r?.total ?? 0, bitsPerSecond: rate, completed: sendOK && (r?.ok ?? false))
+    }
+}
+
+final class ResultBox: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var value: (samples: [(Double, UInt64)], total: UInt64, ok: Bool)?
+
+    func finish(samples: [(Double, UInt64)], total: UInt64, ok: Bool) {
+        cond.lock()
+        value = (samples, total, ok)
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    func wait(timeout: Double) -> (samples: [(Double, UInt64)], total: UInt64, ok: Bool)? {
+        cond.lock()
+        defer { cond.unlock() }
+        let until = Date(timeIntervalSinceNow: timeout)
+        while value == nil { if !cond.wait(until: until) { break } }
+        return value
+    }
+}
