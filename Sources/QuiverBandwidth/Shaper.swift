@@ -124,7 +124,9 @@ public struct Shaper: Sendable {
                                                  kind: .htb(defaultClass: layout.defaultClass.minor)))
             report.created += 1
         }
-        let currentClasses = hasRoot ? try handle.classes(ifindex: ifindex) : []
+        // Only the HTB's classes: a TBF leaf shows up in the dump with a class of its own.
+        let currentClasses = hasRoot
+            ? try handle.classes(ifindex: ifindex).filter { $0.kind == "htb" && $0.handle.major == layout.root.major } : []
         let currentFilters = hasRoot ? try handle.filters(ifindex: ifindex, parent: layout.root).filter { $0.u32?.keys.isEmpty == false } : []
         let leaves = hasRoot ? qdiscs.filter { $0.parent != .root } : []
 
@@ -148,7 +150,9 @@ public struct Shaper: Sendable {
         }
         // 3. Wanted classes: add, or change in place; then their leaf queues.
         for c in layout.classes {
-            if let cur = currentClasses.first(where: { $0.handle == c.id }), cur.parent == c.parent {
+            // The kernel reports a top-level class's parent as "root", not as the qdisc.
+            if let cur = currentClasses.first(where: { $0.handle == c.id }),
+               (cur.parent == .root ? layout.root : cur.parent) == c.parent {
                 if let h = cur.htb, !h.sameShaping(as: c.htb) {
                     steps.append(ClassRequest.make(.change, ifindex: ifindex, device: device, classID: c.id, parent: c.parent, htb: c.htb))
                     report.changed += 1

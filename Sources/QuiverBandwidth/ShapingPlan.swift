@@ -40,8 +40,10 @@ public enum ShapingPlan {
     /// Member i: class 1:(0x100 + 16 i); with flows, its other traffic goes to +1 and flow j to +2+j.
     static func memberClass(_ i: Int) -> TCHandle { TCHandle(major: 1, minor: UInt16(0x100 + 16 * i)) }
 
-    /// Filter priorities on the IFBs: flows first, then members.
-    public static let flowPriority: UInt16 = 10
+    /// Filter priorities on the IFBs: flows first (one priority per protocol: the kernel keeps one
+    /// protocol per priority), then members.
+    public static let flowPriorityV4: UInt16 = 10
+    public static let flowPriorityV6: UInt16 = 11
     public static let memberPriority: UInt16 = 20
     /// Priorities of the redirect filters on a member device's clsact hooks. Two values because
     /// u32 lists every table of a priority of the qdisc in a dump of either hook.
@@ -55,8 +57,9 @@ public enum ShapingPlan {
     public static func layout(_ g: CapGroup, _ d: Direction, policy: ShapingPolicy = ShapingPolicy()) -> IFBLayout {
         let ceilings = g.members.map { $0.maxbw ?? g.maxbw }
         // Without a group cap, the aggregate is what all members together may use.
-        let aggregateRate: Bitrate = g.maxbw ?? Bitrate(bitsPerSecond: min(Bitrate.maximum.bitsPerSecond,
-            ceilings.reduce(UInt64(0)) { $0 + ($1?.bitsPerSecond ?? Bitrate.maximum.bitsPerSecond) }))
+        // HTB refuses a zero rate: a group whose members are all blocked still gets the minimum.
+        let aggregateRate: Bitrate = max(minimumRate, g.maxbw ?? Bitrate(bitsPerSecond: min(Bitrate.maximum.bitsPerSecond,
+            ceilings.reduce(UInt64(0)) { $0 + ($1?.bitsPerSecond ?? Bitrate.maximum.bitsPerSecond) })))
         let unlimited = aggregateRate
 
         // Default class: unclassified frames (broadcast towards endpoints, for instance) share
@@ -98,7 +101,7 @@ public enum ShapingPlan {
                                          leafQueue: policy.leafQueue(for: f.maxbw.isBlocked ? f.maxbw : fceil),
                                          label: m.name + "/" + f.name))
                     for (proto, keys) in flowKeys(f, mac: m.mac, direction: d) {
-                        filters.append(.init(priority: flowPriority, protocolNumber: proto,
+                        filters.append(.init(priority: proto == UInt16(ETH_P_IP) ? flowPriorityV4 : flowPriorityV6, protocolNumber: proto,
                                              filter: U32Filter(keys: keys, classID: fid)))
                     }
                 }

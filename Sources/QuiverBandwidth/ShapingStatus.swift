@@ -24,7 +24,7 @@ extension Shaper {
             let labels = Dictionary(uniqueKeysWithValues: layout.classes.map { ($0.id, $0.label) })
             let leaves = try handle.qdiscs(ifindex: ifb.index)
             for c in try handle.classes(ifindex: ifb.index).sorted(by: { $0.handle < $1.handle }) {
-                guard let h = c.htb else { continue }
+                guard let h = c.htb, c.handle.major == layout.root.major else { continue }
                 var limit: UInt32?
                 switch leaves.first(where: { $0.parent == c.handle })?.kind {
                 case .bfifo(let l)?: limit = l

@@ -22,16 +22,18 @@ public struct U32Key: Sendable, Equatable {
         (0..<4).reduce(UInt32(0)) { acc, k in (acc << 8) | UInt32(i + k < b.count ? b[i + k] : 0) }
     }
 
-    /// Six bytes starting at `offset`: a full word then the first half of the next.
-    private static func mac(_ mac: MACAddress, at offset: Int32) -> [U32Key] {
-        [U32Key(mask: 0xFFFF_FFFF, value: word(mac.bytes, 0), offset: offset),
-         U32Key(mask: 0xFFFF_0000, value: word(mac.bytes, 4), offset: offset + 4)]
+    /// `match ether src MAC`: bytes -8…-3, a full word then the first half of the next.
+    public static func etherSource(_ m: MACAddress) -> [U32Key] {
+        [U32Key(mask: 0xFFFF_FFFF, value: word(m.bytes, 0), offset: -8),
+         U32Key(mask: 0xFFFF_0000, value: word(m.bytes, 4), offset: -4)]
     }
 
-    /// `match ether src MAC`.
-    public static func etherSource(_ m: MACAddress) -> [U32Key] { mac(m, at: -8) }
-    /// `match ether dst MAC`.
-    public static func etherDestination(_ m: MACAddress) -> [U32Key] { mac(m, at: -14) }
+    /// `match ether dst MAC`: bytes -14…-9, kept on 4-byte aligned offsets as tc does: the second
+    /// half of the word at -16, then the word at -12.
+    public static func etherDestination(_ m: MACAddress) -> [U32Key] {
+        [U32Key(mask: 0x0000_FFFF, value: word([0, 0] + m.bytes, 0), offset: -16),
+         U32Key(mask: 0xFFFF_FFFF, value: word(m.bytes, 2), offset: -12)]
+    }
 
     private static func prefix(_ p: IPPrefix, at offset: Int32) -> [U32Key] {
         let bytes = p.address.bytes
@@ -54,7 +56,8 @@ public struct U32Key: Sendable, Equatable {
 
     public static func ipv4Source(_ p: IPPrefix) -> [U32Key] { prefix(p, at: 12) }
     public static func ipv4Destination(_ p: IPPrefix) -> [U32Key] { prefix(p, at: 16) }
-    public static func ipv4Protocol(_ proto: UInt8) -> U32Key { U32Key(mask: 0x0000_00FF, value: UInt32(proto), offset: 8) }
+    /// The protocol is the second byte of the word at 8 (TTL, protocol, checksum).
+    public static func ipv4Protocol(_ proto: UInt8) -> U32Key { U32Key(mask: 0x00FF_0000, value: UInt32(proto) << 16, offset: 8) }
     public static func ipv4SourcePort(_ port: UInt16) -> U32Key { U32Key(mask: 0xFFFF_0000, value: UInt32(port) << 16, offset: 20) }
     public static func ipv4DestinationPort(_ port: UInt16) -> U32Key { U32Key(mask: 0x0000_FFFF, value: UInt32(port), offset: 20) }
 
