@@ -6,7 +6,7 @@ struct Quiver: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quiver",
         abstract: "A Crossbow-like virtual network fabric for Linux.",
-        subcommands: [LinksCommand.self])
+        subcommands: [LinksCommand.self, CapCommand.self])
 
     /// Exit codes: 0 ok, 1 failure, 2 usage or validation error.
     static func main() {
@@ -14,6 +14,11 @@ struct Quiver: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
+            if let v = error as? ValidationError {
+                // Thrown by a command after parsing: the message says it all, no usage dump.
+                FileHandle.standardError.write(Data("quiver: error: \(v.message)\n".utf8))
+                Foundation.exit(2)
+            }
             let code = exitCode(for: error)
             if code == .success || error is ExitCode { exit(withError: error) }
             if code.rawValue == ExitCode.validationFailure.rawValue {

@@ -8,7 +8,8 @@ import Testing
 
 /// Privileged: cap groups applied to real devices, read back, cross-checked with `tc`, and
 /// exercised with real traffic between namespaces.
-@Suite(.serialized) struct CapGroupTests {
+extension Traffic {
+@Suite struct CapGroupTests {
     func tenant(_ f: TestFabric, _ members: [(Int, Bitrate?, Bitrate?)], maxbw: Bitrate?) -> CapGroup {
         CapGroup(name: "acme", ifbFrom: "acme-f", ifbTo: "acme-t", maxbw: maxbw,
                  members: members.map { (i, maxbw, floor) in
@@ -163,6 +164,7 @@ import Testing
             #expect(try !DeviceCap.clear(a.hostDevice, on: f.handle))
         }
     }
+}
 }
 
 /// Runs closures on their own threads and returns their results in order.

@@ -7,7 +7,12 @@ import Testing
 
 /// Privileged, real traffic: a cap on one device, both directions, several rates.
 /// Goodput must be within ±10 % of cap × 0.956 (TCP/IP/Ethernet headers are inside the cap).
-@Suite(.serialized) struct DeviceCapTrafficTests {
+/// Every suite that measures traffic runs inside this one, one test at a time, so two
+/// measurements never share the CPU.
+@Suite(.serialized) enum Traffic {}
+
+extension Traffic {
+@Suite struct DeviceCapTrafficTests {
     static let headerShare = 0.956
 
     @Test(arguments: [2, 20, 200])
@@ -25,4 +30,5 @@ import Testing
             #expect(abs(inb.bitsPerSecond / expected - 1) <= 0.10, "inbound \(mbit(inb.bitsPerSecond)) vs \(mbit(expected))")
         }
     }
+}
 }
