@@ -98,7 +98,7 @@ public struct CapGroup: Sendable, Equatable, Codable {
     public func ifb(_ d: Direction) -> InterfaceName { d == .fromEndpoint ? ifbFrom : ifbTo }
 
     /// Largest flows per member and members per group the handle layout allows.
-    public static let maxFlowsPerMember = 14
+    public static let maxFlowsPerMember = 13
     public static let maxMembers = 2900
 
     /// Every problem with the group, or none. Nothing touches the kernel before this is empty.

@@ -153,7 +153,7 @@ public struct Shaper: Sendable {
             // The kernel reports a top-level class's parent as "root", not as the qdisc.
             if let cur = currentClasses.first(where: { $0.handle == c.id }),
                (cur.parent == .root ? layout.root : cur.parent) == c.parent {
-                if let h = cur.htb, !h.sameShaping(as: c.htb) {
+                if let h = cur.htb, !h.sameShaping(as: c.htb, inner: c.leafQueue == nil) {
                     steps.append(ClassRequest.make(.change, ifindex: ifindex, device: device, classID: c.id, parent: c.parent, htb: c.htb))
                     report.changed += 1
                 }
@@ -278,11 +278,13 @@ extension QdiscKind {
 
 extension HTBClass {
     /// Same rates, priority and quantum; bursts equal within the microsecond rounding of ticks.
-    func sameShaping(as other: HTBClass) -> Bool {
+    /// The kernel keeps an inner class's quantum and priority from when it was a leaf (it ignores
+    /// them on change), so for inner classes only rates and bursts count.
+    func sameShaping(as other: HTBClass, inner: Bool) -> Bool {
         func close(_ a: UInt32, _ b: UInt32, _ rate: Bitrate) -> Bool {
             abs(Int64(a) - Int64(b)) <= Int64(rate.bytesPerSecond / 1_000_000) + 2
         }
-        return rate == other.rate && ceil == other.ceil && priority == other.priority && quantum == other.quantum
+        return rate == other.rate && ceil == other.ceil && (inner || (priority == other.priority && quantum == other.quantum))
             && close(burst, other.burst, rate) && close(cburst, other.cburst, ceil)
     }
 }

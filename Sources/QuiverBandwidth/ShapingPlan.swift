@@ -37,13 +37,16 @@ public enum ShapingPlan {
     public static let root = TCHandle(major: 1, minor: 0)
     public static let aggregate = TCHandle(major: 1, minor: 1)
     public static let defaultClass = TCHandle(major: 1, minor: 2)
-    /// Member i: class 1:(0x100 + 16 i); with flows, its other traffic goes to +1 and flow j to +2+j.
+    /// Member i: class 1:(0x100 + 16 i); its bulk leaf +1, small-packet leaf +2, flow j +3+j.
     static func memberClass(_ i: Int) -> TCHandle { TCHandle(major: 1, minor: UInt16(0x100 + 16 * i)) }
 
     /// Filter priorities on the IFBs: flows first (one priority per protocol: the kernel keeps one
     /// protocol per priority), then members.
     public static let flowPriorityV4: UInt16 = 10
     public static let flowPriorityV6: UInt16 = 11
+    /// Small packets (IPv4 total length / IPv6 payload below 256 bytes) to the member's priority leaf.
+    public static let smallPriorityV4: UInt16 = 15
+    public static let smallPriorityV6: UInt16 = 16
     public static let memberPriority: UInt16 = 20
     /// Priorities of the redirect filters on a member device's clsact hooks. Two values because
     /// u32 lists every table of a priority of the qdisc in a dump of either hook.
@@ -82,33 +85,45 @@ public enum ShapingPlan {
         for (i, m) in g.members.enumerated() {
             let id = memberClass(i)
             let ceil = min(m.maxbw ?? unlimited, aggregateRate)
-            let blocked = ceil.isBlocked
-            let memberCeil = blocked ? minimumRate : ceil
-            let rate = min(memberCeil, max(minimumRate, m.floor ?? share))
-            let hasFlows = !m.flows.isEmpty && !blocked
-            classes.append(.init(id: id, parent: aggregate, htb: policy.htb(rate: rate, ceil: memberCeil),
-                                 leafQueue: hasFlows ? nil : policy.leafQueue(for: ceil), label: m.name))
-            var target = id
-            if hasFlows {
-                let rest = TCHandle(major: 1, minor: id.minor + 1)
-                classes.append(.init(id: rest, parent: id, htb: policy.htb(rate: rate, ceil: memberCeil),
-                                     leafQueue: policy.leafQueue(for: ceil), label: m.name + "/other"))
-                target = rest
-                for (j, f) in m.flows.enumerated() {
-                    let fid = TCHandle(major: 1, minor: id.minor + 2 + UInt16(j))
-                    let fceil = min(f.maxbw.isBlocked ? minimumRate : f.maxbw, memberCeil)
-                    classes.append(.init(id: fid, parent: id, htb: policy.htb(rate: minimumRate, ceil: fceil),
-                                         leafQueue: policy.leafQueue(for: f.maxbw.isBlocked ? f.maxbw : fceil),
-                                         label: m.name + "/" + f.name))
-                    for (proto, keys) in flowKeys(f, mac: m.mac, direction: d) {
-                        filters.append(.init(priority: proto == UInt16(ETH_P_IP) ? flowPriorityV4 : flowPriorityV6, protocolNumber: proto,
-                                             filter: U32Filter(keys: keys, classID: fid)))
-                    }
+            let macKeys = m.mac.map { d == .fromEndpoint ? U32Key.etherSource($0) : U32Key.etherDestination($0) } ?? []
+            if ceil.isBlocked {
+                // maxbw 0: one leaf that drops everything.
+                classes.append(.init(id: id, parent: aggregate, htb: policy.htb(rate: minimumRate, ceil: minimumRate),
+                                     leafQueue: policy.leafQueue(for: ceil), label: m.name))
+                filters.append(.init(priority: memberPriority, protocolNumber: UInt16(ETH_P_ALL),
+                                     filter: U32Filter(keys: macKeys.isEmpty ? U32Key.all : macKeys, classID: id)))
+                continue
+            }
+            let rate = min(ceil, max(minimumRate, m.floor ?? share))
+            // The member is an inner class; its traffic goes to one of its leaves:
+            //   +1 bulk (prio 1), +2 small packets (prio 0: ACKs, pings, DNS — they do not wait
+            //   behind bulk data, which keeps a saturated cap's added latency low), +3… flows.
+            classes.append(.init(id: id, parent: aggregate, htb: policy.htb(rate: rate, ceil: ceil), leafQueue: nil, label: m.name))
+            let smallRate = max(minimumRate, Bitrate(bitsPerSecond: rate.bitsPerSecond / 10))
+            let bulkRate = max(minimumRate, Bitrate(bitsPerSecond: rate.bitsPerSecond - min(rate.bitsPerSecond, smallRate.bitsPerSecond)))
+            let bulk = TCHandle(major: 1, minor: id.minor + 1)
+            let small = TCHandle(major: 1, minor: id.minor + 2)
+            classes.append(.init(id: bulk, parent: id, htb: policy.htb(rate: bulkRate, ceil: ceil, priority: 1),
+                                 leafQueue: policy.leafQueue(for: ceil), label: m.name + "/other"))
+            classes.append(.init(id: small, parent: id, htb: policy.htb(rate: smallRate, ceil: ceil, priority: 0),
+                                 leafQueue: policy.leafQueue(for: ceil), label: m.name + "/small"))
+            for (j, f) in m.flows.enumerated() {
+                let fid = TCHandle(major: 1, minor: id.minor + 3 + UInt16(j))
+                let fceil = min(f.maxbw.isBlocked ? minimumRate : f.maxbw, ceil)
+                classes.append(.init(id: fid, parent: id, htb: policy.htb(rate: minimumRate, ceil: fceil, priority: 1),
+                                     leafQueue: policy.leafQueue(for: f.maxbw.isBlocked ? f.maxbw : fceil),
+                                     label: m.name + "/" + f.name))
+                for (proto, keys) in flowKeys(f, mac: m.mac, direction: d) {
+                    filters.append(.init(priority: proto == UInt16(ETH_P_IP) ? flowPriorityV4 : flowPriorityV6, protocolNumber: proto,
+                                         filter: U32Filter(keys: keys, classID: fid)))
                 }
             }
-            let macKeys = m.mac.map { d == .fromEndpoint ? U32Key.etherSource($0) : U32Key.etherDestination($0) } ?? U32Key.all
+            filters.append(.init(priority: smallPriorityV4, protocolNumber: UInt16(ETH_P_IP),
+                                 filter: U32Filter(keys: macKeys + [U32Key.ipv4ShortPacket], classID: small)))
+            filters.append(.init(priority: smallPriorityV6, protocolNumber: UInt16(ETH_P_IPV6),
+                                 filter: U32Filter(keys: macKeys + [U32Key.ipv6ShortPacket], classID: small)))
             filters.append(.init(priority: memberPriority, protocolNumber: UInt16(ETH_P_ALL),
-                                 filter: U32Filter(keys: macKeys, classID: target)))
+                                 filter: U32Filter(keys: macKeys.isEmpty ? U32Key.all : macKeys, classID: bulk)))
         }
         return IFBLayout(direction: d, root: root, defaultClass: defaultClass, classes: classes, filters: filters)
     }

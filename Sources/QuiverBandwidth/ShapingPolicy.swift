@@ -7,9 +7,9 @@ import QuiverKernel
 ///   too large and a low cap runs at line rate for a while (Kubernetes' 2^31-bit default let a
 ///   1 Mbit/s cap run at 300 Mbit/s for 4 s). Quiver uses `burstTime` of traffic at the rate,
 ///   never less than two full frames, never more than `maxBurst`.
-/// - queue limit: bytes waiting behind the shaper, i.e. the latency a saturated cap adds. Quiver
-///   uses `latencyTarget` at the rate, never less than `minQueue` (room for a TSO burst of a
-///   sender, so it is not dropped whole).
+/// - queue limit: bytes waiting behind the shaper, i.e. the latency a saturated cap adds to bulk
+///   traffic. Quiver uses `latencyTarget` at the rate, never less than `minQueue`. Small packets
+///   (ACKs, pings, DNS) do not wait behind it: each VNIC has a priority leaf for them.
 /// - leaf queue: a TBF used only as a byte-limited FIFO that splits TSO/GSO super-packets
 ///   (up to 64 KiB) into frames. A plain bfifo of a few KiB would drop such a super-packet whole,
 ///   every time, and TCP through a low cap collapses (measured here: 0.3 Mbit/s through a 2 Mbit/s
@@ -21,6 +21,8 @@ public struct ShapingPolicy: Sendable, Equatable {
     public var burstTime: Double = 0.010
     public var maxBurst: UInt32 = 64 << 20
     public var latencyTarget: Double = 0.005
+    /// A TCP window of a few frames cannot keep a slow link busy: measured here, 3 frames gave
+    /// 0.70 of a 2M cap and 4 frames 0.85 of a 10M cap; 8 frames give the full rate.
     public var minQueue: UInt32 = 8 * 1514
     public var maxQueue: UInt32 = 256 << 20
 

@@ -1,4 +1,5 @@
 import Foundation
+import QuiverKernel
 
 /// quiver-bench SUITE [options] — see bench/README.md. Each suite prints a table.
 @main
@@ -6,13 +7,16 @@ struct QuiverBench {
     static func main() throws {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let suite = args.first else {
-            print("usage: quiver-bench links [N ...]")
+            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...]")
             exit(2)
         }
         switch suite {
         case "links":
             let sizes = args.dropFirst().compactMap { Int($0) }
             try LinksBenchmark.run(sizes: sizes.isEmpty ? [100, 1000] : sizes)
+        case "bandwidth":
+            let rates = try args.dropFirst().map { try Bitrate($0) }
+            try BandwidthBenchmark.run(rates: rates.isEmpty ? [.mbit(1), .mbit(5), .mbit(10), .mbit(50), .mbit(100), .gbit(1), .gbit(5)] : rates)
         case "links-variants":
             try LinksBenchmark.variants(n: Int(args.dropFirst().first ?? "1000") ?? 1000)
         default:

@@ -10,7 +10,7 @@ import Testing
 /// exercised with real traffic between namespaces.
 extension Traffic {
 @Suite struct CapGroupTests {
-    func tenant(_ f: TestFabric, _ members: [(Int, Bitrate?, Bitrate?)], maxbw: Bitrate?) -> CapGroup {
+    func tenant(_ f: ScratchFabric, _ members: [(Int, Bitrate?, Bitrate?)], maxbw: Bitrate?) -> CapGroup {
         CapGroup(name: "acme", ifbFrom: "acme-f", ifbTo: "acme-t", maxbw: maxbw,
                  members: members.map { (i, maxbw, floor) in
                      let e = f.endpoints[i]
@@ -19,7 +19,7 @@ extension Traffic {
                  ownerTag: "quiver:test/acme")
     }
 
-    func tc(_ f: TestFabric, _ args: String) throws -> String {
+    func tc(_ f: ScratchFabric, _ args: String) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/sbin/tc")
         p.arguments = ["-n", f.fabric.name!] + args.split(separator: " ").map(String.init)
@@ -43,18 +43,21 @@ extension Traffic {
             let web = try #require(usage.first { $0.label == "vnic1" && $0.direction == .fromEndpoint })
             #expect(web.rate == .mbit(10))
             #expect(web.ceil == .mbit(50))
-            #expect(web.queueLimit == ShapingPolicy().queueLimit(for: .mbit(50)))
+            let bulk = try #require(usage.first { $0.label == "vnic1/other" && $0.direction == .fromEndpoint })
+            #expect(bulk.queueLimit == ShapingPolicy().queueLimit(for: .mbit(50)))
             #expect(usage.filter { $0.label == "aggregate" }.allSatisfy { $0.ceil == .mbit(60) })
 
             // Witness: tc sees the IFB trees and the redirects.
             let classes = try tc(f, "class show dev acme-f")
             #expect(classes.contains("class htb 1:1 root rate 60Mbit ceil 60Mbit"))
-            #expect(classes.contains("class htb 1:100 parent 1:1 leaf 4100: prio 0 rate 10Mbit ceil 50Mbit"))
+            #expect(classes.contains("class htb 1:100 parent 1:1 rate 10Mbit ceil 50Mbit"))
+            #expect(classes.contains("class htb 1:101 parent 1:100 leaf 4101: prio 1 rate 9Mbit ceil 50Mbit"))
+            #expect(classes.contains("class htb 1:102 parent 1:100 leaf 4102: prio 0 rate 1Mbit ceil 50Mbit"))
             let redirects = try tc(f, "filter show dev e1h ingress")
             #expect(redirects.contains("Egress Redirect to device acme-f"))
             #expect(try tc(f, "filter show dev e2h egress").contains("Egress Redirect to device acme-t"))
             let qd = try tc(f, "qdisc show dev acme-t")
-            #expect(qd.contains("qdisc tbf 4100: parent 1:100"))
+            #expect(qd.contains("qdisc tbf 4101: parent 1:101"))
 
             // Same group again: nothing to do.
             let again = try shaper.apply(g)

@@ -86,11 +86,24 @@ import Testing
         #expect(byLabel["db"]?.htb.rate == .kbit(14_700))
         #expect(byLabel["log"]?.htb.ceil == .mbit(60), "no maxbw: the tenant's cap")
         #expect(byLabel["default"]?.htb.rate == .kbit(600))
-        // One MAC filter per member, on the source MAC for traffic from endpoints.
+        // Each member is an inner class with a bulk leaf and a small-packet leaf (prio 0).
+        #expect(byLabel["web"]?.leafQueue == nil)
+        #expect(byLabel["web/other"]?.htb.rate == .mbit(27))
+        #expect(byLabel["web/other"]?.htb.priority == 1)
+        #expect(byLabel["web/small"]?.htb.rate == .mbit(3))
+        #expect(byLabel["web/small"]?.htb.priority == 0)
+        #expect(byLabel["web/small"]?.htb.ceil == .mbit(50))
+        // One MAC filter per member, on the source MAC for traffic from endpoints, to its bulk leaf.
         let memberFilters = l.filters.filter { $0.priority == ShapingPlan.memberPriority }
         #expect(memberFilters.count == 3)
         #expect(memberFilters[0].filter.keys == U32Key.etherSource(mac(1)))
-        #expect(ShapingPlan.layout(g, .toEndpoint).filters[0].filter.keys == U32Key.etherDestination(mac(1)))
+        #expect(memberFilters[0].filter.classID == byLabel["web/other"]?.id)
+        let small = l.filters.filter { $0.priority == ShapingPlan.smallPriorityV4 }
+        #expect(small.count == 3)
+        #expect(small[0].filter.keys == U32Key.etherSource(mac(1)) + [U32Key.ipv4ShortPacket])
+        #expect(small[0].filter.classID == byLabel["web/small"]?.id)
+        let toWeb = ShapingPlan.layout(g, .toEndpoint).filters.first { $0.priority == ShapingPlan.memberPriority }
+        #expect(toWeb?.filter.keys == U32Key.etherDestination(mac(1)))
     }
 
     @Test func flowsAreChildClassesMatchedBeforeTheirMember() throws {
@@ -99,7 +112,7 @@ import Testing
         let g = tenant([CapMember(name: "web", device: "w0", mac: mac(1), maxbw: .mbit(50), flows: [http, blocked])])
         let out = ShapingPlan.layout(g, .fromEndpoint)
         let web = try #require(out.classes.first { $0.label == "web" })
-        #expect(web.leafQueue == nil, "a member with flows is an inner class")
+        #expect(web.leafQueue == nil, "a member is an inner class")
         let other = try #require(out.classes.first { $0.label == "web/other" })
         #expect(other.parent == web.id)
         let httpClass = try #require(out.classes.first { $0.label == "web/http" })

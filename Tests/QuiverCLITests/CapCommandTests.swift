@@ -19,7 +19,8 @@ import Testing
             #expect(json.status == 0)
             let rows = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]] ?? []
             #expect(rows.contains { $0["label"] as? String == "d0/http" && $0["ceil"] as? String == "20M" && $0["direction"] as? String == "inbound" })
-            #expect(rows.contains { $0["label"] as? String == "d0/other" && $0["rate"] as? String == "10M" })
+            #expect(rows.contains { $0["label"] as? String == "d0" && $0["rate"] as? String == "10M" })
+            #expect(rows.contains { $0["label"] as? String == "d0/small" && $0["rate"] as? String == "1M" })
 
             let change = try quiver(["cap", "set", "d0", "--netns", ns.name!, "--maxbw", "30M"])
             #expect(change.status == 0)

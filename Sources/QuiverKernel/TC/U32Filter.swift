@@ -54,6 +54,12 @@ public struct U32Key: Sendable, Equatable {
     /// `match ip sport/dport`. Packets with IP options do not match.
     public static let ipv4NoOptions = U32Key(mask: 0xFF00_0000, value: 0x4500_0000, offset: 0)
 
+    /// IPv4 total length below 256 bytes (the high byte of the length field is zero). A TSO
+    /// super-packet carries its full length here (BIG TCP's 0 would match too; it is off by default).
+    public static let ipv4ShortPacket = U32Key(mask: 0x0000_FF00, value: 0, offset: 0)
+    /// IPv6 payload length below 256 bytes.
+    public static let ipv6ShortPacket = U32Key(mask: 0xFF00_0000, value: 0, offset: 4)
+
     public static func ipv4Source(_ p: IPPrefix) -> [U32Key] { prefix(p, at: 12) }
     public static func ipv4Destination(_ p: IPPrefix) -> [U32Key] { prefix(p, at: 16) }
     /// The protocol is the second byte of the word at 8 (TTL, protocol, checksum).
