@@ -11,7 +11,7 @@ import QuiverKernel
 ///   traffic. Quiver uses `latencyTarget` at the rate, never less than `minQueue`. Small packets
 ///   (ACKs, pings, DNS) do not wait behind it: each VNIC has a priority leaf for them.
 /// - leaf queue: a TBF used only as a byte-limited FIFO that splits TSO/GSO super-packets
-///   (up to 64 KiB) into frames. A plain bfifo of a few KiB would drop such a super-packet whole,
+///   (up to 64 KiB) into frames when they are large next to the queue. A plain bfifo of a few KiB would drop such a super-packet whole,
 ///   every time, and TCP through a low cap collapses (measured here: 0.3 Mbit/s through a 2 Mbit/s
 ///   cap). Its own rate is far above any cap, so HTB alone decides when packets leave.
 /// - quantum: bytes per DRR round when siblings share spare bandwidth; set explicitly so the kernel
@@ -49,7 +49,15 @@ public struct ShapingPolicy: Sendable, Equatable {
     public func leafQueue(for rate: Bitrate) -> QdiscKind {
         let limit = queueLimit(for: rate)
         if limit == 0 { return .bfifo(limit: 0) }
-        return .tbf(TBF(rate: segmenterRate, burst: 2 * frame, limit: limit))
+        return .tbf(TBF(rate: segmenterRate, burst: segmentAbove(limit: limit), limit: limit))
+    }
+
+    /// Largest packet the leaf passes whole (the TBF's burst): a quarter of the queue, at least two
+    /// frames. At low rates TSO super-packets are split so several fit the queue; at high rates,
+    /// where the queue holds many of them, they pass whole — splitting 5 Gbit/s into frames costs
+    /// more CPU than two cores have (measured: 0.84 of a 5G cap when always split).
+    public func segmentAbove(limit: UInt32) -> UInt32 {
+        max(2 * frame, min(limit / 4, 128 << 10))
     }
 
     public func quantum(for rate: Bitrate) -> UInt32 {

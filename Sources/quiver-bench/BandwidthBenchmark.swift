@@ -15,7 +15,7 @@ enum BandwidthBenchmark {
 
     struct Measure {
         var goodput: Double      // TCP payload after warm-up, bit/s
-        var wire: Double         // receiver's device counter after warm-up, bit/s
+        var wire: Double         // shaping qdisc's byte counter after warm-up, bit/s
         var wholeRun: Double     // receiver's device counter from the first byte to the end, bit/s
     }
 
@@ -28,10 +28,12 @@ enum BandwidthBenchmark {
             for outbound in [true, false] {
                 let (src, dst) = outbound ? (a, b) : (b, a)
                 try DeviceCap.set(a.hostDevice, maxbw: rate, on: f.handle)
-                let q = try measure(src, dst)
+                let ifbIndex = try f.handle.link(named: try InterfaceName(validating: (outbound ? "qf" : "qt") + "\(try f.handle.link(named: a.hostDevice).index)")).index
+                let q = try measure(src, dst, shaper: QdiscCounter(handle: f.handle, ifindex: ifbIndex, parent: .root))
                 try DeviceCap.clear(a.hostDevice, on: f.handle)
                 try cniSetup(f, a.hostDevice, rate)
-                let c = try measure(src, dst)
+                let cniIndex = try f.handle.link(named: outbound ? "cni-ifb" : a.hostDevice).index
+                let c = try measure(src, dst, shaper: QdiscCounter(handle: f.handle, ifindex: cniIndex, parent: .root))
                 try cniTeardown(f, a.hostDevice)
                 let cap = Double(rate.bitsPerSecond)
                 rows.append([rate.description, outbound ? "outbound" : "inbound",
@@ -47,17 +49,21 @@ enum BandwidthBenchmark {
         try latency(f)
     }
 
-    /// Bulk TCP from src to dst; dst's eth0 receive counter sampled after the warm-up and at the end.
-    static func measure(_ src: ScratchFabric.Endpoint, _ dst: ScratchFabric.Endpoint) throws -> Measure {
-        let counters = CounterSampler(handle: dst.handle)
-        let start = counters.sample()
+    /// Bulk TCP from src to dst. "Wire": the shaping qdisc's byte counter (the kernel counts every
+    /// segment's headers there, as a wire would; a device counter counts a TSO super-packet's
+    /// headers once) from the end of the warm-up to the end. "Whole run": dst's eth0 counter
+    /// from before the first byte to the end, so an initial burst shows.
+    static func measure(_ src: ScratchFabric.Endpoint, _ dst: ScratchFabric.Endpoint, shaper: QdiscCounter) throws -> Measure {
+        let device = CounterSampler(handle: dst.handle)
+        let start = device.sample()
         let bulk = TCPBulk(from: src.ns, to: dst.ns, address: dst.ip, port: 5500, duration: duration, warmup: warmup)
         let mid = MidSample()
-        let r = try bulk.run(duringAt: warmup) { mid.set(counters.sample()) }
-        let end = counters.sample()
-        let m = mid.value ?? start
+        let r = try bulk.run(duringAt: warmup) { mid.set(shaper.sample()) }
+        let end = device.sample()
+        let shaperEnd = shaper.sample()
+        let m = mid.value ?? shaperEnd
         return Measure(goodput: r.bitsPerSecond,
-                       wire: Double(end.bytes - m.bytes) * 8 / (end.time - m.time),
+                       wire: Double(shaperEnd.bytes - m.bytes) * 8 / (shaperEnd.time - m.time),
                        wholeRun: Double(end.bytes - start.bytes) * 8 / (end.time - start.time))
     }
 
@@ -135,6 +141,17 @@ struct CounterSampler: Sendable {
     func sample() -> (bytes: UInt64, time: Double) {
         let bytes = (try? handle.link(named: "eth0").statistics?.rxBytes) ?? 0
         return (bytes ?? 0, Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
+    }
+}
+
+/// Byte counter of a device's root qdisc.
+struct QdiscCounter: Sendable {
+    let handle: NetlinkHandle
+    let ifindex: Int32
+    let parent: TCHandle
+    func sample() -> (bytes: UInt64, time: Double) {
+        let q = try? handle.qdiscs(ifindex: ifindex).first { $0.parent == parent }
+        return (q?.statistics.bytes ?? 0, Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
     }
 }
 

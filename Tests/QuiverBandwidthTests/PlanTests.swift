@@ -53,6 +53,8 @@ import Testing
         guard case .tbf(let t) = p.leafQueue(for: .mbit(100)) else { Issue.record("leaf is not a tbf"); return }
         #expect(t.limit == 62_500)
         #expect(t.rate > .gbit(10), "the segmenting TBF is never the bottleneck")
+        #expect(p.segmentAbove(limit: p.queueLimit(for: .mbit(2))) == 2 * 1514, "low rates: split super-packets")
+        #expect(p.segmentAbove(limit: p.queueLimit(for: .gbit(5))) == 128 << 10, "high rates: pass them whole")
     }
 
     @Test func quantumStaysInTheKernelsQuietRange() {
