@@ -6,12 +6,13 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         // The engine, for other projects' test suites: bring a fabric up, probe it, tear it down.
-        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProbe"]),
+        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProbe", "QuiverTopology"]),
         .executable(name: "quiver", targets: ["quiver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -32,8 +33,12 @@ let package = Package(
         .target(name: "QuiverBandwidth", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         // Probes that run inside namespaces: TCP bulk traffic, UDP round trips.
         .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink"]),
+        // Topology files: model, validation, pure plan, apply, destroy, show, graph.
+        .target(name: "QuiverTopology", dependencies: [
+            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", .product(name: "Yams", package: "Yams"),
+        ]),
         .executableTarget(name: "quiver", dependencies: [
-            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProbe",
+            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProbe", "QuiverTopology",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -43,6 +48,8 @@ let package = Package(
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverBandwidthTests", dependencies: ["QuiverBandwidth", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe"],
+                    resources: [.copy("Fixtures")]),
         // Runs the built `quiver` binary as a user would.
         .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink"]),
     ]

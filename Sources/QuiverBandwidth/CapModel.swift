@@ -84,9 +84,12 @@ public struct CapGroup: Sendable, Equatable, Codable {
     public var members: [CapMember]
     /// Written to the IFBs' `ifalias`: how Quiver recognises its own IFBs.
     public var ownerTag: String
+    /// Link group the IFBs are created in (a topology's group, so one request deletes them).
+    public var linkGroup: UInt32?
 
     public init(name: String, ifbFrom: InterfaceName, ifbTo: InterfaceName, maxbw: Bitrate? = nil,
-                members: [CapMember], ownerTag: String) {
+                members: [CapMember], ownerTag: String, linkGroup: UInt32? = nil) {
+        self.linkGroup = linkGroup
         self.name = name
         self.ifbFrom = ifbFrom
         self.ifbTo = ifbTo

@@ -67,7 +67,7 @@ public struct Shaper: Sendable {
                     throw OwnershipConflict(device: name.rawValue, found: "the name (an existing \(l.linkClass) link, alias \"\(l.alias ?? "")\")")
                 }
             } else {
-                create += LinkRequest.add(name, IFB(), LinkSettings(up: true, alias: group.ownerTag))
+                create += LinkRequest.add(name, IFB(), LinkSettings(up: true, group: group.linkGroup, alias: group.ownerTag))
                 report.created += 1
             }
         }

@@ -1,4 +1,5 @@
 import CNetlink
+import SystemPackage
 
 /// A route-netlink socket bound to one network namespace. Open it once (the socket is created
 /// on a thread inside the namespace), then use it from anywhere. Kernel objects are operations on
@@ -15,6 +16,30 @@ public final class NetlinkHandle: Sendable {
         } else {
             socket = try NetlinkSocket(protocol: NETLINK_ROUTE)
         }
+    }
+
+    init(namespace: NetworkNamespace?, socket: NetlinkSocket) {
+        self.namespace = namespace
+        self.socket = socket
+    }
+
+    /// Opens one handle per namespace, all from a single thread that enters each in turn
+    /// (one thread instead of one per namespace: this is what makes reading 1000 hosts fast).
+    public static func open(namespaces: [NetworkNamespace]) throws -> [NetlinkHandle] {
+        guard !namespaces.isEmpty else { return [] }
+        var results: [Result<NetlinkSocket, Error>] = []
+        try NetworkNamespace.onFreshThread {
+            for ns in namespaces {
+                results.append(Result {
+                    let fd = try ns.open()
+                    defer { try? fd.close() }
+                    let rc = quiver_setns(fd.rawValue, quiver_clone_newnet())
+                    if rc < 0 { throw SystemCallError("setns", "\(ns)", errno: Errno(rawValue: -rc)) }
+                    return try NetlinkSocket(protocol: NETLINK_ROUTE)
+                })
+            }
+        }
+        return try zip(namespaces, results).map { ns, r in NetlinkHandle(namespace: ns, socket: try r.get()) }
     }
 
     /// Where this handle works, for messages.

@@ -99,6 +99,31 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
         return ns
     }
 
+    /// Creates many named namespaces from one thread (one `unshare` + bind mount each). Stops at
+    /// the first failure and throws it; the ones made before stay (the caller records them).
+    public static func create(named names: [String], made: (String) -> Void = { _ in }) throws {
+        guard !names.isEmpty else { return }
+        try prepareRunDirectory()
+        var failure: Error?
+        try onFreshThread {
+            for name in names {
+                let ns = NetworkNamespace.named(name)
+                let fd = Glibc.open(ns.path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)
+                if fd < 0 { failure = SystemCallError("create", "\(ns)", errno: Errno(rawValue: errno)); return }
+                Glibc.close(fd)
+                var rc = quiver_unshare(quiver_clone_newnet())
+                if rc == 0 { rc = quiver_mount_bind("/proc/thread-self/ns/net", ns.path) }
+                if rc < 0 {
+                    unlink(ns.path)
+                    failure = SystemCallError("create", "\(ns)", errno: Errno(rawValue: -rc))
+                    return
+                }
+                made(name)
+            }
+        }
+        if let failure { throw failure }
+    }
+
     /// Deletes a named namespace (unmount and remove its file). The kernel frees it, with every
     /// device in it, once nothing else holds it.
     public static func delete(named name: String) throws(SystemCallError) {

@@ -6,7 +6,8 @@ struct Quiver: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quiver",
         abstract: "A Crossbow-like virtual network fabric for Linux.",
-        subcommands: [LinksCommand.self, CapCommand.self])
+        subcommands: [ValidateCommand.self, ApplyCommand.self, DestroyCommand.self, ShowCommand.self, ListCommand.self,
+                       GraphCommand.self, LinksCommand.self, CapCommand.self])
 
     /// Exit codes: 0 ok, 1 failure, 2 usage or validation error.
     static func main() {

@@ -1,0 +1,274 @@
+import Foundation
+import QuiverBandwidth
+import QuiverKernel
+import QuiverNetlink
+
+/// What an apply or destroy did.
+public struct ApplyResult: Sendable {
+    public var plan: Plan
+    public var created = 0
+    public var changed = 0
+    public var deleted = 0
+    public var milliseconds = 0.0
+    public var isNoOp: Bool { created == 0 && changed == 0 && deleted == 0 }
+
+    public var summary: String {
+        isNoOp ? String(format: "no changes (%.0f ms)", milliseconds)
+            : String(format: "created %d, changed %d, deleted %d in %.0f ms", created, changed, deleted, milliseconds)
+    }
+}
+
+/// Brings topologies up and down. The fabric (switches, host-side VNIC ends, IFBs) lives in
+/// `fabric` — the host namespace by default, or a namespace (tests and benchmarks use one they
+/// own); each host is a named namespace.
+public struct Fabric: Sendable {
+    public let fabricNamespace: NetworkNamespace?
+    public let handle: NetlinkHandle
+
+    public init(fabric: NetworkNamespace? = nil) throws {
+        fabricNamespace = fabric
+        handle = try NetlinkHandle(namespace: fabric)
+        Fabric.raiseDescriptorLimit()
+    }
+
+    /// Computes the plan without changing anything.
+    public func plan(_ t: Topology) throws -> (Plan, DesiredFabric, CurrentFabric, [String: NetlinkHandle]) {
+        let desired = DesiredFabric(t)
+        let (current, handles) = try CurrentFabric.read(topology: t.name, wanted: desired.namespaces.map(\.name), fabric: handle)
+        let pending = Set(Journal.load(t.name)?.pendingNamespaces ?? [])
+        return (Planner.plan(current: current, desired: desired, pendingNamespaces: pending), desired, current, handles)
+    }
+
+    /// Validates nothing (the topology is already valid), plans, and executes the plan.
+    /// `progress` is called with (done, total) as operations complete.
+    public func apply(_ t: Topology, dryRun: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> ApplyResult {
+        let start = Date()
+        let lock = try TopologyLock(t.name)
+        defer { withExtendedLifetime(lock) {} }
+        let (plan, desired, current, existingHandles) = try plan(t)
+        var result = ApplyResult(plan: plan)
+        guard plan.conflicts.isEmpty else { throw ConflictList(conflicts: plan.conflicts) }
+        if dryRun { return result }
+
+        var journal = Journal.load(t.name) ?? Journal(topology: t.name)
+        journal.file = URL(fileURLWithPath: t.file).standardizedFileURL.path
+        var handles = existingHandles
+        let ops = plan.operations
+        var done = 0
+        func tick(_ n: Int) { done += n; progress?(done, ops.count) }
+        func count(_ o: Operation) {
+            switch o.verb { case .create: result.created += 1; case .change: result.changed += 1; case .delete: result.deleted += 1 }
+        }
+
+        // 1. Caps of tenants that are gone, then owned links and namespaces the file dropped.
+        for case .removeCaps(let tenant) in ops {
+            try removeCaps(topology: t.name, tenant: tenant, current: current)
+            result.deleted += 1
+            tick(1)
+        }
+        let deletions = ops.compactMap { if case .deleteLink(let l) = $0 { return l } else { return nil } }
+        if !deletions.isEmpty {
+            try handle.performLinks(deletions.map { LinkRequest.delete(try! InterfaceName(validating: $0)) })
+            result.deleted += deletions.count
+            tick(deletions.count)
+        }
+        for case .deleteNamespace(let n) in ops {
+            handles[n] = nil
+            try NetworkNamespace.delete(named: n)
+            result.deleted += 1
+            tick(1)
+        }
+
+        // 2. Namespaces: journal first, then create all from one thread, then tag their lo.
+        let newNamespaces = ops.compactMap { if case .createNamespace(let n) = $0 { return n } else { return nil } }
+        if !newNamespaces.isEmpty {
+            journal.pendingNamespaces = Array(Set(journal.pendingNamespaces).union(newNamespaces)).sorted()
+            try journal.save()
+            try NetworkNamespace.create(named: newNamespaces)
+            for (n, h) in zip(newNamespaces, try NetlinkHandle.open(namespaces: newNamespaces.map(NetworkNamespace.named))) {
+                handles[n] = h
+            }
+            for n in newNamespaces {
+                let tag = desired.namespaces.first { $0.name == n }!.tag
+                try handles[n]!.perform([LinkRequest.change("lo", LinkSettings(up: true, alias: tag))])
+            }
+            result.created += newNamespaces.count
+            tick(newNamespaces.count)
+        }
+
+        // 3. Switches, then VNICs (host side on its switch, endpoint side straight into its
+        //    namespace), all fabric links in one pipelined batch each.
+        let bridges = ops.compactMap { if case .createBridge(let b) = $0 { return b } else { return nil } }
+        if !bridges.isEmpty {
+            try handle.performLinks(bridges.flatMap { b in
+                LinkRequest.add(try! InterfaceName(validating: b.name), Bridge(stp: false),
+                                LinkSettings(up: true, mtu: b.mtu, group: desired.group, alias: b.tag))
+            })
+            result.created += bridges.count
+            tick(bridges.count)
+        }
+        var bridgeIndex = Dictionary(try handle.links().map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a })
+        var changes: [NetlinkRequest] = []
+        for case .changeVNIC(let dev, let bridge, let mtu) in ops {
+            changes.append(LinkRequest.change(try InterfaceName(validating: dev),
+                                              LinkSettings(mtu: mtu, masterIndex: bridge.flatMap { bridgeIndex[$0] })))
+            result.changed += 1
+        }
+        try handle.performLinks(changes)
+        tick(changes.count)
+        let vnics = ops.compactMap { if case .createVNIC(let v) = $0 { return v } else { return nil } }
+        if !vnics.isEmpty {
+            try createVNICs(vnics, desired: desired, bridgeIndex: bridgeIndex, handles: handles)
+            result.created += vnics.count
+            tick(vnics.count)
+            bridgeIndex = [:]
+        }
+
+        // 4. Inside each host: MACs, addresses, default routes — one pipelined batch per host.
+        var perHost: [String: [NetlinkRequest]] = [:]
+        var hostIndex: [String: [String: Int32]] = [:]
+        func index(_ ns: String, _ dev: String) throws -> Int32 {
+            if hostIndex[ns] == nil {
+                hostIndex[ns] = Dictionary(try handles[ns]!.links().map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a })
+            }
+            guard let i = hostIndex[ns]![dev] else {
+                throw NetlinkError(context: RequestContext("configure", dev), errno: .noSuchDevice, hint: "\(dev) missing in netns \(ns)")
+            }
+            return i
+        }
+        for o in ops {
+            switch o {
+            case .changeMAC(let ns, let dev, let mac):
+                perHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(mac: mac)))
+            case .addAddress(let ns, let dev, let p):
+                perHost[ns, default: []].append(AddressRequest.add(p, linkIndex: try index(ns, dev), linkName: dev, replace: true))
+            case .removeAddress(let ns, let dev, let p):
+                perHost[ns, default: []].append(AddressRequest.delete(p, linkIndex: try index(ns, dev), linkName: dev))
+            case .setGateway(let ns, let dev, let g):
+                perHost[ns, default: []].append(RouteRequest.add(Route(destination: nil, gateway: g, outputIndex: try index(ns, dev)), replace: true))
+            case .removeGateway(let ns, let g):
+                perHost[ns, default: []].append(RouteRequest.delete(Route(destination: nil, gateway: g)))
+            default:
+                continue
+            }
+            count(o)
+        }
+        for (ns, requests) in perHost {
+            try handles[ns]!.perform(requests)
+            tick(requests.count)
+        }
+
+        // 5. Caps, tenant by tenant; VNICs no longer capped lose their redirects.
+        var capped = Set<String>()
+        for case .applyCaps(let tenant) in ops {
+            guard var g = desired.capGroups.first(where: { $0.name == tenant }) else { continue }
+            for i in g.members.indices where g.members[i].mac == nil {
+                // `mac: random`: the kernel picked it; the caps use what it picked.
+                let v = desired.vnics.first { $0.hostDevice == g.members[i].device.rawValue }!
+                g.members[i].mac = try handles[v.namespace]!.link(named: try InterfaceName(validating: v.name)).mac
+            }
+            let r = try Shaper(handle: handle).apply(g)
+            result.created += r.created
+            result.changed += r.changed
+            result.deleted += r.deleted
+            capped.formUnion(g.members.map(\.device.rawValue))
+            tick(1)
+        }
+        let shaper = Shaper(handle: handle)
+        let clsact = Set(try handle.qdiscs().filter { $0.kind == .clsact }.map(\.ifindex))
+        for v in desired.vnics where !capped.contains(v.hostDevice) {
+            if let l = current.links.first(where: { $0.name == v.hostDevice }), clsact.contains(l.index) {
+                if try shaper.detach(device: try InterfaceName(validating: v.hostDevice)) { result.deleted += 1 }
+            }
+        }
+
+        journal.pendingNamespaces = []
+        journal.appliedAt = Date()
+        try journal.save()
+        result.milliseconds = Date().timeIntervalSince(start) * 1000
+        return result
+    }
+
+    func createVNICs(_ vnics: [DesiredFabric.VNIC], desired: DesiredFabric, bridgeIndex: [String: Int32],
+                     handles: [String: NetlinkHandle]) throws {
+        var fds: [String: FileDescriptorBox] = [:]
+        defer { fds.values.forEach { $0.close() } }
+        for ns in Set(vnics.map(\.namespace)) { fds[ns] = FileDescriptorBox(try NetworkNamespace.named(ns).open().rawValue) }
+        var requests: [NetlinkRequest] = []
+        var followUps: [String: [NetlinkRequest]] = [:]
+        for v in vnics {
+            guard let br = bridgeIndex[v.bridge] else {
+                throw NetlinkError(context: RequestContext("create vnic", v.hostDevice), errno: .noSuchDevice, hint: "switch \(v.bridge) missing")
+            }
+            let veth = Veth(peer: try InterfaceName(validating: v.name),
+                            peerSettings: LinkSettings(up: true, mtu: v.mtu, mac: v.mac, namespace: .fd(fds[v.namespace]!.fd),
+                                                       txQueues: 1, rxQueues: 1))
+            requests += LinkRequest.add(try InterfaceName(validating: v.hostDevice), veth,
+                                        LinkSettings(up: true, mtu: v.mtu, masterIndex: br, group: desired.group, alias: v.tag,
+                                                     txQueues: 1, rxQueues: 1))
+            if let up = veth.peerFollowUp { followUps[v.namespace, default: []].append(up) }
+        }
+        try handle.performLinks(requests)
+        for (ns, r) in followUps { try handles[ns]!.perform(r) }
+    }
+
+    func removeCaps(topology: String, tenant: String, current: CurrentFabric) throws {
+        let names = KernelNames(topology)
+        let shaper = Shaper(handle: handle)
+        for l in current.links where l.group == names.group && l.alias?.hasPrefix(names.tagPrefix + "vnic/\(tenant)/") == true {
+            try shaper.detach(device: try InterfaceName(validating: l.name))
+        }
+        for ifb in [names.ifbFrom(tenant: tenant), names.ifbTo(tenant: tenant)] where current.links.contains(where: { $0.name == ifb }) {
+            try handle.deleteLink(try InterfaceName(validating: ifb))
+        }
+    }
+
+    /// Removes everything the topology owns — found in the kernel (link group, namespace tags)
+    /// and the journal's pending namespaces — with one request for all links.
+    public func destroy(topology: String) throws -> ApplyResult {
+        let start = Date()
+        let lock = try TopologyLock(topology)
+        defer { withExtendedLifetime(lock) {} }
+        let names = KernelNames(topology)
+        var result = ApplyResult(plan: Plan(operations: [], conflicts: []))
+        let owned = try handle.links().filter { $0.group == names.group }
+        if !owned.isEmpty {
+            try handle.deleteLinks(group: names.group)
+            result.deleted += owned.count
+        }
+        let pending = Set(Journal.load(topology)?.pendingNamespaces ?? [])
+        let candidates = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") }
+        for (name, h) in zip(candidates, try NetlinkHandle.open(namespaces: candidates.map(NetworkNamespace.named))) {
+            let tagged = try h.links().first { $0.name == "lo" }?.alias?.hasPrefix(names.tagPrefix + "host/") == true
+            h.socket.close()
+            if tagged || pending.contains(name) {
+                try NetworkNamespace.delete(named: name)
+                result.deleted += 1
+            }
+        }
+        Journal.remove(topology)
+        result.milliseconds = Date().timeIntervalSince(start) * 1000
+        return result
+    }
+
+    /// Large topologies hold a descriptor per namespace while they are wired up.
+    static func raiseDescriptorLimit() {
+        var l = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &l) == 0, l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
+        }
+    }
+}
+
+/// Conflicts found while planning: nothing was changed.
+public struct ConflictList: Error, Sendable, CustomStringConvertible {
+    public var conflicts: [Conflict]
+    public var description: String { conflicts.map(\.description).joined(separator: "\n") }
+}
+
+final class FileDescriptorBox {
+    let fd: Int32
+    init(_ fd: Int32) { self.fd = fd }
+    func close() { Glibc.close(fd) }
+}

@@ -1,0 +1,125 @@
+import QuiverBandwidth
+import QuiverKernel
+import QuiverNetlink
+
+/// What a topology should look like in the kernel, derived from the file (pure).
+public struct DesiredFabric: Sendable, Equatable {
+    public struct Bridge: Sendable, Equatable {
+        public var name: String
+        public var tag: String
+        public var mtu: UInt32?
+    }
+
+    public struct VNIC: Sendable, Equatable {
+        public var tenant: String
+        public var host: String
+        public var name: String
+        /// Host-side device (in the fabric) and the switch it is plugged in.
+        public var hostDevice: String
+        public var bridge: String
+        public var namespace: String
+        /// nil: `mac: random` (kept from the kernel once made).
+        public var mac: MACAddress?
+        public var mtu: UInt32?
+        public var ips: [IPPrefix]
+        public var gateway: IPAddress?
+        public var tag: String
+    }
+
+    public struct Namespace: Sendable, Equatable {
+        public var name: String
+        public var tag: String
+    }
+
+    public var topology: String
+    public var group: UInt32
+    public var bridges: [Bridge]
+    public var namespaces: [Namespace]
+    public var vnics: [VNIC]
+    /// One per tenant that has any cap.
+    public var capGroups: [CapGroup]
+
+    public init(_ t: Topology) {
+        let n = KernelNames(t.name)
+        topology = t.name
+        group = n.group
+        bridges = t.switches.map { Bridge(name: n.bridge($0.name), tag: n.switchTag($0.name), mtu: $0.mtu) }
+        var namespaces: [Namespace] = []
+        var vnics: [VNIC] = []
+        var groups: [CapGroup] = []
+        for tenant in t.tenants {
+            var members: [CapMember] = []
+            for host in tenant.hosts {
+                let ns = n.namespace(tenant: tenant.name, host: host.name)
+                namespaces.append(Namespace(name: ns, tag: n.hostTag(tenant: tenant.name, host: host.name)))
+                for v in host.vnics {
+                    let mac: MACAddress?
+                    switch v.mac {
+                    case .auto: mac = n.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name)
+                    case .random: mac = nil
+                    case .fixed(let m): mac = m
+                    }
+                    let dev = n.hostDevice(host: host.name, vnic: v.name)
+                    vnics.append(VNIC(tenant: tenant.name, host: host.name, name: v.name, hostDevice: dev, bridge: n.bridge(v.over),
+                                      namespace: ns, mac: mac, mtu: v.mtu ?? t.switches.first { $0.name == v.over }?.mtu,
+                                      ips: v.ips, gateway: v.gateway, tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name)))
+                    if v.maxbw != nil || v.floor != nil || !v.flows.isEmpty || tenant.maxbw != nil {
+                        // The MAC tells members apart on the tenant's IFBs; a random MAC is
+                        // filled in from the kernel before the caps are applied.
+                        members.append(CapMember(name: "\(host.name)/\(v.name)", device: try! InterfaceName(validating: dev), mac: mac,
+                                                 maxbw: v.maxbw, floor: v.floor, flows: v.flows))
+                    }
+                }
+            }
+            if !members.isEmpty {
+                groups.append(CapGroup(name: tenant.name, ifbFrom: try! InterfaceName(validating: n.ifbFrom(tenant: tenant.name)),
+                                       ifbTo: try! InterfaceName(validating: n.ifbTo(tenant: tenant.name)), maxbw: tenant.maxbw,
+                                       members: members, ownerTag: n.tenantTag(tenant.name), linkGroup: n.group))
+            }
+        }
+        self.namespaces = namespaces
+        self.vnics = vnics
+        capGroups = groups
+    }
+}
+
+/// What the kernel has now for a topology: read with dumps (one per namespace), never one get per
+/// object.
+public struct CurrentFabric: Sendable {
+    public struct Host: Sendable {
+        public var tagged: Bool
+        public var links: [Link]
+        public var addresses: [Address]
+        public var routes: [Route]
+    }
+
+    /// Every link in the fabric namespace (Quiver's and others').
+    public var links: [Link]
+    /// Named namespaces that exist, by name, for those the topology wants or owns.
+    public var hosts: [String: Host]
+    /// Named namespaces with the topology's prefix that are not read (not wanted).
+    public var otherNamespaces: [String]
+
+    public init(links: [Link], hosts: [String: Host], otherNamespaces: [String]) {
+        self.links = links
+        self.hosts = hosts
+        self.otherNamespaces = otherNamespaces
+    }
+
+    /// Reads the fabric and every existing namespace the topology wants or whose name carries its
+    /// prefix. Host namespaces are read through one socket each, opened together on one thread.
+    public static func read(topology: String, wanted: [String], fabric: NetlinkHandle) throws -> (CurrentFabric, [String: NetlinkHandle]) {
+        let links = try fabric.links()
+        let names = KernelNames(topology)
+        let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wanted.contains($0) }
+        let handles = try NetlinkHandle.open(namespaces: existing.map(NetworkNamespace.named))
+        var hosts: [String: Host] = [:]
+        for (name, h) in zip(existing, handles) {
+            let l = try h.links()
+            let tagged = l.first { $0.name == "lo" }?.alias?.hasPrefix(names.tagPrefix + "host/") == true
+            hosts[name] = Host(tagged: tagged, links: l, addresses: try h.addresses(), routes: try h.routes())
+        }
+        return (CurrentFabric(links: links, hosts: hosts, otherNamespaces: []),
+                Dictionary(uniqueKeysWithValues: zip(existing, handles)))
+    }
+}

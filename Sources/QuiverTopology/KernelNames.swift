@@ -1,0 +1,59 @@
+import Foundation
+import QuiverKernel
+
+/// How names in a file become kernel names, deterministically:
+///
+/// | object | kernel name | where |
+/// |---|---|---|
+/// | switch `S` | bridge `T-S` | fabric namespace |
+/// | VNIC `V` of host `H` | `T-H-V` (host side) and `V` (endpoint side) | fabric / the host's namespace |
+/// | tenant `N` caps | IFBs `T-N-f` (from endpoints), `T-N-t` (to endpoints) | fabric namespace |
+/// | host `H` of tenant `N` | network namespace `T-N-H` | `/var/run/netns` |
+///
+/// Names in the file may use letters, digits and `_` (no `-`, so joined names cannot collide);
+/// every derived interface name must fit 15 bytes, or validation says which one and by how much.
+/// Every link Quiver makes in the fabric carries the topology's link group (set atomically at
+/// creation) and an `ifalias` tag `quiver:T/...`; each namespace's `lo` carries
+/// `quiver:T/host/N/H`.
+public struct KernelNames: Sendable {
+    public let topology: String
+
+    public init(_ topology: String) { self.topology = topology }
+
+    public func bridge(_ sw: String) -> String { "\(topology)-\(sw)" }
+    public func hostDevice(host: String, vnic: String) -> String { "\(topology)-\(host)-\(vnic)" }
+    public func ifbFrom(tenant: String) -> String { "\(topology)-\(tenant)-f" }
+    public func ifbTo(tenant: String) -> String { "\(topology)-\(tenant)-t" }
+    public func namespace(tenant: String, host: String) -> String { "\(topology)-\(tenant)-\(host)" }
+
+    /// The prefix of every tag of this topology.
+    public var tagPrefix: String { "quiver:\(topology)/" }
+    public func switchTag(_ sw: String) -> String { "\(tagPrefix)switch/\(sw)" }
+    public func vnicTag(tenant: String, host: String, vnic: String) -> String { "\(tagPrefix)vnic/\(tenant)/\(host)/\(vnic)" }
+    public func tenantTag(_ tenant: String) -> String { "\(tagPrefix)tenant/\(tenant)" }
+    public func hostTag(tenant: String, host: String) -> String { "\(tagPrefix)host/\(tenant)/\(host)" }
+
+    /// The topology's link group: FNV-1a of its name, in 0x5100_0000…0x51FF_FFFF (never 0, the
+    /// default group of every link).
+    public var group: UInt32 { 0x5100_0000 | (fnv1a(topology) & 0x00FF_FFFF) }
+
+    /// A stable, locally administered unicast MAC for `mac: auto`.
+    public func autoMAC(tenant: String, host: String, vnic: String) -> MACAddress {
+        let h = fnv1a64("\(topology)/\(tenant)/\(host)/\(vnic)")
+        var b = (0..<5).map { UInt8(truncatingIfNeeded: h >> (8 * UInt64($0))) }
+        b.insert(0x02, at: 0)
+        return try! MACAddress(bytes: b)
+    }
+}
+
+func fnv1a(_ s: String) -> UInt32 {
+    var h: UInt32 = 0x811C_9DC5
+    for b in s.utf8 { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+    return h
+}
+
+func fnv1a64(_ s: String) -> UInt64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+    return h
+}

@@ -1,0 +1,187 @@
+import QuiverBandwidth
+import QuiverKernel
+
+/// One step of an apply or destroy.
+public enum Operation: Sendable, Equatable, CustomStringConvertible {
+    case createNamespace(String)
+    case createBridge(DesiredFabric.Bridge)
+    case createVNIC(DesiredFabric.VNIC)
+    /// Plug a VNIC's host side into another switch / change its MTU.
+    case changeVNIC(hostDevice: String, bridge: String?, mtu: UInt32?)
+    /// Set the endpoint side's MAC (a fixed MAC edited in the file).
+    case changeMAC(namespace: String, device: String, mac: MACAddress)
+    case addAddress(namespace: String, device: String, IPPrefix)
+    case removeAddress(namespace: String, device: String, IPPrefix)
+    case setGateway(namespace: String, device: String, IPAddress)
+    case removeGateway(namespace: String, IPAddress)
+    case applyCaps(tenant: String)
+    case removeCaps(tenant: String)
+    case deleteLink(String)
+    case deleteNamespace(String)
+
+    public var description: String {
+        switch self {
+        case .createNamespace(let n): return "create namespace \(n)"
+        case .createBridge(let b): return "create switch \(b.name)"
+        case .createVNIC(let v): return "create vnic \(v.host)/\(v.name) (\(v.hostDevice) on \(v.bridge))"
+        case .changeVNIC(let d, let b, let m):
+            return "change vnic \(d):" + (b.map { " switch → \($0)" } ?? "") + (m.map { " mtu → \($0)" } ?? "")
+        case .changeMAC(let ns, let d, let m): return "change mac of \(d) in \(ns) → \(m)"
+        case .addAddress(let ns, let d, let p): return "add address \(p) to \(d) in \(ns)"
+        case .removeAddress(let ns, let d, let p): return "remove address \(p) from \(d) in \(ns)"
+        case .setGateway(let ns, let d, let g): return "set default route via \(g) dev \(d) in \(ns)"
+        case .removeGateway(let ns, let g): return "remove default route via \(g) in \(ns)"
+        case .applyCaps(let t): return "apply caps of tenant \(t)"
+        case .removeCaps(let t): return "remove caps of tenant \(t)"
+        case .deleteLink(let l): return "delete link \(l)"
+        case .deleteNamespace(let n): return "delete namespace \(n)"
+        }
+    }
+
+    /// For the summary line.
+    public var verb: Verb {
+        switch self {
+        case .createNamespace, .createBridge, .createVNIC, .addAddress, .setGateway: return .create
+        case .changeVNIC, .changeMAC, .applyCaps: return .change
+        case .removeAddress, .removeGateway, .removeCaps, .deleteLink, .deleteNamespace: return .delete
+        }
+    }
+
+    public enum Verb { case create, change, delete }
+}
+
+/// An object in the kernel with a name the topology wants, that the topology does not own.
+public struct Conflict: Error, Sendable, Equatable, CustomStringConvertible {
+    public var object: String
+    public var found: String
+    public var description: String {
+        "\(object) already exists and was not created by Quiver for this topology (\(found)); it is left alone — remove or rename it, or rename the topology"
+    }
+}
+
+/// A plan: ordered operations, or the conflicts that forbid applying.
+public struct Plan: Sendable, Equatable {
+    public var operations: [Operation]
+    public var conflicts: [Conflict]
+
+    public var isEmpty: Bool { operations.isEmpty }
+}
+
+/// The pure diff from what the kernel has to what the file wants.
+public enum Planner {
+    /// - Parameters:
+    ///   - pendingNamespaces: namespaces the journal says an earlier apply was creating (they may
+    ///     exist untagged after a crash; they are ours).
+    public static func plan(current: CurrentFabric, desired: DesiredFabric, pendingNamespaces: Set<String> = []) -> Plan {
+        var ops: [Operation] = []
+        var conflicts: [Conflict] = []
+        let names = KernelNames(desired.topology)
+        let byName = Dictionary(current.links.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        func owned(_ l: Link) -> Bool { l.group == desired.group }
+
+        // Namespaces.
+        let wantedNS = Set(desired.namespaces.map(\.name))
+        for ns in desired.namespaces {
+            if let h = current.hosts[ns.name] {
+                if !h.tagged && !pendingNamespaces.contains(ns.name) {
+                    conflicts.append(Conflict(object: "network namespace \(ns.name)", found: "its lo carries no Quiver tag"))
+                }
+            } else {
+                ops.append(.createNamespace(ns.name))
+            }
+        }
+
+        // Switches.
+        for b in desired.bridges {
+            if let l = byName[b.name] {
+                if !owned(l) { conflicts.append(Conflict(object: "link \(b.name)", found: "a \(l.linkClass) in link group \(l.group)")) }
+            } else {
+                ops.append(.createBridge(b))
+            }
+        }
+
+        // VNICs.
+        for v in desired.vnics {
+            guard let l = byName[v.hostDevice] else {
+                ops.append(.createVNIC(v))
+                for p in v.ips { ops.append(.addAddress(namespace: v.namespace, device: v.name, p)) }
+                if let g = v.gateway { ops.append(.setGateway(namespace: v.namespace, device: v.name, g)) }
+                continue
+            }
+            guard owned(l) else {
+                conflicts.append(Conflict(object: "link \(v.hostDevice)", found: "a \(l.linkClass) in link group \(l.group)"))
+                continue
+            }
+            let bridgeIndex = byName[v.bridge]?.index
+            let wantMTU = v.mtu.flatMap { $0 != l.mtu ? $0 : nil }
+            if l.masterIndex != bridgeIndex || wantMTU != nil {
+                ops.append(.changeVNIC(hostDevice: v.hostDevice, bridge: l.masterIndex != bridgeIndex ? v.bridge : nil, mtu: wantMTU))
+            }
+            guard let host = current.hosts[v.namespace], let peer = host.links.first(where: { $0.name == v.name }) else {
+                // The host side exists but its endpoint is gone (namespace lost): re-create both.
+                ops.append(.deleteLink(v.hostDevice))
+                ops.append(.createVNIC(v))
+                for p in v.ips { ops.append(.addAddress(namespace: v.namespace, device: v.name, p)) }
+                if let g = v.gateway { ops.append(.setGateway(namespace: v.namespace, device: v.name, g)) }
+                continue
+            }
+            if let mac = v.mac, peer.mac != mac { ops.append(.changeMAC(namespace: v.namespace, device: v.name, mac: mac)) }
+            let have = Set(host.addresses.filter { $0.linkIndex == peer.index && ($0.prefix.address.isV4 || $0.scope == 0) }.map(\.prefix))
+            for p in v.ips where !have.contains(p) { ops.append(.addAddress(namespace: v.namespace, device: v.name, p)) }
+            for p in have.subtracting(v.ips).sorted(by: { $0.description < $1.description }) {
+                ops.append(.removeAddress(namespace: v.namespace, device: v.name, p))
+            }
+            let defaults = host.routes.filter { $0.destination == nil && $0.outputIndex == peer.index }
+            if let g = v.gateway {
+                if !defaults.contains(where: { $0.gateway == g }) { ops.append(.setGateway(namespace: v.namespace, device: v.name, g)) }
+            }
+            for r in defaults where r.gateway != nil && r.gateway != v.gateway {
+                ops.append(.removeGateway(namespace: v.namespace, r.gateway!))
+            }
+        }
+
+        // Caps: the shaper diffs them itself (no-op when unchanged).
+        let wantedCaps = Set(desired.capGroups.map(\.name))
+        for g in desired.capGroups { ops.append(.applyCaps(tenant: g.name)) }
+        let tenantTags = current.links.filter { owned($0) && $0.alias?.hasPrefix(names.tagPrefix + "tenant/") == true }
+        for t in Set(tenantTags.compactMap { $0.alias?.split(separator: "/").last.map(String.init) }).sorted() where !wantedCaps.contains(t) {
+            ops.append(.removeCaps(tenant: t))
+        }
+
+        // Owned links the file no longer has.
+        let wantedLinks = Set(desired.bridges.map(\.name) + desired.vnics.map(\.hostDevice)
+                              + desired.capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] })
+        for l in current.links where owned(l) && !wantedLinks.contains(l.name) {
+            if l.alias?.hasPrefix(names.tagPrefix + "tenant/") == true { continue } // removed with its caps
+            ops.append(.deleteLink(l.name))
+        }
+        // Owned namespaces the file no longer has.
+        for (name, h) in current.hosts.sorted(by: { $0.key < $1.key }) where !wantedNS.contains(name) && (h.tagged || pendingNamespaces.contains(name)) {
+            ops.append(.deleteNamespace(name))
+        }
+        return Plan(operations: order(ops), conflicts: conflicts)
+    }
+
+    /// Deletions of caps and links first (they may free names), then creations in dependency
+    /// order, then changes, caps last.
+    static func order(_ ops: [Operation]) -> [Operation] {
+        func rank(_ o: Operation) -> Int {
+            switch o {
+            case .removeCaps: return 0
+            case .deleteLink: return 1
+            case .deleteNamespace: return 2
+            case .createNamespace: return 3
+            case .createBridge: return 4
+            case .changeVNIC: return 5
+            case .createVNIC: return 6
+            case .changeMAC: return 7
+            case .removeAddress: return 8
+            case .addAddress: return 9
+            case .removeGateway: return 10
+            case .setGateway: return 11
+            case .applyCaps: return 12
+            }
+        }
+        return ops.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+    }
+}

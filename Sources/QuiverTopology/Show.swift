@@ -1,0 +1,51 @@
+import QuiverKernel
+import QuiverNetlink
+
+/// One row of `quiver show`, like `dladm show-vnic`.
+public struct VNICRow: Sendable, Codable, Equatable {
+    public var vnic: String
+    public var tenant: String
+    public var host: String
+    public var over: String
+    public var link: String
+    public var macaddress: String
+    public var ips: [String]
+    public var maxbw: String
+    public var floor: String
+    public var state: String
+}
+
+extension Fabric {
+    /// The topology's VNICs as the kernel has them (MAC and state read back; "missing" when not applied).
+    public func show(_ t: Topology) throws -> [VNICRow] {
+        let desired = DesiredFabric(t)
+        let links = Dictionary(try handle.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let existing = Set(NetworkNamespace.listNamed())
+        let namespaces = Array(Set(desired.vnics.map(\.namespace))).filter { existing.contains($0) }.sorted()
+        var hostLinks: [String: [Link]] = [:]
+        for (ns, h) in zip(namespaces, try NetlinkHandle.open(namespaces: namespaces.map(NetworkNamespace.named))) {
+            hostLinks[ns] = try h.links()
+        }
+        var rows: [VNICRow] = []
+        for tenant in t.tenants {
+            for host in tenant.hosts {
+                for v in host.vnics {
+                    let d = desired.vnics.first { $0.tenant == tenant.name && $0.host == host.name && $0.name == v.name }!
+                    let hostSide = links[d.hostDevice]
+                    let peer = hostLinks[d.namespace]?.first { $0.name == v.name }
+                    let state: String
+                    if let l = hostSide, l.group == desired.group {
+                        state = l.operState == .unknown ? (l.isUp ? "up" : "down") : l.operState.description
+                    } else {
+                        state = "missing"
+                    }
+                    rows.append(VNICRow(vnic: v.name, tenant: tenant.name, host: host.name, over: v.over, link: d.hostDevice,
+                                        macaddress: (peer?.mac ?? d.mac)?.description ?? "random",
+                                        ips: v.ips.map(\.description), maxbw: v.maxbw?.description ?? tenant.maxbw.map { "(\($0))" } ?? "--",
+                                        floor: v.floor?.description ?? "--", state: state))
+                }
+            }
+        }
+        return rows
+    }
+}

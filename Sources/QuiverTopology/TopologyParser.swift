@@ -1,0 +1,309 @@
+import Foundation
+import QuiverBandwidth
+import QuiverKernel
+import Yams
+
+/// Reads a topology file (YAML, or JSON — YAML's subset) into a ``Topology``, collecting every
+/// error with its line and column. Unknown keys are errors, with a suggestion (a typo such as
+/// `allow_restricted` must never be silently ignored).
+public struct TopologyParser {
+    public let file: String
+    private var errors: [TopologyError] = []
+
+    public init(file: String) { self.file = file }
+
+    /// Parses `text`; throws ``TopologyErrors`` listing every problem found.
+    public static func parse(_ text: String, file: String) throws -> Topology {
+        var p = TopologyParser(file: file)
+        let topology = p.parseDocument(text)
+        if let topology, p.errors.isEmpty {
+            let problems = TopologyValidator.validate(topology)
+            if problems.isEmpty { return topology }
+            throw TopologyErrors(errors: problems)
+        }
+        throw TopologyErrors(errors: p.errors)
+    }
+
+    /// Reads and parses a file.
+    public static func load(path: String) throws -> Topology {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TopologyErrors(errors: [TopologyError(nil, "cannot read \(path)", hint: "check the path and permissions")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TopologyErrors(errors: [TopologyError(nil, "\(path) is not UTF-8 text")])
+        }
+        return try parse(text, file: path)
+    }
+
+    // MARK: Document
+
+    mutating func parseDocument(_ text: String) -> Topology? {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let e as YamlError {
+            errors.append(yamlError(e))
+            return nil
+        } catch {
+            errors.append(TopologyError(nil, "cannot parse: \(error)"))
+            return nil
+        }
+        guard let root, let map = mapping(root, "the topology") else {
+            if root == nil { errors.append(TopologyError(SourceLocation(file: file, line: 1, column: 1), "the file is empty", hint: "start with `name: lab`")) }
+            return nil
+        }
+        check(map, allowed: ["name", "switches", "tenants", "expect"], in: "the topology")
+        let name = requiredString(map, "name", in: "the topology") ?? ""
+        let switches = list(map, "switches").compactMap { parseSwitch($0) }
+        let tenants = list(map, "tenants").compactMap { parseTenant($0) }
+        let expectations = list(map, "expect").compactMap { parseExpectation($0) }
+        if map["tenants"] == nil {
+            errors.append(TopologyError(loc(root), "the topology has no `tenants:`", hint: "add at least one tenant with a host"))
+        }
+        return Topology(name: name, switches: switches, tenants: tenants, expectations: expectations, file: file)
+    }
+
+    mutating func parseSwitch(_ node: Node) -> Topology.Switch? {
+        guard let m = mapping(node, "a switch") else { return nil }
+        check(m, allowed: ["name", "mtu"], in: "a switch")
+        guard let name = requiredString(m, "name", in: "a switch") else { return nil }
+        return Topology.Switch(name: name, mtu: uint32(m, "mtu"), location: loc(node))
+    }
+
+    mutating func parseTenant(_ node: Node) -> Topology.Tenant? {
+        guard let m = mapping(node, "a tenant") else { return nil }
+        check(m, allowed: ["name", "maxbw", "hosts"], in: "tenant")
+        guard let name = requiredString(m, "name", in: "a tenant") else { return nil }
+        let hosts = list(m, "hosts").compactMap { parseHost($0) }
+        return Topology.Tenant(name: name, maxbw: rate(m, "maxbw"), hosts: hosts, location: loc(node))
+    }
+
+    mutating func parseHost(_ node: Node) -> Topology.Host? {
+        guard let m = mapping(node, "a host") else { return nil }
+        check(m, allowed: ["name", "kind", "vnics"], in: "host")
+        guard let name = requiredString(m, "name", in: "a host") else { return nil }
+        var kind = Topology.HostKind.netns
+        if let k = m["kind"] {
+            if let s = scalar(k, "kind"), let parsed = Topology.HostKind(rawValue: s) {
+                kind = parsed
+            } else if k.scalar != nil {
+                errors.append(TopologyError(loc(k), "unknown host kind \"\(k.string ?? "")\"", hint: "use netns or vm"))
+            }
+        }
+        let vnics = list(m, "vnics").compactMap { parseVNIC($0) }
+        return Topology.Host(name: name, kind: kind, vnics: vnics, location: loc(node))
+    }
+
+    mutating func parseVNIC(_ node: Node) -> Topology.VNIC? {
+        guard let m = mapping(node, "a VNIC") else { return nil }
+        check(m, allowed: ["name", "over", "mac", "ips", "gateway", "mtu", "maxbw", "floor", "protection", "allowed-ips", "flows"], in: "vnic")
+        guard let name = requiredString(m, "name", in: "a VNIC") else { return nil }
+        let over = requiredString(m, "over", in: "VNIC \(name)") ?? ""
+        var mac = Topology.MACSetting.auto
+        if let n = m["mac"], let s = scalar(n, "mac") {
+            switch s {
+            case "auto": mac = .auto
+            case "random": mac = .random
+            default:
+                do { mac = .fixed(try MACAddress.unicast(s)) } catch { errors.append(TopologyError(loc(n), "\(error)")) }
+            }
+        }
+        var protection: [Topology.Protection] = []
+        var protectionWritten = false
+        if let p = m["protection"] {
+            protectionWritten = true
+            for item in sequence(p, "protection") {
+                guard let s = scalar(item, "protection") else { continue }
+                if let v = Topology.Protection(rawValue: s) { protection.append(v) } else {
+                    errors.append(TopologyError(loc(item), "unknown protection \"\(s)\"",
+                                                hint: "use " + Topology.Protection.allCases.map(\.rawValue).joined(separator: ", ") + suggestion(s, Topology.Protection.allCases.map(\.rawValue))))
+                }
+            }
+        }
+        let ips = prefixes(m, "ips")
+        return Topology.VNIC(
+            name: name, over: over, mac: mac, ips: ips,
+            gateway: address(m, "gateway"), mtu: uint32(m, "mtu"), maxbw: rate(m, "maxbw"), floor: rate(m, "floor"),
+            // Like SmartOS: protection is on unless the file turns it off (`protection: []`).
+            protection: protectionWritten ? protection : [.macNospoof, .ipNospoof, .restricted],
+            allowedIPs: m["allowed-ips"] != nil ? prefixes(m, "allowed-ips") : [],
+            flows: list(m, "flows").compactMap { parseFlow($0) },
+            location: loc(node))
+    }
+
+    mutating func parseFlow(_ node: Node) -> FlowCap? {
+        guard let m = mapping(node, "a flow") else { return nil }
+        check(m, allowed: ["name", "transport", "local-ip", "remote-ip", "local-port", "remote-port", "maxbw"], in: "flow")
+        guard let name = requiredString(m, "name", in: "a flow") else { return nil }
+        var transport: Transport?
+        if let n = m["transport"], let s = scalar(n, "transport") {
+            transport = Transport(rawValue: s)
+            if transport == nil { errors.append(TopologyError(loc(n), "unknown transport \"\(s)\"", hint: "use tcp, udp or icmp")) }
+        }
+        guard let maxbw = rate(m, "maxbw") else {
+            errors.append(TopologyError(loc(node), "flow \(name) has no maxbw", hint: "add e.g. `maxbw: 20M` (0 blocks the flow)"))
+            return nil
+        }
+        return FlowCap(name: name, transport: transport, localIP: prefix(m, "local-ip"), remoteIP: prefix(m, "remote-ip"),
+                       localPort: port(m, "local-port"), remotePort: port(m, "remote-port"), maxbw: maxbw)
+    }
+
+    mutating func parseExpectation(_ node: Node) -> Topology.Expectation? {
+        guard let m = mapping(node, "an expectation") else { return nil }
+        var fields: [String: String] = [:]
+        for (k, v) in m {
+            guard let key = k.string else { continue }
+            if let s = v.string { fields[key] = s } else if let seq = v.sequence {
+                fields[key] = seq.compactMap(\.string).joined(separator: ",")
+            }
+        }
+        let kind = ["reach", "no-reach", "bandwidth", "spoof"].first { fields[$0] != nil } ?? "unknown"
+        return Topology.Expectation(kind: kind, fields: fields, location: loc(node))
+    }
+
+    // MARK: Helpers
+
+    func loc(_ node: Node) -> SourceLocation {
+        SourceLocation(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
+    }
+
+    func yamlError(_ e: YamlError) -> TopologyError {
+        switch e {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return TopologyError(SourceLocation(file: file, line: mark.line, column: mark.column), "YAML syntax: \(problem)",
+                                 hint: "check indentation and quoting here")
+        default:
+            return TopologyError(SourceLocation(file: file, line: 1, column: 1), "YAML syntax: \(e)")
+        }
+    }
+
+    mutating func mapping(_ node: Node, _ what: String) -> Node.Mapping? {
+        if let m = node.mapping { return m }
+        errors.append(TopologyError(loc(node), "\(what) must be a mapping of keys to values", hint: "write `key: value` lines"))
+        return nil
+    }
+
+    mutating func sequence(_ node: Node, _ key: String) -> [Node] {
+        if let s = node.sequence { return Array(s) }
+        errors.append(TopologyError(loc(node), "`\(key)` must be a list", hint: "write `\(key): [a, b]` or one `- item` per line"))
+        return []
+    }
+
+    mutating func list(_ m: Node.Mapping, _ key: String) -> [Node] {
+        guard let n = m[key] else { return [] }
+        if case .scalar(let s) = n, s.string == "" || s.string == "~" || s.string == "null" { return [] }
+        return sequence(n, key)
+    }
+
+    mutating func scalar(_ node: Node, _ key: String) -> String? {
+        if let s = node.scalar { return s.string }
+        errors.append(TopologyError(loc(node), "`\(key)` must be a single value"))
+        return nil
+    }
+
+    mutating func requiredString(_ m: Node.Mapping, _ key: String, in what: String) -> String? {
+        guard let n = m[key] else {
+            errors.append(TopologyError(locOf(m), "\(what) has no `\(key)`", hint: "add `\(key): ...`"))
+            return nil
+        }
+        guard let s = scalar(n, key), !s.isEmpty else {
+            errors.append(TopologyError(loc(n), "`\(key)` is empty"))
+            return nil
+        }
+        return s
+    }
+
+    func locOf(_ m: Node.Mapping) -> SourceLocation {
+        SourceLocation(file: file, line: m.mark?.line ?? 0, column: m.mark?.column ?? 0)
+    }
+
+    /// Unknown keys are errors, with the closest known key suggested.
+    mutating func check(_ m: Node.Mapping, allowed: [String], in what: String) {
+        for (k, _) in m {
+            guard let key = k.string else {
+                errors.append(TopologyError(loc(k), "keys must be plain words"))
+                continue
+            }
+            if !allowed.contains(key) {
+                errors.append(TopologyError(loc(k), "unknown key `\(key)` in \(what)",
+                                            hint: "known keys: \(allowed.joined(separator: ", "))" + suggestion(key, allowed)))
+            }
+        }
+    }
+
+    func suggestion(_ word: String, _ candidates: [String]) -> String {
+        let normalized = word.lowercased().replacingOccurrences(of: "_", with: "-")
+        guard let best = candidates.min(by: { distance(normalized, $0) < distance(normalized, $1) }),
+              distance(normalized, best) <= max(2, best.count / 3) else { return "" }
+        return "; did you mean `\(best)`?"
+    }
+
+    mutating func rate(_ m: Node.Mapping, _ key: String) -> Bitrate? {
+        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        do { return try Bitrate(s) } catch {
+            errors.append(TopologyError(loc(n), "\(key): \(error)"))
+            return nil
+        }
+    }
+
+    mutating func uint32(_ m: Node.Mapping, _ key: String) -> UInt32? {
+        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        guard let v = UInt32(s), (68...65535).contains(v) else {
+            errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number from 68 to 65535"))
+            return nil
+        }
+        return v
+    }
+
+    mutating func port(_ m: Node.Mapping, _ key: String) -> UInt16? {
+        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        guard let v = UInt16(s), v > 0 else {
+            errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a port from 1 to 65535"))
+            return nil
+        }
+        return v
+    }
+
+    mutating func address(_ m: Node.Mapping, _ key: String) -> IPAddress? {
+        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        do { return try IPAddress(s) } catch {
+            errors.append(TopologyError(loc(n), "\(key): \(error)"))
+            return nil
+        }
+    }
+
+    mutating func prefix(_ m: Node.Mapping, _ key: String) -> IPPrefix? {
+        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        do { return try IPPrefix(s) } catch {
+            errors.append(TopologyError(loc(n), "\(key): \(error)"))
+            return nil
+        }
+    }
+
+    mutating func prefixes(_ m: Node.Mapping, _ key: String) -> [IPPrefix] {
+        guard let n = m[key] else { return [] }
+        return sequence(n, key).compactMap { item in
+            guard let s = scalar(item, key) else { return nil }
+            do { return try IPPrefix(s) } catch {
+                errors.append(TopologyError(loc(item), "\(key): \(error)", hint: "write an address with its prefix, like 10.10.0.11/24"))
+                return nil
+            }
+        }
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+func distance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var prev = Array(0...b.count)
+    for i in 1...a.count {
+        var cur = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        prev = cur
+    }
+    return prev[b.count]
+}

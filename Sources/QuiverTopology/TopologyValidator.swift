@@ -1,0 +1,131 @@
+import QuiverBandwidth
+import QuiverKernel
+
+/// Checks a parsed topology for everything that would fail or mislead later: names, references,
+/// addresses, MACs, units, floors, kernel names. Reports all problems at once.
+public enum TopologyValidator {
+    public static func validate(_ t: Topology) -> [TopologyError] {
+        var errors: [TopologyError] = []
+        func fail(_ at: SourceLocation?, _ message: String, _ hint: String? = nil) {
+            errors.append(TopologyError(at, message, hint: hint))
+        }
+        let top = SourceLocation(file: t.file, line: 1, column: 1)
+        func checkName(_ name: String, _ what: String, _ at: SourceLocation, max: Int? = nil) {
+            let ok = !name.isEmpty && name.unicodeScalars.allSatisfy {
+                ($0.value < 128) && (CharacterSet.alphanumerics.contains($0) || $0 == "_")
+            }
+            if !ok { fail(at, "\(what) name \"\(name)\" may use only letters, digits and _", "`-` joins names in kernel names") }
+            if let max, name.utf8.count > max { fail(at, "\(what) name \"\(name)\" is longer than \(max) bytes", "kernel names are built from it") }
+        }
+        checkName(t.name, "topology", top, max: 8)
+        let names = KernelNames(t.name)
+
+        // Uniqueness.
+        func duplicates<T>(_ items: [T], _ key: (T) -> String, _ at: (T) -> SourceLocation, _ what: String) {
+            var seen: [String: SourceLocation] = [:]
+            for i in items {
+                if let first = seen[key(i)] { fail(at(i), "\(what) \"\(key(i))\" is defined twice", "first at \(first)") } else { seen[key(i)] = at(i) }
+            }
+        }
+        duplicates(t.switches, \.name, \.location, "switch")
+        duplicates(t.tenants, \.name, \.location, "tenant")
+        let hosts = t.tenants.flatMap { tenant in tenant.hosts.map { (tenant, $0) } }
+        duplicates(hosts, { $0.1.name }, { $0.1.location }, "host")
+        for s in t.switches { checkName(s.name, "switch", s.location) }
+        if t.tenants.isEmpty { fail(top, "the topology has no tenants", "add a tenant with at least one host") }
+
+        var kernelNames: [String: (String, SourceLocation)] = [:]
+        func kernelName(_ n: String, _ what: String, _ at: SourceLocation) {
+            if n.utf8.count > InterfaceName.maxBytes {
+                fail(at, "kernel name \"\(n)\" for \(what) is \(n.utf8.count) bytes; Linux allows \(InterfaceName.maxBytes)",
+                     "shorten the topology, host, switch or VNIC name by \(n.utf8.count - InterfaceName.maxBytes)")
+            }
+            if let (other, first) = kernelNames[n] {
+                fail(at, "kernel name \"\(n)\" for \(what) collides with \(other) at \(first)", "rename one of them")
+            } else {
+                kernelNames[n] = (what, at)
+            }
+        }
+        for s in t.switches { kernelName(names.bridge(s.name), "switch \(s.name)", s.location) }
+
+        var ips: [IPAddress: SourceLocation] = [:]
+        var macs: [MACAddress: SourceLocation] = [:]
+        let switchNames = Set(t.switches.map(\.name))
+        for tenant in t.tenants {
+            checkName(tenant.name, "tenant", tenant.location)
+            kernelName(names.ifbFrom(tenant: tenant.name), "tenant \(tenant.name)'s caps", tenant.location)
+            kernelName(names.ifbTo(tenant: tenant.name), "tenant \(tenant.name)'s caps", tenant.location)
+            if tenant.hosts.isEmpty { fail(tenant.location, "tenant \(tenant.name) has no hosts") }
+            var members: [CapMember] = []
+            var memberLocations: [String: SourceLocation] = [:]
+            for host in tenant.hosts {
+                checkName(host.name, "host", host.location)
+                if host.kind == .vm {
+                    fail(host.location, "host \(host.name): kind vm is not supported yet", "the KVM launcher is a later issue; use kind: netns")
+                }
+                if host.vnics.isEmpty { fail(host.location, "host \(host.name) has no vnics") }
+                duplicates(host.vnics, \.name, \.location, "VNIC of host \(host.name)")
+                var gateways: [Int32: SourceLocation] = [:]
+                for v in host.vnics {
+                    checkName(v.name, "VNIC", v.location)
+                    if (try? InterfaceName(validating: v.name)) == nil { fail(v.location, "VNIC name \"\(v.name)\" is not a valid interface name") }
+                    kernelName(names.hostDevice(host: host.name, vnic: v.name), "VNIC \(host.name)/\(v.name)", v.location)
+                    if !switchNames.contains(v.over) {
+                        fail(v.location, "VNIC \(host.name)/\(v.name) is over \"\(v.over)\", which is not a switch of this topology",
+                             t.switches.isEmpty ? "add it under `switches:`" : "switches: " + t.switches.map(\.name).joined(separator: ", "))
+                    }
+                    for p in v.ips {
+                        if let first = ips[p.address] { fail(v.location, "address \(p.address) of \(host.name)/\(v.name) is also used at \(first)") }
+                        ips[p.address] = v.location
+                        if p.address.isV4 && p.length < 31 {
+                            if p.address == p.network.address { fail(v.location, "\(p) is the network address of its subnet", "use a host address such as \(p.network.address)+1") }
+                            if p.address == broadcast(p) { fail(v.location, "\(p) is the broadcast address of its subnet") }
+                        }
+                    }
+                    if let gw = v.gateway {
+                        if !v.ips.contains(where: { $0.contains(gw) }) {
+                            fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) is outside its subnets (\(v.ips.map(\.description).joined(separator: ", ")))",
+                                 "the gateway must be reachable on the link")
+                        }
+                        if let first = gateways[gw.family] { fail(v.location, "host \(host.name) has a second default gateway of the same family", "first at \(first)") }
+                        gateways[gw.family] = v.location
+                    }
+                    let mac: MACAddress
+                    switch v.mac {
+                    case .fixed(let m): mac = m
+                    case .auto, .random: mac = names.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name)
+                    }
+                    if let first = macs[mac] { fail(v.location, "MAC \(mac) of \(host.name)/\(v.name) is also used at \(first)") }
+                    macs[mac] = v.location
+                    if v.allowedIPs.count > 32 { fail(v.location, "allowed-ips has \(v.allowedIPs.count) entries; at most 32") }
+                    let key = "\(host.name)/\(v.name)"
+                    memberLocations[key] = v.location
+                    if let dev = try? InterfaceName(validating: names.hostDevice(host: host.name, vnic: v.name)) {
+                        members.append(CapMember(name: key, device: dev, mac: mac, maxbw: v.maxbw, floor: v.floor, flows: v.flows))
+                    }
+                }
+            }
+            // Floors, flows and the rest of the cap rules, as the shaper will check them.
+            if let ifbF = try? InterfaceName(validating: names.ifbFrom(tenant: tenant.name)),
+               let ifbT = try? InterfaceName(validating: names.ifbTo(tenant: tenant.name)), !members.isEmpty {
+                let group = CapGroup(name: tenant.name, ifbFrom: ifbF, ifbTo: ifbT, maxbw: tenant.maxbw, members: members, ownerTag: "")
+                for p in group.problems() {
+                    let member = members.first { p.hasPrefix($0.name + ":") }
+                    fail(member.flatMap { memberLocations[$0.name] } ?? tenant.location, p)
+                }
+            }
+        }
+        return errors
+    }
+
+    static func broadcast(_ p: IPPrefix) -> IPAddress {
+        var b = p.network.address.bytes
+        for i in 0..<b.count {
+            let hostBits = max(0, min(8, (i + 1) * 8 - p.length))
+            b[i] |= UInt8(truncatingIfNeeded: (1 << hostBits) - 1)
+        }
+        return (try? IPAddress(bytes: b)) ?? p.address
+    }
+}
+
+import Foundation

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import QuiverNetlink
+import QuiverTopology
+
+/// Where the fabric lives: the host namespace, or a namespace given with --fabric-netns.
+struct FabricOptions: ParsableArguments {
+    @Option(help: "Build the fabric (switches, host-side VNIC ends, IFBs) in this named namespace instead of the host's.")
+    var fabricNetns: String?
+
+    func open() throws -> Fabric {
+        let ns = try fabricNetns.map { n -> NetworkNamespace in
+            let ns = NetworkNamespace.named(n)
+            guard ns.exists else { throw ValidationError("no network namespace named \"\(n)\" (see `ip netns list`)") }
+            return ns
+        }
+        return try Fabric(fabric: ns)
+    }
+}
+
+/// Loads and validates a file; validation errors exit 2 with every problem listed.
+func loadTopology(_ path: String) throws -> Topology {
+    do {
+        return try TopologyParser.load(path: path)
+    } catch let e as TopologyErrors {
+        FileHandle.standardError.write(Data((e.description + "\n").utf8))
+        throw ExitCode(2)
+    }
+}
+
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check a topology file; print every error with file:line:column.")
+    @Argument(help: "Topology file (YAML or JSON).") var file: String
+
+    func run() throws {
+        let t = try loadTopology(file)
+        let vnics = t.tenants.flatMap(\.hosts).flatMap(\.vnics).count
+        print("\(file): topology \(t.name) is valid: \(t.switches.count) switches, \(t.tenants.count) tenants, \(t.tenants.flatMap(\.hosts).count) hosts, \(vnics) vnics")
+    }
+}
+
+struct ApplyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Make the host match a topology file: create what is missing, change in place, delete what the file dropped.")
+    @Argument(help: "Topology file (YAML or JSON).") var file: String
+    @Flag(help: "Print the plan, change nothing.") var dryRun = false
+    @Flag(name: .shortAndLong, help: "Print every operation.") var verbose = false
+    @OptionGroup var fabric: FabricOptions
+
+    func run() throws {
+        let t = try loadTopology(file)
+        let f = try fabric.open()
+        let tty = isatty(STDOUT_FILENO) == 1
+        do {
+            let r = try f.apply(t, dryRun: dryRun) { done, total in
+                if tty && total >= 50 { FileHandle.standardOutput.write(Data("\r[\(done)/\(total)] applying \(t.name)…".utf8)) }
+            }
+            if tty { print("\r", terminator: "") }
+            if dryRun || verbose {
+                for op in r.plan.operations { print((dryRun ? "would " : "") + op.description) }
+            }
+            print(dryRun ? "\(t.name): \(r.plan.operations.count) operations planned (dry run, nothing changed)" : "\(t.name): \(r.summary)")
+        } catch let c as ConflictList {
+            FileHandle.standardError.write(Data(("quiver: nothing was changed:\n" + c.description + "\n").utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct DestroyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "destroy",
+        abstract: "Remove everything a topology owns (found in the kernel; works without the state record).")
+    @Argument(help: "Topology file or topology name.") var target: String
+    @OptionGroup var fabric: FabricOptions
+
+    func run() throws {
+        let name: String
+        if FileManager.default.fileExists(atPath: target) {
+            name = try loadTopology(target).name
+        } else {
+            name = target
+        }
+        let r = try fabric.open().destroy(topology: name)
+        print(r.deleted == 0 ? "\(name): nothing to destroy" : "\(name): deleted \(r.deleted) objects in \(Int(r.milliseconds)) ms")
+    }
+}
+
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a topology's VNICs (like dladm show-vnic).")
+    @Argument(help: "Topology file, or the name of an applied topology.") var target: String
+    @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
+    @OptionGroup var fabric: FabricOptions
+
+    func run() throws {
+        var path = target
+        if !FileManager.default.fileExists(atPath: target) {
+            guard let file = Journal.load(target)?.file else {
+                throw ValidationError("no file \(target), and no applied topology of that name (see `quiver list`)")
+            }
+            path = file
+        }
+        let rows = try fabric.open().show(try loadTopology(path))
+        switch output {
+        case .json: print(try renderJSON(rows))
+        case .table:
+            var t = Table(["VNIC", "TENANT", "HOST", "OVER", "LINK", "MACADDRESS", "IPS", "MAXBW", "FLOOR", "STATE"])
+            for r in rows {
+                t.add([r.vnic, r.tenant, r.host, r.over, r.link, r.macaddress, r.ips.isEmpty ? "--" : r.ips.joined(separator: ","), r.maxbw, r.floor, r.state])
+            }
+            print(t.render())
+        }
+    }
+}
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List applied topologies.")
+    @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
+
+    struct Row: Encodable { var name: String; var file: String?; var appliedAt: Date?; var namespaces: Int }
+
+    func run() throws {
+        let namespaces = NetworkNamespace.listNamed()
+        let rows = Journal.all().map { j in
+            Row(name: j.topology, file: j.file, appliedAt: j.appliedAt, namespaces: namespaces.filter { $0.hasPrefix(j.topology + "-") }.count)
+        }
+        switch output {
+        case .json: print(try renderJSON(rows))
+        case .table:
+            var t = Table(["NAME", "NAMESPACES", "APPLIED", "FILE"])
+            let f = ISO8601DateFormatter()
+            for r in rows { t.add([r.name, "\(r.namespaces)", r.appliedAt.map { f.string(from: $0) } ?? "incomplete", r.file ?? "--"]) }
+            print(t.render())
+        }
+    }
+}
+
+struct GraphCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "graph", abstract: "Print the topology as a Graphviz or Mermaid graph.")
+    @Argument(help: "Topology file.") var file: String
+    @Option(help: "dot or mermaid.") var format: String = "dot"
+
+    func run() throws {
+        guard let f = TopologyGraph.Format(rawValue: format) else { throw ValidationError("--format is dot or mermaid") }
+        print(TopologyGraph.render(try loadTopology(file), format: f))
+    }
+}
