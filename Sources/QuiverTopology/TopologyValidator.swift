@@ -111,7 +111,7 @@ public enum TopologyValidator {
                 let group = CapGroup(name: tenant.name, ifbFrom: ifbF, ifbTo: ifbT, maxbw: tenant.maxbw, members: members, ownerTag: "")
                 for p in group.problems() {
                     let member = members.first { p.hasPrefix($0.name + ":") }
-                    fail(member.flatMap { memberLocations[$0.name] } ?? tenant.location, p)
+                    fail(member.flatMap { memberLocations[$0.name] } ?? tenant.location, p.replacingOccurrences(of: "cap group ", with: "tenant "))
                 }
             }
         }
