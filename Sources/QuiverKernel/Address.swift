@@ -8,6 +8,14 @@ public struct Address: Sendable, Equatable, Codable {
     public var label: String?
     public var scope: UInt8
 
+    /// An address value not read from the kernel (for plans and their tests).
+    public init(prefix: IPPrefix, linkIndex: Int32, scope: UInt8 = 0, label: String? = nil) {
+        self.prefix = prefix
+        self.linkIndex = linkIndex
+        self.scope = scope
+        self.label = label
+    }
+
     public init(decoding message: ReceivedMessage) throws {
         let h = try message.header(as: ifaddrmsg.self)
         let a = message.attributes(after: ifaddrmsg.self)

@@ -86,6 +86,19 @@ public struct Link: Sendable, Equatable {
 
     public var isUp: Bool { flags & UInt32(IFF_UP) != 0 }
 
+    /// A link value not read from the kernel (for plans and their tests).
+    public init(name: String, index: Int32, group: UInt32 = 0, kind: String? = nil) {
+        self.name = name
+        self.index = index
+        self.group = group
+        self.kind = kind
+        flags = 0
+        mtu = 1500
+        operState = .unknown
+        txQueueLength = 0
+        hardwareType = UInt16(ARPHRD_ETHER)
+    }
+
     public init(decoding message: ReceivedMessage) throws {
         let h = try message.header(as: ifinfomsg.self)
         let a = message.attributes(after: ifinfomsg.self)

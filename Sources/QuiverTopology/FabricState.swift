@@ -91,6 +91,13 @@ public struct CurrentFabric: Sendable {
         public var links: [Link]
         public var addresses: [Address]
         public var routes: [Route]
+
+        public init(tagged: Bool, links: [Link], addresses: [Address], routes: [Route]) {
+            self.tagged = tagged
+            self.links = links
+            self.addresses = addresses
+            self.routes = routes
+        }
     }
 
     /// Every link in the fabric namespace (Quiver's and others').
