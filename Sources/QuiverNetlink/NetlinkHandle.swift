@@ -26,6 +26,12 @@ public final class NetlinkHandle: Sendable {
     /// Opens one handle per namespace, all from a single thread that enters each in turn
     /// (one thread instead of one per namespace: this is what makes reading 1000 hosts fast).
     public static func open(namespaces: [NetworkNamespace]) throws -> [NetlinkHandle] {
+        try openEach(namespaces: namespaces).map { try $0.get() }
+    }
+
+    /// Like ``open(namespaces:)``, one result per namespace: a file under `/var/run/netns` that
+    /// is not (or no longer) a namespace fails alone.
+    public static func openEach(namespaces: [NetworkNamespace]) throws -> [Result<NetlinkHandle, Error>] {
         guard !namespaces.isEmpty else { return [] }
         var results: [Result<NetlinkSocket, Error>] = []
         try NetworkNamespace.onFreshThread {
@@ -39,7 +45,7 @@ public final class NetlinkHandle: Sendable {
                 })
             }
         }
-        return try zip(namespaces, results).map { ns, r in NetlinkHandle(namespace: ns, socket: try r.get()) }
+        return zip(namespaces, results).map { ns, r in r.map { NetlinkHandle(namespace: ns, socket: $0) } }
     }
 
     /// Where this handle works, for messages.

@@ -96,6 +96,13 @@ public struct Fabric: Sendable {
             tick(newNamespaces.count)
         }
 
+        for case .tagNamespace(let n) in ops {
+            let tag = desired.namespaces.first { $0.name == n }!.tag
+            try handles[n]!.perform([LinkRequest.change("lo", LinkSettings(up: true, alias: tag))])
+            result.changed += 1
+            tick(1)
+        }
+
         // 3. Switches, then VNICs (host side on its switch, endpoint side straight into its
         //    namespace), all fabric links in one pipelined batch each.
         let bridges = ops.compactMap { if case .createBridge(let b) = $0 { return b } else { return nil } }
@@ -140,6 +147,8 @@ public struct Fabric: Sendable {
             switch o {
             case .changeMAC(let ns, let dev, let mac):
                 perHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(mac: mac)))
+            case .bringUp(let ns, let dev):
+                perHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(up: true)))
             case .addAddress(let ns, let dev, let p):
                 perHost[ns, default: []].append(AddressRequest.add(p, linkIndex: try index(ns, dev), linkName: dev, replace: true))
             case .removeAddress(let ns, let dev, let p):
@@ -238,9 +247,12 @@ public struct Fabric: Sendable {
         }
         let pending = Set(Journal.load(topology)?.pendingNamespaces ?? [])
         let candidates = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") }
-        for (name, h) in zip(candidates, try NetlinkHandle.open(namespaces: candidates.map(NetworkNamespace.named))) {
-            let tagged = try h.links().first { $0.name == "lo" }?.alias?.hasPrefix(names.tagPrefix + "host/") == true
-            h.socket.close()
+        for (name, opened) in zip(candidates, try NetlinkHandle.openEach(namespaces: candidates.map(NetworkNamespace.named))) {
+            // A name that is not a usable namespace is ours only if the journal says so.
+            let tagged = try (try? opened.get()).map { h in
+                defer { h.socket.close() }
+                return try h.links().first { $0.name == "lo" }?.alias?.hasPrefix(names.tagPrefix + "host/") == true
+            } ?? false
             if tagged || pending.contains(name) {
                 try NetworkNamespace.delete(named: name)
                 result.deleted += 1

@@ -88,6 +88,9 @@ public struct DesiredFabric: Sendable, Equatable {
 public struct CurrentFabric: Sendable {
     public struct Host: Sendable {
         public var tagged: Bool
+        /// The name exists under /var/run/netns but is not a usable namespace (an apply was
+        /// killed between creating the file and mounting the namespace on it).
+        public var broken = false
         public var links: [Link]
         public var addresses: [Address]
         public var routes: [Route]
@@ -119,14 +122,20 @@ public struct CurrentFabric: Sendable {
         let links = try fabric.links()
         let names = KernelNames(topology)
         let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wanted.contains($0) }
-        let handles = try NetlinkHandle.open(namespaces: existing.map(NetworkNamespace.named))
         var hosts: [String: Host] = [:]
-        for (name, h) in zip(existing, handles) {
+        var handles: [String: NetlinkHandle] = [:]
+        for (name, opened) in zip(existing, try NetlinkHandle.openEach(namespaces: existing.map(NetworkNamespace.named))) {
+            guard let h = try? opened.get() else {
+                var broken = Host(tagged: false, links: [], addresses: [], routes: [])
+                broken.broken = true
+                hosts[name] = broken
+                continue
+            }
             let l = try h.links()
             let tagged = l.first { $0.name == "lo" }?.alias?.hasPrefix(names.tagPrefix + "host/") == true
             hosts[name] = Host(tagged: tagged, links: l, addresses: try h.addresses(), routes: try h.routes())
+            handles[name] = h
         }
-        return (CurrentFabric(links: links, hosts: hosts, otherNamespaces: []),
-                Dictionary(uniqueKeysWithValues: zip(existing, handles)))
+        return (CurrentFabric(links: links, hosts: hosts, otherNamespaces: []), handles)
     }
 }

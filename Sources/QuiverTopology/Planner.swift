@@ -4,6 +4,10 @@ import QuiverKernel
 /// One step of an apply or destroy.
 public enum Operation: Sendable, Equatable, CustomStringConvertible {
     case createNamespace(String)
+    /// Bring `lo` up and tag it (an interrupted apply made the namespace but not this).
+    case tagNamespace(String)
+    /// Bring a VNIC's endpoint side up.
+    case bringUp(namespace: String, device: String)
     case createBridge(DesiredFabric.Bridge)
     case createVNIC(DesiredFabric.VNIC)
     /// Plug a VNIC's host side into another switch / change its MTU.
@@ -22,6 +26,8 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .createNamespace(let n): return "create namespace \(n)"
+        case .tagNamespace(let n): return "tag namespace \(n)"
+        case .bringUp(let ns, let d): return "bring \(d) up in \(ns)"
         case .createBridge(let b): return "create switch \(b.name)"
         case .createVNIC(let v): return "create vnic \(v.host)/\(v.name) (\(v.hostDevice) on \(v.bridge))"
         case .changeVNIC(let d, let b, let m):
@@ -42,7 +48,7 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     public var verb: Verb {
         switch self {
         case .createNamespace, .createBridge, .createVNIC, .addAddress, .setGateway: return .create
-        case .changeVNIC, .changeMAC, .applyCaps: return .change
+        case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp: return .change
         case .removeAddress, .removeGateway, .removeCaps, .deleteLink, .deleteNamespace: return .delete
         }
     }
@@ -83,8 +89,15 @@ public enum Planner {
         let wantedNS = Set(desired.namespaces.map(\.name))
         for ns in desired.namespaces {
             if let h = current.hosts[ns.name] {
-                if !h.tagged && !pendingNamespaces.contains(ns.name) {
-                    conflicts.append(Conflict(object: "network namespace \(ns.name)", found: "its lo carries no Quiver tag"))
+                let ours = h.tagged || pendingNamespaces.contains(ns.name)
+                if !ours {
+                    conflicts.append(Conflict(object: "network namespace \(ns.name)",
+                                              found: h.broken ? "it is not a usable namespace" : "its lo carries no Quiver tag"))
+                } else if h.broken {
+                    ops.append(.deleteNamespace(ns.name))
+                    ops.append(.createNamespace(ns.name))
+                } else if !h.tagged {
+                    ops.append(.tagNamespace(ns.name))
                 }
             } else {
                 ops.append(.createNamespace(ns.name))
@@ -117,7 +130,7 @@ public enum Planner {
             if l.masterIndex != bridgeIndex || wantMTU != nil {
                 ops.append(.changeVNIC(hostDevice: v.hostDevice, bridge: l.masterIndex != bridgeIndex ? v.bridge : nil, mtu: wantMTU))
             }
-            guard let host = current.hosts[v.namespace], let peer = host.links.first(where: { $0.name == v.name }) else {
+            guard let host = current.hosts[v.namespace], !host.broken, let peer = host.links.first(where: { $0.name == v.name }) else {
                 // The host side exists but its endpoint is gone (namespace lost): re-create both.
                 ops.append(.deleteLink(v.hostDevice))
                 ops.append(.createVNIC(v))
@@ -126,6 +139,7 @@ public enum Planner {
                 continue
             }
             if let mac = v.mac, peer.mac != mac { ops.append(.changeMAC(namespace: v.namespace, device: v.name, mac: mac)) }
+            if !peer.isUp { ops.append(.bringUp(namespace: v.namespace, device: v.name)) }
             let have = Set(host.addresses.filter { $0.linkIndex == peer.index && ($0.prefix.address.isV4 || $0.scope == 0) }.map(\.prefix))
             for p in v.ips where !have.contains(p) { ops.append(.addAddress(namespace: v.namespace, device: v.name, p)) }
             for p in have.subtracting(v.ips).sorted(by: { $0.description < $1.description }) {
@@ -171,10 +185,11 @@ public enum Planner {
             case .deleteLink: return 1
             case .deleteNamespace: return 2
             case .createNamespace: return 3
+            case .tagNamespace: return 4
             case .createBridge: return 4
             case .changeVNIC: return 5
             case .createVNIC: return 6
-            case .changeMAC: return 7
+            case .changeMAC, .bringUp: return 7
             case .removeAddress: return 8
             case .addAddress: return 9
             case .removeGateway: return 10

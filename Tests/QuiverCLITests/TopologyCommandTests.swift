@@ -1,0 +1,103 @@
+import Foundation
+import QuiverKernel
+import QuiverNetlink
+import Testing
+
+/// The topology commands as a user runs them, including `kill -9` in the middle of an apply.
+@Suite struct TopologyCommandTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../QuiverTopologyTests/Fixtures").standardized
+
+    func withFabricNamespace<T>(_ body: (NetworkNamespace, NetlinkHandle) throws -> T) throws -> T {
+        let name = "qcf-" + String(UUID().uuidString.prefix(6)).lowercased()
+        let ns = try NetworkNamespace.create(named: name)
+        defer { try? NetworkNamespace.delete(named: name) }
+        return try body(ns, try NetlinkHandle(namespace: ns))
+    }
+
+    func write(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "quiver-\(UUID().uuidString).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// A topology of `hosts` netns hosts on one switch, all capped.
+    func scaleTopology(_ name: String, hosts: Int) -> String {
+        var s = "name: \(name)\nswitches:\n  - name: s0\ntenants:\n  - name: t0\n    maxbw: 1G\n    hosts:\n"
+        for i in 0..<hosts {
+            s += "      - name: h\(i)\n        vnics:\n          - {name: n0, over: s0, ips: [10.62.\(i / 200).\(i % 200 + 2)/16], maxbw: 100M}\n"
+        }
+        return s
+    }
+
+    @Test func everyMalformedFixtureExitsTwoAndChangesNothing() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(files.count >= 50)
+        try withFabricNamespace { ns, h in
+            for f in files {
+                let r = try quiver(["apply", Self.fixtures.appendingPathComponent(f).path, "--fabric-netns", ns.name!])
+                #expect(r.status == 2, "\(f): exit \(r.status)")
+                #expect(r.stderr.contains(": error: "), "\(f): \(r.stderr)")
+            }
+            #expect(!NetworkNamespace.listNamed().contains { $0.hasPrefix("fx-") }, "no namespace created")
+            #expect(try h.links().map(\.name) == ["lo"], "no link created")
+        }
+    }
+
+    @Test func applyShowListGraphDestroy() throws {
+        let name = "c" + String(UUID().uuidString.prefix(5)).lowercased().filter { $0.isLetter || $0.isNumber }
+        let file = try write(scaleTopology(name, hosts: 3))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try withFabricNamespace { ns, _ in
+            let fab = ["--fabric-netns", ns.name!]
+            let dry = try quiver(["apply", file, "--dry-run"] + fab)
+            #expect(dry.status == 0)
+            #expect(dry.stdout.contains("would create namespace \(name)-t0-h0"))
+            #expect(!NetworkNamespace.listNamed().contains("\(name)-t0-h0"), "dry run changes nothing")
+            let apply = try quiver(["apply", file] + fab)
+            #expect(apply.status == 0, "\(apply.stderr)")
+            #expect(apply.stdout.contains("\(name): created"))
+            let again = try quiver(["apply", file] + fab)
+            #expect(again.stdout.contains("\(name): no changes"))
+            let show = try quiver(["show", name, "-o", "json"] + fab)
+            let rows = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [[String: Any]] ?? []
+            #expect(rows.count == 3)
+            #expect(rows.allSatisfy { $0["state"] as? String == "up" && $0["maxbw"] as? String == "100M" })
+            let list = try quiver(["list"])
+            #expect(list.stdout.contains(name))
+            let graph = try quiver(["graph", file, "--format", "dot"])
+            #expect(graph.stdout.contains("cluster_t0"))
+            let destroy = try quiver(["destroy", name] + fab)
+            #expect(destroy.status == 0)
+            #expect(!NetworkNamespace.listNamed().contains { $0.hasPrefix(name + "-") })
+            #expect(!(try quiver(["list"]).stdout.contains(name)))
+        }
+    }
+
+    @Test(arguments: [0.015, 0.035, 0.06, 0.085])
+    func killNineMidApplyThenApplyConvergesAndDestroyCleansUp(after delay: Double) throws {
+        let name = "k" + String(UUID().uuidString.prefix(5)).lowercased().filter { $0.isLetter || $0.isNumber }
+        let file = try write(scaleTopology(name, hosts: 60))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try withFabricNamespace { ns, h in
+            let fab = ["--fabric-netns", ns.name!]
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: quiverBinary)
+            p.arguments = ["apply", file] + fab
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: delay)
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+
+            let recover = try quiver(["apply", file] + fab)
+            #expect(recover.status == 0, "after kill at \(delay)s: \(recover.stderr)")
+            let again = try quiver(["apply", file] + fab)
+            #expect(again.stdout.contains("no changes"), "converged: \(again.stdout)")
+            let destroy = try quiver(["destroy", file] + fab)
+            #expect(destroy.status == 0)
+            #expect(!NetworkNamespace.listNamed().contains { $0.hasPrefix(name + "-") })
+            #expect(try h.links().map(\.name) == ["lo"])
+        }
+    }
+}
