@@ -43,7 +43,7 @@ let package = Package(
         ]),
 
         // Benchmarks run by hand through bench/*; they compare Quiver with iproute2 in one run.
-        .executableTarget(name: "quiver-bench", dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProbe"]),
+        .executableTarget(name: "quiver-bench", dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProbe", "QuiverTopology"]),
 
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),

@@ -7,7 +7,7 @@ struct QuiverBench {
     static func main() throws {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let suite = args.first else {
-            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...]")
+            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | apply [N ...]")
             exit(2)
         }
         switch suite {
@@ -17,6 +17,9 @@ struct QuiverBench {
         case "bandwidth":
             let rates = try args.dropFirst().map { try Bitrate($0) }
             try BandwidthBenchmark.run(rates: rates.isEmpty ? [.mbit(1), .mbit(5), .mbit(10), .mbit(50), .mbit(100), .gbit(1), .gbit(5)] : rates)
+        case "apply":
+            let sizes = args.dropFirst().compactMap { Int($0) }
+            try ApplyBenchmark.run(sizes: sizes.isEmpty ? [10, 100, 1000] : sizes, perCommandLimit: 1000)
         case "links-variants":
             try LinksBenchmark.variants(n: Int(args.dropFirst().first ?? "1000") ?? 1000)
         default:

@@ -84,6 +84,7 @@ import Testing
         vnic.masterIndex = 2
         var peer = link("net0", index: 2, group: 0)
         peer.mac = desired.vnics[0].mac
+        peer.flags = 1 // IFF_UP
         let addr = try! Address(prefix: IPPrefix("10.1.0.11/24"), linkIndex: 2)
         let route = Route(destination: nil, gateway: try! IPAddress("10.1.0.1"), outputIndex: 2)
         return CurrentFabric(links: [bridge, vnic],

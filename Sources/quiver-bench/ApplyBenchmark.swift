@@ -1,0 +1,146 @@
+import Foundation
+import QuiverBandwidth
+import QuiverKernel
+import QuiverNetlink
+import QuiverTopology
+
+/// bench/apply: apply / no-op re-apply / destroy of N VNICs (netns hosts, tenants of 100 with a
+/// 1G aggregate, every VNIC capped at 100M), against the same objects made by one `ip`/`tc`
+/// process per command and by `ip -batch` + `tc -batch`, in the same run. The fabric lives in a
+/// namespace the benchmark creates.
+enum ApplyBenchmark {
+    static func topology(_ name: String, _ n: Int) -> String {
+        var s = "name: \(name)\nswitches:\n"
+        let tenants = (n + 99) / 100
+        for t in 0..<tenants { s += "  - name: s\(t)\n" }
+        s += "tenants:\n"
+        var i = 0
+        for t in 0..<tenants {
+            s += "  - name: t\(t)\n    maxbw: 1G\n    hosts:\n"
+            for k in 0..<100 where i < n {
+                s += "      - name: h\(i)\n        vnics:\n          - {name: n0, over: s\(t), ips: [10.\(100 + t).\(k / 250).\(k % 250 + 2)/16], maxbw: 100M}\n"
+                i += 1
+            }
+        }
+        return s
+    }
+
+    static func run(sizes: [Int], perCommandLimit: Int) throws {
+        var rows: [[String]] = []
+        for n in sizes {
+            let t = try TopologyParser.parse(topology("b\(n)", n), file: "bench-\(n).yaml")
+            let (apply, noop, destroy) = try quiver(t)
+            let cmds = commands(t)
+            let batch = try baseline(t, cmds, batched: true)
+            let per = n <= perCommandLimit ? try baseline(t, cmds, batched: false) : nil
+            func cell(_ v: Double?) -> String { v.map { String(format: "%.0f", $0 * 1000) } ?? "skipped" }
+            func r(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "--" }
+            rows.append(["\(n)", "apply", cell(apply), cell(batch.create), cell(per?.create), r(per?.create, apply), r(batch.create, apply),
+                         String(format: "%.2f", apply * 1000 / Double(n))])
+            rows.append(["\(n)", "no-op re-apply", cell(noop), "--", "--", "--", "--", String(format: "%.3f", noop * 1000 / Double(n))])
+            rows.append(["\(n)", "destroy", cell(destroy), cell(batch.delete), cell(per?.delete), r(per?.delete, destroy), r(batch.delete, destroy),
+                         String(format: "%.2f", destroy * 1000 / Double(n))])
+            print(rows.suffix(3).map { $0.joined(separator: "  ") }.joined(separator: "\n"))
+            print("  (\(cmds.create.count) ip/tc commands to create, \(cmds.delete.count) to delete)")
+        }
+        print("")
+        printTable(["VNICs", "operation", "quiver ms", "ip+tc -batch ms", "ip/tc per cmd ms", "vs per cmd", "vs batch", "ms per VNIC"], rows)
+    }
+
+    static func quiver(_ t: Topology) throws -> (Double, Double, Double) {
+        try withBenchNamespace { ns in
+            let fabric = try Fabric(fabric: ns)
+            let apply = try measure { _ = try fabric.apply(t) }
+            var noopResult: ApplyResult?
+            let noop = try measure { noopResult = try fabric.apply(t) }
+            guard noopResult?.isNoOp == true else { throw BenchError("re-apply was not a no-op: \(noopResult!.summary)") }
+            let destroy = try measure { _ = try fabric.destroy(topology: t.name) }
+            Thread.sleep(forTimeInterval: 1)
+            return (apply, noop, destroy)
+        }
+    }
+
+    /// The same kernel objects Quiver makes, as iproute2 commands: `ip` lines (run with -n FABRIC
+    /// unless they name their namespace) and `tc` lines (all in the fabric).
+    struct Commands { var create: [(tool: String, line: String)]; var delete: [(tool: String, line: String)] }
+
+    static func commands(_ t: Topology) -> Commands {
+        let d = DesiredFabric(t)
+        let policy = ShapingPolicy()
+        var c: [(String, String)] = []
+        var del: [(String, String)] = []
+        for b in d.bridges {
+            c.append(("ip", "link add \(b.name) group \(d.group) type bridge stp_state 0"))
+            c.append(("ip", "link set \(b.name) up"))
+            del.append(("ip", "link del \(b.name)"))
+        }
+        for v in d.vnics {
+            c.append(("ip", "netns add \(v.namespace)"))
+            c.append(("ip", "link add \(v.hostDevice) group \(d.group) numtxqueues 1 numrxqueues 1 type veth peer name \(v.name) netns \(v.namespace) address \(v.mac!) numtxqueues 1 numrxqueues 1"))
+            c.append(("ip", "link set \(v.hostDevice) master \(v.bridge) up"))
+            c.append(("ipns", "\(v.namespace) link set lo up"))
+            c.append(("ipns", "\(v.namespace) link set \(v.name) up"))
+            for p in v.ips { c.append(("ipns", "\(v.namespace) addr add \(p) dev \(v.name)")) }
+            del.append(("ip", "link del \(v.hostDevice)"))
+            del.append(("ip", "netns del \(v.namespace)"))
+        }
+        for g in d.capGroups {
+            for dir in Direction.allCases {
+                let ifb = g.ifb(dir).rawValue
+                c.append(("ip", "link add \(ifb) group \(d.group) type ifb"))
+                c.append(("ip", "link set \(ifb) up"))
+                del.append(("ip", "link del \(ifb)"))
+                let layout = ShapingPlan.layout(g, dir, policy: policy)
+                c.append(("tc", "qdisc add dev \(ifb) root handle 1: htb default 2"))
+                for cl in layout.classes {
+                    c.append(("tc", "class add dev \(ifb) parent \(cl.parent) classid \(cl.id) htb rate \(cl.htb.rate.bitsPerSecond)bit ceil \(cl.htb.ceil.bitsPerSecond)bit burst \(cl.htb.burst) cburst \(cl.htb.cburst) prio \(cl.htb.priority) quantum \(cl.htb.quantum)"))
+                    if case .tbf(let q)? = cl.leafQueue {
+                        c.append(("tc", "qdisc add dev \(ifb) parent \(cl.id) handle \(IFBLayout.leafHandle(for: cl.id)) tbf rate \(q.rate.bitsPerSecond)bit burst \(q.burst) limit \(q.limit)"))
+                    }
+                }
+                for f in layout.filters {
+                    let proto = f.protocolNumber == 0x0800 ? "ip" : f.protocolNumber == 0x86DD ? "ipv6" : "all"
+                    let keys = f.filter.keys.map { String(format: "match u32 0x%08x 0x%08x at %d", $0.value, $0.mask, $0.offset) }.joined(separator: " ")
+                    c.append(("tc", "filter add dev \(ifb) parent 1: prio \(f.priority) protocol \(proto) u32 \(keys) flowid \(f.filter.classID!)"))
+                }
+            }
+            for m in g.members {
+                c.append(("tc", "qdisc add dev \(m.device) clsact"))
+                c.append(("tc", "filter add dev \(m.device) ingress prio 193 protocol all u32 match u32 0 0 action mirred egress redirect dev \(g.ifbFrom)"))
+                c.append(("tc", "filter add dev \(m.device) egress prio 194 protocol all u32 match u32 0 0 action mirred egress redirect dev \(g.ifbTo)"))
+            }
+        }
+        return Commands(create: c, delete: del)
+    }
+
+    static func baseline(_ t: Topology, _ cmds: Commands, batched: Bool) throws -> (create: Double, delete: Double) {
+        try withBenchNamespace { ns in
+            let fabric = ns.name!
+            func argv(_ cmd: (tool: String, line: String)) -> [String] {
+                let words = cmd.line.split(separator: " ").map(String.init)
+                switch cmd.tool {
+                case "ipns": return ["ip", "-n"] + words
+                case "ip": return words.first == "netns" ? ["ip"] + words : ["ip", "-n", fabric] + words
+                default: return ["tc", "-n", fabric] + words
+                }
+            }
+            func runAll(_ list: [(tool: String, line: String)]) throws {
+                if !batched {
+                    for cmd in list { try runCommand(argv(cmd)) }
+                    return
+                }
+                // ip -batch takes `-n NS` lines; tc -batch runs in the fabric namespace.
+                let ipLines = list.filter { $0.tool != "tc" }.map { cmd -> String in
+                    cmd.tool == "ipns" ? "-n " + cmd.line : (cmd.line.hasPrefix("netns") ? cmd.line : "-n \(fabric) " + cmd.line)
+                }
+                let tcLines = list.filter { $0.tool == "tc" }.map(\.line)
+                if !ipLines.isEmpty { try runCommand(["ip", "-batch", "-"], stdin: ipLines.joined(separator: "\n") + "\n") }
+                if !tcLines.isEmpty { try runCommand(["tc", "-n", fabric, "-batch", "-"], stdin: tcLines.joined(separator: "\n") + "\n") }
+            }
+            let create = try measure { try runAll(cmds.create) }
+            let delete = try measure { try runAll(cmds.delete) }
+            Thread.sleep(forTimeInterval: 1)
+            return (create, delete)
+        }
+    }
+}
