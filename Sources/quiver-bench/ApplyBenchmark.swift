@@ -129,13 +129,27 @@ enum ApplyBenchmark {
                     for cmd in list { try runCommand(argv(cmd)) }
                     return
                 }
-                // ip -batch takes `-n NS` lines; tc -batch runs in the fabric namespace.
-                let ipLines = list.filter { $0.tool != "tc" }.map { cmd -> String in
-                    cmd.tool == "ipns" ? "-n " + cmd.line : (cmd.line.hasPrefix("netns") ? cmd.line : "-n \(fabric) " + cmd.line)
+                // `ip -batch` lines cannot name a namespace: one batch for the fabric (and
+                // `netns add/del`), then one `ip -n HOST -batch` per host, then one `tc -batch`.
+                // `netns add/del` from a plain `ip -batch`: under `ip -n`, ip runs in a private mount
+                // namespace and the new namespace's bind mount would vanish with it.
+                let netnsLines = list.filter { $0.tool == "ip" && $0.line.hasPrefix("netns ") }.map(\.line)
+                let fabricLines = list.filter { $0.tool == "ip" && !$0.line.hasPrefix("netns ") }.map(\.line)
+                if !netnsLines.isEmpty && !list.contains(where: { $0.line.hasPrefix("netns del") }) {
+                    try runCommand(["ip", "-batch", "-"], stdin: netnsLines.joined(separator: "\n") + "\n")
+                }
+                var perHost: [(String, [String])] = []
+                for cmd in list where cmd.tool == "ipns" {
+                    let words = cmd.line.split(separator: " ", maxSplits: 1).map(String.init)
+                    if perHost.last?.0 == words[0] { perHost[perHost.count - 1].1.append(words[1]) } else { perHost.append((words[0], [words[1]])) }
                 }
                 let tcLines = list.filter { $0.tool == "tc" }.map(\.line)
-                if !ipLines.isEmpty { try runCommand(["ip", "-batch", "-"], stdin: ipLines.joined(separator: "\n") + "\n") }
+                if !fabricLines.isEmpty { try runCommand(["ip", "-n", fabric, "-batch", "-"], stdin: fabricLines.joined(separator: "\n") + "\n") }
+                for (host, lines) in perHost { try runCommand(["ip", "-n", host, "-batch", "-"], stdin: lines.joined(separator: "\n") + "\n") }
                 if !tcLines.isEmpty { try runCommand(["tc", "-n", fabric, "-batch", "-"], stdin: tcLines.joined(separator: "\n") + "\n") }
+                if list.contains(where: { $0.line.hasPrefix("netns del") }) {
+                    try runCommand(["ip", "-batch", "-"], stdin: netnsLines.joined(separator: "\n") + "\n")
+                }
             }
             let create = try measure { try runAll(cmds.create) }
             let delete = try measure { try runAll(cmds.delete) }
