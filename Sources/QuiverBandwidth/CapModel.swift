@@ -60,9 +60,14 @@ public struct CapMember: Sendable, Equatable, Codable {
     /// Guaranteed rate each direction while others compete.
     public var floor: Bitrate?
     public var flows: [FlowCap]
+    /// Overrides of the policy's sizes for this VNIC's classes: bucket bytes, queue bytes.
+    public var burst: UInt32?
+    public var queueLimit: UInt32?
 
     public init(name: String, device: InterfaceName, mac: MACAddress? = nil, maxbw: Bitrate? = nil, floor: Bitrate? = nil,
-                flows: [FlowCap] = []) {
+                flows: [FlowCap] = [], burst: UInt32? = nil, queueLimit: UInt32? = nil) {
+        self.burst = burst
+        self.queueLimit = queueLimit
         self.name = name
         self.device = device
         self.mac = mac
@@ -100,6 +105,18 @@ public struct CapGroup: Sendable, Equatable, Codable {
 
     public func ifb(_ d: Direction) -> InterfaceName { d == .fromEndpoint ? ifbFrom : ifbTo }
 
+    /// The shared filter blocks every member's clsact hooks are bound to (ingress: traffic from
+    /// the endpoints; egress: towards them). Indices are derived from the owner tag, in Quiver's
+    /// range 0x5100_0000–0x51FF_FFFF: a clsact bound to blocks in that range is Quiver's.
+    public var ingressBlock: UInt32 { CapGroup.blockRange | (StableHash.fnv1a32(ownerTag + "/from") & 0x00FF_FFFF) }
+    public var egressBlock: UInt32 { CapGroup.blockRange | (StableHash.fnv1a32(ownerTag + "/to") & 0x00FF_FFFF) }
+    static let blockRange: UInt32 = 0x5100_0000
+
+    public static func isQuiverClsact(_ kind: QdiscKind) -> Bool {
+        guard case .clsact(let i?, let e?) = kind else { return false }
+        return i & 0xFF00_0000 == blockRange && e & 0xFF00_0000 == blockRange
+    }
+
     /// Largest flows per member and members per group the handle layout allows.
     public static let maxFlowsPerMember = 13
     public static let maxMembers = 2900
@@ -121,6 +138,8 @@ public struct CapGroup: Sendable, Equatable, Codable {
                 if let c = m.maxbw, f > c { out.append("\(m.name): floor \(f) is above its maxbw \(c)") }
                 if f.isBlocked { out.append("\(m.name): floor 0 means nothing; leave floor out") }
             }
+            if let b = m.burst, b < 1514 { out.append("\(m.name): burst \(b) is smaller than one frame (1514 bytes)") }
+            if let q = m.queueLimit, q < 1514 { out.append("\(m.name): queue \(q) is smaller than one frame (1514 bytes)") }
             if m.flows.count > CapGroup.maxFlowsPerMember {
                 out.append("\(m.name): \(m.flows.count) flows; at most \(CapGroup.maxFlowsPerMember) per VNIC")
             }

@@ -13,12 +13,13 @@ public enum DeviceCap {
 
     /// The one-member group for `device` (index `ifindex`).
     public static func group(device: InterfaceName, ifindex: Int32, maxbw: Bitrate, floor: Bitrate? = nil,
-                             flows: [FlowCap] = []) throws -> CapGroup {
+                             flows: [FlowCap] = [], burst: UInt32? = nil, queueLimit: UInt32? = nil) throws -> CapGroup {
         CapGroup(name: device.rawValue,
                  ifbFrom: try InterfaceName(validating: "qf\(ifindex)"),
                  ifbTo: try InterfaceName(validating: "qt\(ifindex)"),
                  maxbw: nil,
-                 members: [CapMember(name: device.rawValue, device: device, maxbw: maxbw, floor: floor, flows: flows)],
+                 members: [CapMember(name: device.rawValue, device: device, maxbw: maxbw, floor: floor, flows: flows,
+                                     burst: burst, queueLimit: queueLimit)],
                  ownerTag: ownerTag(device))
     }
 
@@ -30,9 +31,10 @@ public enum DeviceCap {
     /// Sets (or changes in place) the cap of `device`.
     @discardableResult
     public static func set(_ device: InterfaceName, maxbw: Bitrate, floor: Bitrate? = nil, flows: [FlowCap] = [],
+                           burst: UInt32? = nil, queueLimit: UInt32? = nil,
                            on handle: NetlinkHandle, policy: ShapingPolicy = ShapingPolicy()) throws -> ShapingReport {
         let link = try handle.link(named: device)
-        let g = try group(device: device, ifindex: link.index, maxbw: maxbw, floor: floor, flows: flows)
+        let g = try group(device: device, ifindex: link.index, maxbw: maxbw, floor: floor, flows: flows, burst: burst, queueLimit: queueLimit)
         let report = try Shaper(handle: handle, policy: policy).apply(g)
         let path = recordPath(device, handle)
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

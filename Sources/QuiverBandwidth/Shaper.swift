@@ -45,24 +45,25 @@ public struct Shaper: Sendable {
         guard problems.isEmpty else { throw InvalidValue(problems.joined(separator: "; ")) }
         var report = ShapingReport()
         var links = try handle.links()
-        let qdiscs = try handle.qdiscs()
+        let qdiscsByDevice = Dictionary(grouping: try handle.qdiscs(), by: \.ifindex)
+        let linksByName = Dictionary(links.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
 
         // Member devices must exist and carry nothing foreign.
         var deviceIndex: [InterfaceName: Int32] = [:]
         for m in group.members {
-            guard let l = links.first(where: { $0.name == m.device.rawValue }) else {
+            guard let l = linksByName[m.device.rawValue] else {
                 throw NetlinkError(context: RequestContext("cap", m.device.rawValue), errno: .noSuchDevice,
                                    hint: "device \(m.device) of \(m.name) not found in the \(handle.location)")
             }
             deviceIndex[m.device] = l.index
-            try checkDeviceOwnership(l, qdiscs: qdiscs.filter { $0.ifindex == l.index })
+            try checkDeviceOwnership(l, qdiscs: qdiscsByDevice[l.index] ?? [])
         }
 
         // The group's IFBs: ours by tag, created when missing.
         var create: [NetlinkRequest] = []
         for d in Direction.allCases {
             let name = group.ifb(d)
-            if let l = links.first(where: { $0.name == name.rawValue }) {
+            if let l = linksByName[name.rawValue] {
                 guard l.alias == group.ownerTag else {
                     throw OwnershipConflict(device: name.rawValue, found: "the name (an existing \(l.linkClass) link, alias \"\(l.alias ?? "")\")")
                 }
@@ -82,37 +83,32 @@ public struct Shaper: Sendable {
         for d in Direction.allCases {
             let layout = ShapingPlan.layout(group, d, policy: policy)
             try reconcile(layout, ifindex: ifbIndex[d]!, device: group.ifb(d).rawValue,
-                          qdiscs: qdiscs.filter { $0.ifindex == ifbIndex[d]! }, report: &report)
+                          qdiscs: qdiscsByDevice[ifbIndex[d]!] ?? [], report: &report)
         }
+        // Member devices join the group's shared blocks (one pipelined batch), then the blocks
+        // get their redirects.
+        var steps: [NetlinkRequest] = []
         for m in group.members {
-            try attach(device: m.device, ifindex: deviceIndex[m.device]!, from: ifbIndex[.fromEndpoint]!,
-                       to: ifbIndex[.toEndpoint]!, qdiscs: qdiscs.filter { $0.ifindex == deviceIndex[m.device]! }, report: &report)
+            let index = deviceIndex[m.device]!
+            steps += attach(device: m.device, ifindex: index, group: group, qdiscs: qdiscsByDevice[index] ?? [], report: &report)
         }
+        try performInOrder(steps)
+        try reconcileBlocks(group, from: ifbIndex[.fromEndpoint]!, to: ifbIndex[.toEndpoint]!, report: &report)
         return report
     }
 
-    /// Refuses devices with a root, ingress or clsact qdisc someone else added.
+    /// Refuses devices with a root, ingress or clsact qdisc someone else added. Quiver's clsact
+    /// is bound to two shared blocks in its own index range, so no filter dump is needed.
     func checkDeviceOwnership(_ link: Link, qdiscs: [Qdisc]) throws {
         for q in qdiscs where !q.isKernelDefault {
             if q.parent == .root {
                 throw OwnershipConflict(device: link.name, found: "a root \(q.kind.name) qdisc (handle \(q.handle))")
             }
-            if q.parent == .ingressParent {
-                guard q.kind == .clsact else {
-                    throw OwnershipConflict(device: link.name, found: "an \(q.kind.name) qdisc (handle \(q.handle))")
-                }
-                let foreign = try deviceFilters(link.index).filter {
-                    $0.priority != ShapingPlan.deviceIngressPriority && $0.priority != ShapingPlan.deviceEgressPriority
-                }
-                if let f = foreign.first {
-                    throw OwnershipConflict(device: link.name, found: "a clsact qdisc with a \(f.kind) filter at priority \(f.priority)")
-                }
+            if q.parent == .ingressParent && !CapGroup.isQuiverClsact(q.kind) {
+                let what = q.kind.name == "clsact" ? "a clsact qdisc with filters of its own" : "an \(q.kind.name) qdisc (handle \(q.handle))"
+                throw OwnershipConflict(device: link.name, found: what)
             }
         }
-    }
-
-    func deviceFilters(_ ifindex: Int32) throws -> [Filter] {
-        try handle.filters(ifindex: ifindex, parent: .clsactIngress) + handle.filters(ifindex: ifindex, parent: .clsactEgress)
     }
 
     /// Brings one IFB's HTB tree to `layout`.
@@ -195,29 +191,38 @@ public struct Shaper: Sendable {
         for r in handle.socket.execute(steps) { _ = try r.get() }
     }
 
-    /// Redirects a member device's ingress to `from` and egress to `to` (clsact + u32 + mirred).
-    func attach(device: InterfaceName, ifindex: Int32, from: Int32, to: Int32, qdiscs: [Qdisc], report: inout ShapingReport) throws {
+    /// Binds a member device's clsact hooks to the group's shared blocks.
+    func attach(device: InterfaceName, ifindex: Int32, group: CapGroup, qdiscs: [Qdisc], report: inout ShapingReport) -> [NetlinkRequest] {
+        let want = QdiscKind.clsact(ingressBlock: group.ingressBlock, egressBlock: group.egressBlock)
+        let have = qdiscs.first { $0.parent == .ingressParent }
+        if have?.kind == want { return [] }
         var steps: [NetlinkRequest] = []
-        let hasClsact = qdiscs.contains { $0.kind == .clsact }
-        if !hasClsact {
-            steps.append(QdiscRequest.make(.add, ifindex: ifindex, device: device.rawValue, handle: .ingressHandle,
-                                           parent: .ingressParent, kind: .clsact))
+        if have != nil {
+            // Another group's blocks (the VNIC changed tenant): blocks cannot be re-bound in place.
+            steps.append(QdiscRequest.delete(ifindex: ifindex, device: device.rawValue, handle: .ingressHandle, parent: .ingressParent))
+            report.changed += 1
+        } else {
             report.created += 1
         }
-        let current = hasClsact ? try deviceFilters(ifindex) : []
-        for (prio, parent, target) in [(ShapingPlan.deviceIngressPriority, TCHandle.clsactIngress, from),
-                                       (ShapingPlan.deviceEgressPriority, TCHandle.clsactEgress, to)] {
+        steps.append(QdiscRequest.make(.add, ifindex: ifindex, device: device.rawValue, handle: .ingressHandle,
+                                       parent: .ingressParent, kind: want))
+        return steps
+    }
+
+    /// One match-all redirect per block: everything the members receive goes to the group's
+    /// `from` IFB, everything they send out to the `to` IFB. A block exists only while a device is
+    /// bound to it, so this runs after ``attach``.
+    func reconcileBlocks(_ group: CapGroup, from: Int32, to: Int32, report: inout ShapingReport) throws {
+        var steps: [NetlinkRequest] = []
+        for (block, prio, target) in [(group.ingressBlock, ShapingPlan.deviceIngressPriority, from),
+                                      (group.egressBlock, ShapingPlan.deviceEgressPriority, to)] {
             let want = U32Filter(keys: U32Key.all, actions: [.redirect(toIndex: target)])
-            let have = current.filter { $0.priority == prio }.compactMap(\.u32).filter { !$0.keys.isEmpty }
-            if have == [want] { continue }
-            if !have.isEmpty {
-                steps.append(FilterRequest.delete(ifindex: ifindex, device: device.rawValue, parent: parent, priority: prio))
-                report.changed += 1
-            } else {
-                report.created += 1
-            }
-            steps.append(FilterRequest.addU32(ifindex: ifindex, device: device.rawValue, parent: parent, priority: prio,
-                                              protocolNumber: UInt16(ETH_P_ALL), filter: want))
+            let current = try handle.filters(.block(block))
+            let have = current.compactMap(\.u32).filter { !$0.keys.isEmpty }
+            if have == [want] && current.allSatisfy({ $0.priority == prio }) { continue }
+            for p in Set(current.map(\.priority)) { steps.append(FilterRequest.delete(.block(block), priority: p)) }
+            steps.append(FilterRequest.addU32(.block(block), priority: prio, protocolNumber: UInt16(ETH_P_ALL), filter: want))
+            if have.isEmpty { report.created += 1 } else { report.changed += 1 }
         }
         try performInOrder(steps)
     }
@@ -230,7 +235,7 @@ public struct Shaper: Sendable {
     public func detach(device: InterfaceName) throws -> Bool {
         guard let l = try handle.linkIfPresent(named: device) else { return false }
         let qdiscs = try handle.qdiscs(ifindex: l.index)
-        guard qdiscs.contains(where: { $0.kind == .clsact }) else { return false }
+        guard qdiscs.contains(where: { $0.parent == .ingressParent }) else { return false }
         try checkDeviceOwnership(l, qdiscs: qdiscs.filter { $0.parent == .ingressParent })
         try handle.perform(QdiscRequest.delete(ifindex: l.index, device: device.rawValue, handle: .ingressHandle, parent: .ingressParent))
         return true

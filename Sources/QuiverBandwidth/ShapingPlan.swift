@@ -98,20 +98,20 @@ public enum ShapingPlan {
             // The member is an inner class; its traffic goes to one of its leaves:
             //   +1 bulk (prio 1), +2 small packets (prio 0: ACKs, pings, DNS — they do not wait
             //   behind bulk data, which keeps a saturated cap's added latency low), +3… flows.
-            classes.append(.init(id: id, parent: aggregate, htb: policy.htb(rate: rate, ceil: ceil), leafQueue: nil, label: m.name))
+            classes.append(.init(id: id, parent: aggregate, htb: policy.htb(rate: rate, ceil: ceil, burst: m.burst), leafQueue: nil, label: m.name))
             let smallRate = max(minimumRate, Bitrate(bitsPerSecond: rate.bitsPerSecond / 10))
             let bulkRate = max(minimumRate, Bitrate(bitsPerSecond: rate.bitsPerSecond - min(rate.bitsPerSecond, smallRate.bitsPerSecond)))
             let bulk = TCHandle(major: 1, minor: id.minor + 1)
             let small = TCHandle(major: 1, minor: id.minor + 2)
-            classes.append(.init(id: bulk, parent: id, htb: policy.htb(rate: bulkRate, ceil: ceil, priority: 1),
-                                 leafQueue: policy.leafQueue(for: ceil), label: m.name + "/other"))
-            classes.append(.init(id: small, parent: id, htb: policy.htb(rate: smallRate, ceil: ceil, priority: 0),
-                                 leafQueue: policy.leafQueue(for: ceil), label: m.name + "/small"))
+            classes.append(.init(id: bulk, parent: id, htb: policy.htb(rate: bulkRate, ceil: ceil, priority: 1, burst: m.burst),
+                                 leafQueue: policy.leafQueue(for: ceil, limit: m.queueLimit), label: m.name + "/other"))
+            classes.append(.init(id: small, parent: id, htb: policy.htb(rate: smallRate, ceil: ceil, priority: 0, burst: m.burst),
+                                 leafQueue: policy.leafQueue(for: ceil, limit: m.queueLimit), label: m.name + "/small"))
             for (j, f) in m.flows.enumerated() {
                 let fid = TCHandle(major: 1, minor: id.minor + 3 + UInt16(j))
                 let fceil = min(f.maxbw.isBlocked ? minimumRate : f.maxbw, ceil)
-                classes.append(.init(id: fid, parent: id, htb: policy.htb(rate: minimumRate, ceil: fceil, priority: 1),
-                                     leafQueue: policy.leafQueue(for: f.maxbw.isBlocked ? f.maxbw : fceil),
+                classes.append(.init(id: fid, parent: id, htb: policy.htb(rate: minimumRate, ceil: fceil, priority: 1, burst: m.burst),
+                                     leafQueue: policy.leafQueue(for: f.maxbw.isBlocked ? f.maxbw : fceil, limit: m.queueLimit),
                                      label: m.name + "/" + f.name))
                 for (proto, keys) in flowKeys(f, mac: m.mac, direction: d) {
                     filters.append(.init(priority: proto == UInt16(ETH_P_IP) ? flowPriorityV4 : flowPriorityV6, protocolNumber: proto,

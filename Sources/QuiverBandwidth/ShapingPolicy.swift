@@ -45,9 +45,10 @@ public struct ShapingPolicy: Sendable, Equatable {
     /// Rate of the segmenting leaf TBF: never the bottleneck.
     public var segmenterRate = Bitrate.gbit(100)
 
-    /// The queue under a leaf class: drops everything for a blocked (0) rate.
-    public func leafQueue(for rate: Bitrate) -> QdiscKind {
-        let limit = queueLimit(for: rate)
+    /// The queue under a leaf class: drops everything for a blocked (0) rate. `limit` overrides
+    /// the computed queue size.
+    public func leafQueue(for rate: Bitrate, limit override: UInt32? = nil) -> QdiscKind {
+        let limit = rate.isBlocked ? 0 : (override ?? queueLimit(for: rate))
         if limit == 0 { return .bfifo(limit: 0) }
         return .tbf(TBF(rate: segmenterRate, burst: segmentAbove(limit: limit), limit: limit))
     }
@@ -65,9 +66,9 @@ public struct ShapingPolicy: Sendable, Equatable {
         UInt32(min(200_000, max(UInt64(frame), rate.bytesPerSecond / 1000)))
     }
 
-    /// The HTB parameters of a class with these rates.
-    public func htb(rate: Bitrate, ceil: Bitrate, priority: UInt32 = 0) -> HTBClass {
-        HTBClass(rate: rate, ceil: ceil, burst: burst(for: rate), cburst: burst(for: ceil),
+    /// The HTB parameters of a class with these rates; `burst` overrides both bucket sizes.
+    public func htb(rate: Bitrate, ceil: Bitrate, priority: UInt32 = 0, burst override: UInt32? = nil) -> HTBClass {
+        HTBClass(rate: rate, ceil: ceil, burst: override ?? burst(for: rate), cburst: override ?? burst(for: ceil),
                  priority: priority, quantum: quantum(for: rate))
     }
 }

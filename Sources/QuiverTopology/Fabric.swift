@@ -4,12 +4,14 @@ import QuiverKernel
 import QuiverNetlink
 
 /// What an apply or destroy did.
-public struct ApplyResult: Sendable {
+public struct ApplyResult: @unchecked Sendable {
     public var plan: Plan
     public var created = 0
     public var changed = 0
     public var deleted = 0
     public var milliseconds = 0.0
+    /// Where the time went: (phase, milliseconds), in order.
+    public var phases: [(String, Double)] = []
     public var isNoOp: Bool { created == 0 && changed == 0 && deleted == 0 }
 
     public var summary: String {
@@ -45,7 +47,14 @@ public struct Fabric: Sendable {
         let start = Date()
         let lock = try TopologyLock(t.name)
         defer { withExtendedLifetime(lock) {} }
+        var mark = Date()
+        var phases: [(String, Double)] = []
+        func phase(_ name: String) {
+            phases.append((name, Date().timeIntervalSince(mark) * 1000))
+            mark = Date()
+        }
         let (plan, desired, current, existingHandles) = try plan(t)
+        phase("read kernel state and plan")
         var result = ApplyResult(plan: plan)
         guard plan.conflicts.isEmpty else { throw ConflictList(conflicts: plan.conflicts) }
         if dryRun { return result }
@@ -79,6 +88,7 @@ public struct Fabric: Sendable {
             tick(1)
         }
 
+        phase("deletions")
         // 2. Namespaces: journal first, then create all from one thread, then tag their lo.
         let newNamespaces = ops.compactMap { if case .createNamespace(let n) = $0 { return n } else { return nil } }
         if !newNamespaces.isEmpty {
@@ -103,6 +113,7 @@ public struct Fabric: Sendable {
             tick(1)
         }
 
+        phase("namespaces")
         // 3. Switches, then VNICs (host side on its switch, endpoint side straight into its
         //    namespace), all fabric links in one pipelined batch each.
         let bridges = ops.compactMap { if case .createBridge(let b) = $0 { return b } else { return nil } }
@@ -131,6 +142,7 @@ public struct Fabric: Sendable {
             bridgeIndex = [:]
         }
 
+        phase("switches and vnics")
         // 4. Inside each host: MACs, addresses, default routes — one pipelined batch per host.
         var perHost: [String: [NetlinkRequest]] = [:]
         var hostIndex: [String: [String: Int32]] = [:]
@@ -167,6 +179,7 @@ public struct Fabric: Sendable {
             tick(requests.count)
         }
 
+        phase("addresses and routes")
         // 5. Caps, tenant by tenant; VNICs no longer capped lose their redirects.
         var capped = Set<String>()
         for case .applyCaps(let tenant) in ops {
@@ -184,16 +197,19 @@ public struct Fabric: Sendable {
             tick(1)
         }
         let shaper = Shaper(handle: handle)
-        let clsact = Set(try handle.qdiscs().filter { $0.kind == .clsact }.map(\.ifindex))
+        let clsact = Set(try handle.qdiscs().filter { CapGroup.isQuiverClsact($0.kind) }.map(\.ifindex))
+        let currentByName = Dictionary(current.links.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for v in desired.vnics where !capped.contains(v.hostDevice) {
-            if let l = current.links.first(where: { $0.name == v.hostDevice }), clsact.contains(l.index) {
+            if let l = currentByName[v.hostDevice], clsact.contains(l.index) {
                 if try shaper.detach(device: try InterfaceName(validating: v.hostDevice)) { result.deleted += 1 }
             }
         }
 
+        phase("caps")
         journal.pendingNamespaces = []
         journal.appliedAt = Date()
         try journal.save()
+        result.phases = phases
         result.milliseconds = Date().timeIntervalSince(start) * 1000
         return result
     }

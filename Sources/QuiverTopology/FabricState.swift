@@ -67,7 +67,7 @@ public struct DesiredFabric: Sendable, Equatable {
                         // The MAC tells members apart on the tenant's IFBs; a random MAC is
                         // filled in from the kernel before the caps are applied.
                         members.append(CapMember(name: "\(host.name)/\(v.name)", device: try! InterfaceName(validating: dev), mac: mac,
-                                                 maxbw: v.maxbw, floor: v.floor, flows: v.flows))
+                                                 maxbw: v.maxbw, floor: v.floor, flows: v.flows, burst: v.burst, queueLimit: v.queue))
                     }
                 }
             }

@@ -35,25 +35,13 @@ public struct KernelNames: Sendable {
 
     /// The topology's link group: FNV-1a of its name, in 0x5100_0000…0x51FF_FFFF (never 0, the
     /// default group of every link).
-    public var group: UInt32 { 0x5100_0000 | (fnv1a(topology) & 0x00FF_FFFF) }
+    public var group: UInt32 { 0x5100_0000 | (StableHash.fnv1a32(topology) & 0x00FF_FFFF) }
 
     /// A stable, locally administered unicast MAC for `mac: auto`.
     public func autoMAC(tenant: String, host: String, vnic: String) -> MACAddress {
-        let h = fnv1a64("\(topology)/\(tenant)/\(host)/\(vnic)")
+        let h = StableHash.fnv1a64("\(topology)/\(tenant)/\(host)/\(vnic)")
         var b = (0..<5).map { UInt8(truncatingIfNeeded: h >> (8 * UInt64($0))) }
         b.insert(0x02, at: 0)
         return try! MACAddress(bytes: b)
     }
-}
-
-func fnv1a(_ s: String) -> UInt32 {
-    var h: UInt32 = 0x811C_9DC5
-    for b in s.utf8 { h = (h ^ UInt32(b)) &* 0x0100_0193 }
-    return h
-}
-
-func fnv1a64(_ s: String) -> UInt64 {
-    var h: UInt64 = 0xCBF2_9CE4_8422_2325
-    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-    return h
 }

@@ -73,6 +73,9 @@ public struct Topology: Sendable, Equatable {
         public var mtu: UInt32?
         public var maxbw: Bitrate?
         public var floor: Bitrate?
+        /// Overrides of the computed bucket and queue sizes, bytes.
+        public var burst: UInt32?
+        public var queue: UInt32?
         public var protection: [Protection]
         public var allowedIPs: [IPPrefix]
         public var flows: [FlowCap]

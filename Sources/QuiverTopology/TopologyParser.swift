@@ -96,7 +96,7 @@ public struct TopologyParser {
 
     mutating func parseVNIC(_ node: Node) -> Topology.VNIC? {
         guard let m = mapping(node, "a VNIC") else { return nil }
-        check(m, allowed: ["name", "over", "mac", "ips", "gateway", "mtu", "maxbw", "floor", "protection", "allowed-ips", "flows"], in: "vnic")
+        check(m, allowed: ["name", "over", "mac", "ips", "gateway", "mtu", "maxbw", "floor", "burst", "queue", "protection", "allowed-ips", "flows"], in: "vnic")
         guard let name = requiredString(m, "name", in: "a VNIC") else { return nil }
         let over = requiredString(m, "over", in: "VNIC \(name)") ?? ""
         var mac = Topology.MACSetting.auto
@@ -124,6 +124,7 @@ public struct TopologyParser {
         return Topology.VNIC(
             name: name, over: over, mac: mac, ips: ips,
             gateway: address(m, "gateway"), mtu: uint32(m, "mtu"), maxbw: rate(m, "maxbw"), floor: rate(m, "floor"),
+            burst: byteCount(m, "burst"), queue: byteCount(m, "queue"),
             // Like SmartOS: protection is on unless the file turns it off (`protection: []`).
             protection: protectionWritten ? protection : [.macNospoof, .ipNospoof, .restricted],
             allowedIPs: m["allowed-ips"] != nil ? prefixes(m, "allowed-ips") : [],
@@ -250,6 +251,16 @@ public struct TopologyParser {
         guard let n = m[key], let s = scalar(n, key) else { return nil }
         guard let v = UInt32(s), (68...65535).contains(v) else {
             errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number from 68 to 65535"))
+            return nil
+        }
+        return v
+    }
+
+    /// A size in bytes (burst, queue).
+    mutating func byteCount(_ m: Node.Mapping, _ key: String) -> UInt32? {
+        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        guard let v = UInt32(s), v >= 1514 else {
+            errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number of bytes, at least one frame (1514)", hint: "e.g. \(key): 65536"))
             return nil
         }
         return v

@@ -101,7 +101,8 @@ public enum TopologyValidator {
                     let key = "\(host.name)/\(v.name)"
                     memberLocations[key] = v.location
                     if let dev = try? InterfaceName(validating: names.hostDevice(host: host.name, vnic: v.name)) {
-                        members.append(CapMember(name: key, device: dev, mac: mac, maxbw: v.maxbw, floor: v.floor, flows: v.flows))
+                        members.append(CapMember(name: key, device: dev, mac: mac, maxbw: v.maxbw, floor: v.floor, flows: v.flows,
+                                                 burst: v.burst, queueLimit: v.queue))
                     }
                 }
             }

@@ -43,13 +43,15 @@ struct CapCommand: ParsableCommand {
         @Option(help: "Ceiling each direction, e.g. 50M.") var maxbw: String
         @Option(help: "Guaranteed rate each direction.") var floor: String?
         @Option(help: "A flow with its own cap (repeatable).") var flow: [String] = []
+        @Option(help: "Bucket size in bytes, instead of 10 ms at the rate.") var burst: UInt32?
+        @Option(help: "Queue size in bytes, instead of 5 ms at the rate.") var queue: UInt32?
 
         func run() throws {
             let maxbw = try parseRate(self.maxbw, "--maxbw")
             let floor = try self.floor.map { try parseRate($0, "--floor") }
             let flows = try flow.map(parseFlow)
             let (device, handle) = try location.open()
-            let report = try DeviceCap.set(device, maxbw: maxbw, floor: floor, flows: flows, on: handle)
+            let report = try DeviceCap.set(device, maxbw: maxbw, floor: floor, flows: flows, burst: burst, queueLimit: queue, on: handle)
             print(report.isNoOp ? "\(device): cap unchanged (maxbw \(maxbw))"
                   : "\(device): maxbw \(maxbw)\(floor.map { ", floor \($0)" } ?? "") — created \(report.created), changed \(report.changed), deleted \(report.deleted)")
         }

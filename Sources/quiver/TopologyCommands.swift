@@ -18,24 +18,51 @@ struct FabricOptions: ParsableArguments {
     }
 }
 
-/// Loads and validates a file; validation errors exit 2 with every problem listed.
-func loadTopology(_ path: String) throws -> Topology {
+/// Loads and validates a file; validation errors exit 2 with every problem listed (as JSON on
+/// standard output with `-o json`).
+func loadTopology(_ path: String, json: Bool = false) throws -> Topology {
     do {
         return try TopologyParser.load(path: path)
     } catch let e as TopologyErrors {
-        FileHandle.standardError.write(Data((e.description + "\n").utf8))
+        if json {
+            struct Row: Encodable { var file: String?; var line: Int?; var column: Int?; var message: String; var hint: String? }
+            struct Out: Encodable { var valid = false; var errors: [Row] }
+            print(try renderJSON(Out(errors: e.errors.map {
+                Row(file: $0.location?.file, line: $0.location?.line, column: $0.location?.column, message: $0.message, hint: $0.hint)
+            })))
+        } else {
+            FileHandle.standardError.write(Data((e.description + "\n").utf8))
+        }
         throw ExitCode(2)
     }
+}
+
+/// What apply and destroy print with `-o json`.
+struct ResultJSON: Encodable {
+    var topology: String
+    var dryRun: Bool
+    var operations: [String]
+    var created: Int
+    var changed: Int
+    var deleted: Int
+    var milliseconds: Double
 }
 
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "validate", abstract: "Check a topology file; print every error with file:line:column.")
     @Argument(help: "Topology file (YAML or JSON).") var file: String
+    @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
 
     func run() throws {
-        let t = try loadTopology(file)
-        let vnics = t.tenants.flatMap(\.hosts).flatMap(\.vnics).count
-        print("\(file): topology \(t.name) is valid: \(t.switches.count) switches, \(t.tenants.count) tenants, \(t.tenants.flatMap(\.hosts).count) hosts, \(vnics) vnics")
+        let t = try loadTopology(file, json: output == .json)
+        let hosts = t.tenants.flatMap(\.hosts)
+        let vnics = hosts.flatMap(\.vnics).count
+        if output == .json {
+            struct Out: Encodable { var valid = true; var topology: String; var switches: Int; var tenants: Int; var hosts: Int; var vnics: Int }
+            print(try renderJSON(Out(topology: t.name, switches: t.switches.count, tenants: t.tenants.count, hosts: hosts.count, vnics: vnics)))
+            return
+        }
+        print("\(file): topology \(t.name) is valid: \(t.switches.count) switches, \(t.tenants.count) tenants, \(hosts.count) hosts, \(vnics) vnics")
     }
 }
 
@@ -46,19 +73,28 @@ struct ApplyCommand: ParsableCommand {
     @Argument(help: "Topology file (YAML or JSON).") var file: String
     @Flag(help: "Print the plan, change nothing.") var dryRun = false
     @Flag(name: .shortAndLong, help: "Print every operation.") var verbose = false
+    @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
     @OptionGroup var fabric: FabricOptions
 
     func run() throws {
-        let t = try loadTopology(file)
+        let t = try loadTopology(file, json: output == .json)
         let f = try fabric.open()
-        let tty = isatty(STDOUT_FILENO) == 1
+        let tty = isatty(STDOUT_FILENO) == 1 && output == .table
         do {
             let r = try f.apply(t, dryRun: dryRun) { done, total in
                 if tty && total >= 50 { FileHandle.standardOutput.write(Data("\r[\(done)/\(total)] applying \(t.name)…".utf8)) }
             }
             if tty { print("\r", terminator: "") }
+            if output == .json {
+                print(try renderJSON(ResultJSON(topology: t.name, dryRun: dryRun, operations: r.plan.operations.map(\.description),
+                                                created: r.created, changed: r.changed, deleted: r.deleted, milliseconds: r.milliseconds)))
+                return
+            }
             if dryRun || verbose {
                 for op in r.plan.operations { print((dryRun ? "would " : "") + op.description) }
+            }
+            if verbose {
+                for (name, ms) in r.phases { print(String(format: "  %-28@ %8.1f ms", name, ms)) }
             }
             print(dryRun ? "\(t.name): \(r.plan.operations.count) operations planned (dry run, nothing changed)" : "\(t.name): \(r.summary)")
         } catch let c as ConflictList {
@@ -73,16 +109,22 @@ struct DestroyCommand: ParsableCommand {
         commandName: "destroy",
         abstract: "Remove everything a topology owns (found in the kernel; works without the state record).")
     @Argument(help: "Topology file or topology name.") var target: String
+    @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
     @OptionGroup var fabric: FabricOptions
 
     func run() throws {
         let name: String
         if FileManager.default.fileExists(atPath: target) {
-            name = try loadTopology(target).name
+            name = try loadTopology(target, json: output == .json).name
         } else {
             name = target
         }
         let r = try fabric.open().destroy(topology: name)
+        if output == .json {
+            print(try renderJSON(ResultJSON(topology: name, dryRun: false, operations: [], created: 0, changed: 0,
+                                            deleted: r.deleted, milliseconds: r.milliseconds)))
+            return
+        }
         print(r.deleted == 0 ? "\(name): nothing to destroy" : "\(name): deleted \(r.deleted) objects in \(Int(r.milliseconds)) ms")
     }
 }

@@ -137,6 +137,17 @@ import Testing
         #expect(dns.filter.keys.contains(U32Key.ipv4DestinationPort(53)))
     }
 
+    @Test func perVNICBurstAndQueueOverrideThePolicy() throws {
+        let g = tenant([CapMember(name: "web", device: "w0", mac: mac(1), maxbw: .mbit(50), burst: 100_000, queueLimit: 40_000)])
+        let l = ShapingPlan.layout(g, .fromEndpoint)
+        let bulk = try #require(l.classes.first { $0.label == "web/other" })
+        #expect(bulk.htb.burst == 100_000 && bulk.htb.cburst == 100_000)
+        guard case .tbf(let t)? = bulk.leafQueue else { Issue.record("no tbf leaf"); return }
+        #expect(t.limit == 40_000)
+        let tiny = tenant([CapMember(name: "web", device: "w0", mac: mac(1), burst: 100)])
+        #expect(tiny.problems().contains { $0.contains("burst 100 is smaller than one frame") })
+    }
+
     @Test func blockedMemberDropsEverything() throws {
         let g = tenant([CapMember(name: "quarantine", device: "q0", mac: mac(9), maxbw: Bitrate(bitsPerSecond: 0))], maxbw: nil)
         let c = try #require(ShapingPlan.layout(g, .toEndpoint).classes.first { $0.label == "quarantine" })

@@ -73,6 +73,32 @@ import Testing
         }
     }
 
+    @Test func jsonOutputForScripts() throws {
+        let bad = Self.fixtures.appendingPathComponent("bad-unit.yaml").path
+        let v = try quiver(["validate", bad, "-o", "json"])
+        #expect(v.status == 2)
+        let out = try JSONSerialization.jsonObject(with: Data(v.stdout.utf8)) as? [String: Any]
+        #expect(out?["valid"] as? Bool == false)
+        let first = (out?["errors"] as? [[String: Any]])?.first
+        #expect(first?["line"] as? Int == 14)
+        #expect((first?["message"] as? String)?.contains("unknown bandwidth unit") == true)
+
+        let name = "j" + String(UUID().uuidString.prefix(5)).lowercased().filter { $0.isLetter || $0.isNumber }
+        let file = try write(scaleTopology(name, hosts: 2))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try withFabricNamespace { ns, _ in
+            let ok = try quiver(["validate", file, "-o", "json"])
+            #expect((try JSONSerialization.jsonObject(with: Data(ok.stdout.utf8)) as? [String: Any])?["vnics"] as? Int == 2)
+            let apply = try quiver(["apply", file, "-o", "json", "--fabric-netns", ns.name!])
+            let a = try JSONSerialization.jsonObject(with: Data(apply.stdout.utf8)) as? [String: Any]
+            #expect((a?["created"] as? Int ?? 0) > 0)
+            #expect((a?["operations"] as? [String])?.contains("create namespace \(name)-t0-h1") == true)
+            let destroy = try quiver(["destroy", name, "-o", "json", "--fabric-netns", ns.name!])
+            let d = try JSONSerialization.jsonObject(with: Data(destroy.stdout.utf8)) as? [String: Any]
+            #expect((d?["deleted"] as? Int ?? 0) >= 4)
+        }
+    }
+
     @Test(arguments: [0.015, 0.035, 0.06, 0.085])
     func killNineMidApplyThenApplyConvergesAndDestroyCleansUp(after delay: Double) throws {
         let name = "k" + String(UUID().uuidString.prefix(5)).lowercased().filter { $0.isLetter || $0.isNumber }

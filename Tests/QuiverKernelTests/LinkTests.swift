@@ -68,6 +68,18 @@ import Testing
         }
     }
 
+    @Test func moveALinkToAnotherNamespace() throws {
+        try withTwoScratchNamespaces { _, a, nsB, b in
+            try a.addLink("mv0", Veth(peer: "mv0p"))
+            let fd = try nsB.open()
+            defer { try? fd.close() }
+            try a.setLink("mv0", LinkSettings(namespace: .fd(fd.rawValue)))
+            #expect(try a.linkIfPresent(named: "mv0") == nil)
+            #expect(try b.link(named: "mv0").kind == "veth")
+            #expect(try ipLinks(nsB)["mv0"] != nil)
+        }
+    }
+
     @Test func bridgePortFlagsAndMaster() throws {
         try withScratchNamespace { ns, h in
             try h.addLink("br0", Bridge(), LinkSettings(up: true))

@@ -77,7 +77,7 @@ import Testing
             let inIdx = try h.link(named: "ifb-in").index
             let outIdx = try h.link(named: "ifb-out").index
             try h.perform([
-                QdiscRequest.make(.add, ifindex: dev, device: "dev0", handle: .ingressHandle, parent: .ingressParent, kind: .clsact),
+                QdiscRequest.make(.add, ifindex: dev, device: "dev0", handle: .ingressHandle, parent: .ingressParent, kind: .clsact()),
                 FilterRequest.addU32(ifindex: dev, device: "dev0", parent: .clsactIngress, priority: 49, protocolNumber: UInt16(ETH_P_ALL),
                                      filter: U32Filter(keys: U32Key.all, actions: [.redirect(toIndex: inIdx)])),
                 // A different priority per hook: u32 keeps one table list per qdisc, and a dump of
@@ -85,7 +85,7 @@ import Testing
                 FilterRequest.addU32(ifindex: dev, device: "dev0", parent: .clsactEgress, priority: 50, protocolNumber: UInt16(ETH_P_ALL),
                                      filter: U32Filter(keys: U32Key.all, actions: [.redirect(toIndex: outIdx)])),
             ])
-            #expect(try h.qdiscs(ifindex: dev).contains { $0.kind == .clsact && $0.handle == .ingressHandle })
+            #expect(try h.qdiscs(ifindex: dev).contains { $0.kind == .clsact() && $0.handle == .ingressHandle })
             let ing = try h.filters(ifindex: dev, parent: .clsactIngress).filter { $0.priority == 49 }.compactMap(\.u32).filter { !$0.actions.isEmpty }
             let egr = try h.filters(ifindex: dev, parent: .clsactEgress).filter { $0.priority == 50 }.compactMap(\.u32).filter { !$0.actions.isEmpty }
             #expect(ing.first?.actions == [.redirect(toIndex: inIdx)])
@@ -96,7 +96,7 @@ import Testing
 
             // A second clsact is refused: the kernel's own conflict, typed.
             let e = #expect(throws: NetlinkError.self) {
-                try h.perform(QdiscRequest.make(.add, ifindex: dev, device: "dev0", handle: .ingressHandle, parent: .ingressParent, kind: .clsact))
+                try h.perform(QdiscRequest.make(.add, ifindex: dev, device: "dev0", handle: .ingressHandle, parent: .ingressParent, kind: .clsact()))
             }
             #expect(e?.errno == .fileExists)
         }

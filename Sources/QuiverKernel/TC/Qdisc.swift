@@ -12,7 +12,9 @@ public enum QdiscKind: Sendable, Equatable {
     case bfifo(limit: UInt32)
     case pfifo(limit: UInt32)
     case ingress
-    case clsact
+    /// Hooks at ingress and egress without queueing. With block indices, the hooks use shared
+    /// filter blocks: filters added once to a block apply to every device bound to it.
+    case clsact(ingressBlock: UInt32? = nil, egressBlock: UInt32? = nil)
     case other(String)
 
     public var name: String {
@@ -43,12 +45,16 @@ public enum QdiscKind: Sendable, Equatable {
             var q = tc_fifo_qopt()
             q.limit = limit
             m.put(TCA_OPTIONS, value: q)
-        case .ingress, .clsact, .other:
+        case .clsact(let ingress, let egress):
+            // Block indices are top-level attributes of the qdisc message, not options.
+            if let ingress { m.put(TCA_INGRESS_BLOCK, u32: ingress) }
+            if let egress { m.put(TCA_EGRESS_BLOCK, u32: egress) }
+        case .ingress, .other:
             break
         }
     }
 
-    init(kind: String, options: NetlinkAttributes?, raw: [UInt8]?) {
+    init(kind: String, options: NetlinkAttributes?, raw: [UInt8]?, top: NetlinkAttributes? = nil) {
         switch kind {
         case "htb":
             let g = options?.value(TCA_HTB_INIT, as: tc_htb_glob.self)
@@ -60,7 +66,7 @@ public enum QdiscKind: Sendable, Equatable {
             if let raw, raw.count >= 4 { limit = raw.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } }
             self = kind == "bfifo" ? .bfifo(limit: limit) : .pfifo(limit: limit)
         case "ingress": self = .ingress
-        case "clsact": self = .clsact
+        case "clsact": self = .clsact(ingressBlock: top?.u32(TCA_INGRESS_BLOCK), egressBlock: top?.u32(TCA_EGRESS_BLOCK))
         default: self = .other(kind)
         }
     }
@@ -122,7 +128,7 @@ public struct Qdisc: Sendable, Equatable {
         ifindex = h.tcm_ifindex
         handle = TCHandle(rawValue: h.tcm_handle)
         parent = TCHandle(rawValue: h.tcm_parent)
-        kind = QdiscKind(kind: a.string(TCA_KIND) ?? "", options: a.nested(TCA_OPTIONS), raw: a.payload(TCA_OPTIONS))
+        kind = QdiscKind(kind: a.string(TCA_KIND) ?? "", options: a.nested(TCA_OPTIONS), raw: a.payload(TCA_OPTIONS), top: a)
         statistics = TCStatistics(decoding: a)
     }
 }

@@ -182,7 +182,60 @@ public struct Filter: Sendable, Equatable {
     }
 }
 
+/// Where a filter lives: a device's qdisc/class (`dev DEV parent P`) or a shared block
+/// (`block N`, addressed with `TCM_IFINDEX_MAGIC_BLOCK`).
+public enum FilterTarget: Sendable, Equatable {
+    case device(ifindex: Int32, name: String, parent: TCHandle)
+    case block(UInt32)
+
+    var ifindex: Int32 {
+        switch self {
+        case .device(let i, _, _): return i
+        case .block: return Int32(bitPattern: TCM_IFINDEX_MAGIC_BLOCK)
+        }
+    }
+
+    var parent: TCHandle {
+        switch self {
+        case .device(_, _, let p): return p
+        case .block(let b): return TCHandle(rawValue: b)
+        }
+    }
+
+    var name: String {
+        switch self {
+        case .device(_, let n, let p): return "\(p) on \(n)"
+        case .block(let b): return "block \(b)"
+        }
+    }
+}
+
 public enum FilterRequest {
+    /// `tc filter add {dev DEV parent P | block N} prio N protocol PROTO u32 ...`.
+    public static func addU32(_ target: FilterTarget, priority: UInt16, protocolNumber: UInt16, filter: U32Filter) -> NetlinkRequest {
+        var m = NetlinkMessage(type: RTM_NEWTFILTER, flags: NLM_F_CREATE | NLM_F_EXCL)
+        m.append(header: tcHeader(ifindex: target.ifindex, handle: .unspecified, parent: target.parent,
+                                  info: info(priority: priority, protocolNumber: protocolNumber)))
+        m.put(TCA_KIND, string: "u32")
+        filter.encodeOptions(into: &m)
+        return NetlinkRequest(m, RequestContext("add u32 filter prio \(priority) at", target.name))
+    }
+
+    /// `tc filter del {dev DEV parent P | block N} prio N`.
+    public static func delete(_ target: FilterTarget, priority: UInt16) -> NetlinkRequest {
+        var m = NetlinkMessage(type: RTM_DELTFILTER, flags: 0)
+        m.append(header: tcHeader(ifindex: target.ifindex, handle: .unspecified, parent: target.parent,
+                                  info: info(priority: priority, protocolNumber: 0)))
+        return NetlinkRequest(m, RequestContext("delete filters prio \(priority) at", target.name))
+    }
+
+    /// `tc filter show {dev DEV parent P | block N}`.
+    public static func dump(_ target: FilterTarget) -> NetlinkRequest {
+        var m = NetlinkMessage(type: RTM_GETTFILTER, flags: NLM_F_DUMP)
+        m.append(header: tcHeader(ifindex: target.ifindex, handle: .unspecified, parent: target.parent))
+        return NetlinkRequest(m, RequestContext("list filters at", target.name))
+    }
+
     static func info(priority: UInt16, protocolNumber: UInt16) -> UInt32 {
         quiver_tc_h_make(UInt32(priority), UInt32(protocolNumber.bigEndian))
     }
@@ -190,37 +243,26 @@ public enum FilterRequest {
     /// `tc filter add dev DEV parent P prio N protocol PROTO u32 ...`.
     public static func addU32(ifindex: Int32, device: String, parent: TCHandle, priority: UInt16,
                               protocolNumber: UInt16, filter: U32Filter) -> NetlinkRequest {
-        var m = NetlinkMessage(type: RTM_NEWTFILTER, flags: NLM_F_CREATE | NLM_F_EXCL)
-        m.append(header: tcHeader(ifindex: ifindex, handle: .unspecified, parent: parent,
-                                  info: info(priority: priority, protocolNumber: protocolNumber)))
-        m.put(TCA_KIND, string: "u32")
-        filter.encodeOptions(into: &m)
-        return NetlinkRequest(m, RequestContext("add u32 filter prio \(priority) at \(parent) on", device))
+        addU32(.device(ifindex: ifindex, name: device, parent: parent), priority: priority, protocolNumber: protocolNumber, filter: filter)
     }
 
-    /// `tc filter del dev DEV parent P prio N [protocol PROTO]`: every filter of that priority.
-    public static func delete(ifindex: Int32, device: String, parent: TCHandle, priority: UInt16,
-                              protocolNumber: UInt16 = 0) -> NetlinkRequest {
-        var m = NetlinkMessage(type: RTM_DELTFILTER, flags: 0)
-        m.append(header: tcHeader(ifindex: ifindex, handle: .unspecified, parent: parent,
-                                  info: info(priority: priority, protocolNumber: protocolNumber)))
-        return NetlinkRequest(m, RequestContext("delete filters prio \(priority) at \(parent) from", device))
-    }
-
-    /// `tc filter show dev DEV parent P`.
-    public static func dump(ifindex: Int32, parent: TCHandle) -> NetlinkRequest {
-        var m = NetlinkMessage(type: RTM_GETTFILTER, flags: NLM_F_DUMP)
-        m.append(header: tcHeader(ifindex: ifindex, handle: .unspecified, parent: parent))
-        return NetlinkRequest(m, RequestContext("list filters at \(parent) of link", "#\(ifindex)"))
+    /// `tc filter del dev DEV parent P prio N`: every filter of that priority.
+    public static func delete(ifindex: Int32, device: String, parent: TCHandle, priority: UInt16) -> NetlinkRequest {
+        delete(.device(ifindex: ifindex, name: device, parent: parent), priority: priority)
     }
 }
 
 extension NetlinkHandle {
-    /// Filters of a device under one parent. Equivalent to `tc filter show dev DEV parent P`.
-    public func filters(ifindex: Int32, parent: TCHandle) throws -> [Filter] {
-        let r = FilterRequest.dump(ifindex: ifindex, parent: parent)
+    /// Filters of a device's parent or of a shared block.
+    public func filters(_ target: FilterTarget) throws -> [Filter] {
+        let r = FilterRequest.dump(target)
         return try socket.dump(r.message, r.context)
             .filter { $0.type == UInt16(RTM_NEWTFILTER) }
             .map(Filter.init(decoding:))
+    }
+
+    /// Filters of a device under one parent. Equivalent to `tc filter show dev DEV parent P`.
+    public func filters(ifindex: Int32, parent: TCHandle) throws -> [Filter] {
+        try filters(.device(ifindex: ifindex, name: "#\(ifindex)", parent: parent))
     }
 }
