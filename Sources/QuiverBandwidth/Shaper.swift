@@ -41,12 +41,43 @@ public struct Shaper: Sendable {
     /// (`tc class change`: traffic keeps flowing), deletes what is no longer wanted. Idempotent.
     @discardableResult
     public func apply(_ group: CapGroup) throws -> ShapingReport {
-        let problems = group.problems()
+        try apply([group])
+    }
+
+    /// Applies several groups reading the namespace's links and qdiscs once (a dump of every
+    /// qdisc of a large fabric is the expensive part of a no-op re-apply).
+    @discardableResult
+    public func apply(_ groups: [CapGroup]) throws -> ShapingReport {
+        let problems = groups.flatMap { $0.problems() }
         guard problems.isEmpty else { throw InvalidValue(problems.joined(separator: "; ")) }
+        var snapshot = Snapshot(links: try handle.links(), qdiscs: try handle.qdiscs())
+        var total = ShapingReport()
+        for g in groups {
+            let r = try apply(g, snapshot: &snapshot)
+            total.created += r.created
+            total.changed += r.changed
+            total.deleted += r.deleted
+        }
+        return total
+    }
+
+    /// Links and qdiscs of the namespace, indexed.
+    struct Snapshot {
+        var links: [Link]
+        var linksByName: [String: Link]
+        var qdiscsByDevice: [Int32: [Qdisc]]
+
+        init(links: [Link], qdiscs: [Qdisc]) {
+            self.links = links
+            linksByName = Dictionary(links.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            qdiscsByDevice = Dictionary(grouping: qdiscs, by: \.ifindex)
+        }
+    }
+
+    func apply(_ group: CapGroup, snapshot: inout Snapshot) throws -> ShapingReport {
         var report = ShapingReport()
-        var links = try handle.links()
-        let qdiscsByDevice = Dictionary(grouping: try handle.qdiscs(), by: \.ifindex)
-        let linksByName = Dictionary(links.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let linksByName = snapshot.linksByName
+        let qdiscsByDevice = snapshot.qdiscsByDevice
 
         // Member devices must exist and carry nothing foreign.
         var deviceIndex: [InterfaceName: Int32] = [:]
@@ -74,10 +105,10 @@ public struct Shaper: Sendable {
         }
         if !create.isEmpty {
             try handle.performLinks(create)
-            links = try handle.links()
+            snapshot = Snapshot(links: try handle.links(), qdiscs: try handle.qdiscs())
         }
         let ifbIndex = Dictionary(uniqueKeysWithValues: Direction.allCases.map { d in
-            (d, links.first { $0.name == group.ifb(d).rawValue }!.index)
+            (d, snapshot.linksByName[group.ifb(d).rawValue]!.index)
         })
 
         for d in Direction.allCases {

@@ -125,7 +125,8 @@ public struct Fabric: Sendable {
             result.created += bridges.count
             tick(bridges.count)
         }
-        var bridgeIndex = Dictionary(try handle.links().map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a })
+        let needIndex = ops.contains { if case .createVNIC = $0 { return true }; if case .changeVNIC = $0 { return true }; return false }
+        var bridgeIndex = needIndex ? Dictionary(try handle.links().map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a }) : [:]
         var changes: [NetlinkRequest] = []
         for case .changeVNIC(let dev, let bridge, let mtu) in ops {
             changes.append(LinkRequest.change(try InterfaceName(validating: dev),
@@ -181,7 +182,7 @@ public struct Fabric: Sendable {
 
         phase("addresses and routes")
         // 5. Caps, tenant by tenant; VNICs no longer capped lose their redirects.
-        var capped = Set<String>()
+        var groups: [CapGroup] = []
         for case .applyCaps(let tenant) in ops {
             guard var g = desired.capGroups.first(where: { $0.name == tenant }) else { continue }
             for i in g.members.indices where g.members[i].mac == nil {
@@ -189,22 +190,27 @@ public struct Fabric: Sendable {
                 let v = desired.vnics.first { $0.hostDevice == g.members[i].device.rawValue }!
                 g.members[i].mac = try handles[v.namespace]!.link(named: try InterfaceName(validating: v.name)).mac
             }
-            let r = try Shaper(handle: handle).apply(g)
+            groups.append(g)
+        }
+        let shaper = Shaper(handle: handle)
+        if !groups.isEmpty {
+            let r = try shaper.apply(groups)
             result.created += r.created
             result.changed += r.changed
             result.deleted += r.deleted
-            capped.formUnion(g.members.map(\.device.rawValue))
-            tick(1)
+            tick(groups.count)
         }
-        let shaper = Shaper(handle: handle)
-        let clsact = Set(try handle.qdiscs().filter { CapGroup.isQuiverClsact($0.kind) }.map(\.ifindex))
-        let currentByName = Dictionary(current.links.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        for v in desired.vnics where !capped.contains(v.hostDevice) {
-            if let l = currentByName[v.hostDevice], clsact.contains(l.index) {
-                if try shaper.detach(device: try InterfaceName(validating: v.hostDevice)) { result.deleted += 1 }
+        let capped = Set(groups.flatMap { $0.members.map(\.device.rawValue) })
+        let uncapped = desired.vnics.filter { !capped.contains($0.hostDevice) }
+        if !uncapped.isEmpty {
+            let clsact = Set(try handle.qdiscs().filter { CapGroup.isQuiverClsact($0.kind) }.map(\.ifindex))
+            let currentByName = Dictionary(current.links.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            for v in uncapped {
+                if let l = currentByName[v.hostDevice], clsact.contains(l.index) {
+                    if try shaper.detach(device: try InterfaceName(validating: v.hostDevice)) { result.deleted += 1 }
+                }
             }
         }
-
         phase("caps")
         journal.pendingNamespaces = []
         journal.appliedAt = Date()

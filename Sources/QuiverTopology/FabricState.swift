@@ -1,3 +1,4 @@
+import Foundation
 import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
@@ -122,20 +123,37 @@ public struct CurrentFabric: Sendable {
         let links = try fabric.links()
         let names = KernelNames(topology)
         let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wanted.contains($0) }
-        var hosts: [String: Host] = [:]
-        var handles: [String: NetlinkHandle] = [:]
-        for (name, opened) in zip(existing, try NetlinkHandle.openEach(namespaces: existing.map(NetworkNamespace.named))) {
-            guard let h = try? opened.get() else {
+        // Three dumps per host; hosts are read on every core at once.
+        let opened = try NetlinkHandle.openEach(namespaces: existing.map(NetworkNamespace.named))
+        let slots = HostSlots(count: existing.count)
+        DispatchQueue.concurrentPerform(iterations: existing.count) { i in
+            guard let h = try? opened[i].get() else {
                 var broken = Host(tagged: false, links: [], addresses: [], routes: [])
                 broken.broken = true
-                hosts[name] = broken
-                continue
+                slots.set(i, .success(broken))
+                return
             }
-            let l = try h.links()
-            let tagged = l.first { $0.name == "lo" }?.alias?.hasPrefix(names.tagPrefix + "host/") == true
-            hosts[name] = Host(tagged: tagged, links: l, addresses: try h.addresses(), routes: try h.routes())
-            handles[name] = h
+            slots.set(i, Result {
+                let l = try h.links()
+                let tagged = l.first { $0.name == "lo" }?.alias?.hasPrefix(names.tagPrefix + "host/") == true
+                return Host(tagged: tagged, links: l, addresses: try h.addresses(), routes: try h.routes())
+            })
+        }
+        var hosts: [String: Host] = [:]
+        var handles: [String: NetlinkHandle] = [:]
+        for (i, name) in existing.enumerated() {
+            hosts[name] = try slots.get(i)
+            if let h = try? opened[i].get() { handles[name] = h }
         }
         return (CurrentFabric(links: links, hosts: hosts, otherNamespaces: []), handles)
     }
+}
+
+/// Results written from concurrent readers.
+final class HostSlots: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Result<CurrentFabric.Host, Error>?]
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ r: Result<CurrentFabric.Host, Error>) { lock.lock(); values[i] = r; lock.unlock() }
+    func get(_ i: Int) throws -> CurrentFabric.Host { lock.lock(); defer { lock.unlock() }; return try values[i]!.get() }
 }

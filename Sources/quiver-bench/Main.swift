@@ -1,5 +1,6 @@
 import Foundation
 import QuiverKernel
+import QuiverNetlink
 
 /// quiver-bench SUITE [options] — see bench/README.md. Each suite prints a table.
 @main
@@ -20,6 +21,14 @@ struct QuiverBench {
         case "apply":
             let sizes = args.dropFirst().compactMap { Int($0) }
             try ApplyBenchmark.run(sizes: sizes.isEmpty ? [10, 100, 1000] : sizes, perCommandLimit: 1000)
+        case "read-cost":
+            let names = NetworkNamespace.listNamed().filter { $0.hasPrefix(args.dropFirst().first ?? "perf-") }
+            var handles: [NetlinkHandle] = []
+            let open = try measure { handles = try NetlinkHandle.open(namespaces: names.map(NetworkNamespace.named)) }
+            let links = try measure { for h in handles { _ = try h.links() } }
+            let addrs = try measure { for h in handles { _ = try h.addresses() } }
+            let routes = try measure { for h in handles { _ = try h.routes() } }
+            print("\(names.count) namespaces: open \(ms(open)) ms, links \(ms(links)) ms, addresses \(ms(addrs)) ms, routes \(ms(routes)) ms")
         case "links-variants":
             try LinksBenchmark.variants(n: Int(args.dropFirst().first ?? "1000") ?? 1000)
         default:
