@@ -126,6 +126,26 @@ extension Traffic {
         }
     }
 
+    @Test func oneTenantCapAcrossTwoSwitches() throws {
+        try withFabric(endpoints: 4) { f in
+            // vnic1 → sink3 on br0, vnic2 → sink4 on a second bridge: one 30M cap covers both.
+            try f.handle.addLink("br1", Bridge(stp: false), LinkSettings(up: true))
+            let br1 = try f.handle.link(named: "br1").index
+            for i in [1, 3] { try f.handle.setLink(f.endpoints[i].hostDevice, LinkSettings(masterIndex: br1)) }
+            let g = tenant(f, [(0, nil, nil), (1, nil, nil)], maxbw: .mbit(30))
+            try Shaper(handle: f.handle).apply(g)
+            let e = f.endpoints.map { ($0.ns, $0.ip) }
+            let results = try concurrently([
+                { try TCPBulk(from: e[0].0, to: e[2].0, address: e[2].1, port: 5311, duration: 5, warmup: 2).run() },
+                { try TCPBulk(from: e[1].0, to: e[3].0, address: e[3].1, port: 5312, duration: 5, warmup: 2).run() },
+            ])
+            let sum = results.map(\.bitsPerSecond).reduce(0, +)
+            print("tenant 30M over two switches: \(results.map { mbit($0.bitsPerSecond) }) sum \(mbit(sum))")
+            #expect(abs(sum / (30e6 * 0.956) - 1) <= 0.10)
+            #expect(results.allSatisfy { $0.bitsPerSecond > 10e6 }, "both share it")
+        }
+    }
+
     @Test func liveChangeFollowsWithinASecondAndTheConnectionSurvives() throws {
         try withFabric(endpoints: 2) { f in
             let a = f.endpoints[0], b = f.endpoints[1]
