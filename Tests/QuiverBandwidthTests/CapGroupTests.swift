@@ -134,11 +134,10 @@ extension Traffic {
             for i in [1, 3] { try f.handle.setLink(f.endpoints[i].hostDevice, LinkSettings(masterIndex: br1)) }
             let g = tenant(f, [(0, nil, nil), (1, nil, nil)], maxbw: .mbit(30))
             try Shaper(handle: f.handle).apply(g)
-            let e = f.endpoints.map { ($0.ns, $0.ip) }
-            let results = try concurrently([
-                { try TCPBulk(from: e[0].0, to: e[2].0, address: e[2].1, port: 5311, duration: 5, warmup: 2).run() },
-                { try TCPBulk(from: e[1].0, to: e[3].0, address: e[3].1, port: 5312, duration: 5, warmup: 2).run() },
-            ])
+            let e = f.endpoints
+            let flows = [TCPBulk(from: e[0].ns, to: e[2].ns, address: e[2].ip, port: 5311, duration: 5, warmup: 2),
+                         TCPBulk(from: e[1].ns, to: e[3].ns, address: e[3].ip, port: 5312, duration: 5, warmup: 2)]
+            let results = try concurrently(flows.map { flow in { try flow.run() } })
             let sum = results.map(\.bitsPerSecond).reduce(0, +)
             print("tenant 30M over two switches: \(results.map { mbit($0.bitsPerSecond) }) sum \(mbit(sum))")
             #expect(abs(sum / (30e6 * 0.956) - 1) <= 0.10)
