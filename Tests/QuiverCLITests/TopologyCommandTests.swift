@@ -99,6 +99,30 @@ import Testing
         }
     }
 
+    @Test func concurrentAppliesOfOneTopologyAreSerialized() throws {
+        let name = "l" + String(UUID().uuidString.prefix(5)).lowercased().filter { $0.isLetter || $0.isNumber }
+        let file = try write(scaleTopology(name, hosts: 20))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try withFabricNamespace { ns, h in
+            let fab = ["--fabric-netns", ns.name!]
+            let procs = (0..<3).map { _ -> Process in
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: quiverBinary)
+                p.arguments = ["apply", file] + fab
+                p.standardOutput = FileHandle.nullDevice
+                p.standardError = FileHandle.nullDevice
+                return p
+            }
+            for p in procs { try p.run() }
+            for p in procs { p.waitUntilExit() }
+            // All three succeed: the flock makes them take turns; the later ones find nothing to do.
+            #expect(procs.map(\.terminationStatus) == [0, 0, 0])
+            #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"))
+            #expect(try quiver(["destroy", name] + fab).status == 0)
+            #expect(try h.links().map(\.name) == ["lo"])
+        }
+    }
+
     @Test(arguments: [0.015, 0.035, 0.06, 0.085])
     func killNineMidApplyThenApplyConvergesAndDestroyCleansUp(after delay: Double) throws {
         let name = "k" + String(UUID().uuidString.prefix(5)).lowercased().filter { $0.isLetter || $0.isNumber }

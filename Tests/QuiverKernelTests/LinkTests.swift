@@ -134,6 +134,20 @@ import Testing
         }
     }
 
+    @Test func vxlanWithMulticastGroupOverALowerLink() throws {
+        try withScratchNamespace { ns, h in
+            try h.addLink("under0", Veth(peer: "under0p"), LinkSettings(up: true))
+            let lower = try h.link(named: "under0").index
+            try h.addLink("vxm0", Vxlan(vni: 77, remote: try IPAddress("239.1.1.1"), port: nil, lowerIndex: lower))
+            guard case .vxlan(let got)? = try h.link(named: "vxm0").data else { Issue.record("not vxlan"); return }
+            #expect(got.remote == (try IPAddress("239.1.1.1")))
+            #expect(got.lowerIndex == lower)
+            let data = try #require(ipLinks(ns)["vxm0"]?.dict("linkinfo")?.dict("info_data"))
+            #expect(data["group"] as? String == "239.1.1.1")
+            #expect(data["link"] as? String == "under0")
+        }
+    }
+
     @Test func groupDeleteRemovesManyInOneRequest() throws {
         try withScratchNamespace { ns, h in
             var requests: [NetlinkRequest] = []

@@ -91,6 +91,11 @@ import Testing
             }
             try h.deleteLink("mvt0")
             #expect(!FileManager.default.fileExists(atPath: Macvtap.characterDevicePath(ifindex: l.index)))
+
+            // Passthru takes the lower link for itself: only when nothing else sits on it.
+            try h.addLink("mvt-pt", Macvtap(lowerIndex: lower.index, mode: .passthru))
+            #expect(try h.link(named: "mvt-pt").data == .macvtap(Macvtap(lowerIndex: lower.index, mode: .passthru)))
+            #expect(try ipLinks(ns)["mvt-pt"]?.dict("linkinfo")?.dict("info_data")?["mode"] as? String == "passthru")
         }
     }
 }
