@@ -105,8 +105,9 @@ public enum ShapingPlan {
             let small = TCHandle(major: 1, minor: id.minor + 2)
             classes.append(.init(id: bulk, parent: id, htb: policy.htb(rate: bulkRate, ceil: ceil, priority: 1, burst: m.burst),
                                  leafQueue: policy.leafQueue(for: ceil, limit: m.queueLimit), label: m.name + "/other"))
+            // Small packets are never TSO super-packets: a plain byte FIFO serves (one qdisc, not two).
             classes.append(.init(id: small, parent: id, htb: policy.htb(rate: smallRate, ceil: ceil, priority: 0, burst: m.burst),
-                                 leafQueue: policy.leafQueue(for: ceil, limit: m.queueLimit), label: m.name + "/small"))
+                                 leafQueue: .bfifo(limit: m.queueLimit ?? policy.queueLimit(for: ceil)), label: m.name + "/small"))
             for (j, f) in m.flows.enumerated() {
                 let fid = TCHandle(major: 1, minor: id.minor + 3 + UInt16(j))
                 let fceil = min(f.maxbw.isBlocked ? minimumRate : f.maxbw, ceil)
