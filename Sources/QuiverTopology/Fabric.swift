@@ -267,6 +267,7 @@ public struct Fabric: Sendable {
             try handle.deleteLinks(group: names.group)
             result.deleted += owned.count
         }
+        result.phases.append(("delete links by group (one request)", Date().timeIntervalSince(start) * 1000))
         let pending = Set(Journal.load(topology)?.pendingNamespaces ?? [])
         let candidates = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") }
         for (name, opened) in zip(candidates, try NetlinkHandle.openEach(namespaces: candidates.map(NetworkNamespace.named))) {
@@ -282,6 +283,7 @@ public struct Fabric: Sendable {
         }
         Journal.remove(topology)
         result.milliseconds = Date().timeIntervalSince(start) * 1000
+        result.phases.append(("namespaces", result.milliseconds - result.phases[0].1))
         return result
     }
 

@@ -109,6 +109,7 @@ struct DestroyCommand: ParsableCommand {
         commandName: "destroy",
         abstract: "Remove everything a topology owns (found in the kernel; works without the state record).")
     @Argument(help: "Topology file or topology name.") var target: String
+    @Flag(name: .shortAndLong, help: "Print where the time went.") var verbose = false
     @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
     @OptionGroup var fabric: FabricOptions
 
@@ -126,6 +127,9 @@ struct DestroyCommand: ParsableCommand {
             return
         }
         print(r.deleted == 0 ? "\(name): nothing to destroy" : "\(name): deleted \(r.deleted) objects in \(Int(r.milliseconds)) ms")
+        if verbose {
+            for (phase, ms) in r.phases { print(String(format: "  %@ %.1f ms", phase, ms)) }
+        }
     }
 }
 
