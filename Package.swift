@@ -42,8 +42,11 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        // Benchmarks run by hand through bench/*; they compare Quiver with iproute2 in one run.
-        .executableTarget(name: "quiver-bench", dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProbe", "QuiverTopology"]),
+        // Benchmarks run by hand through bench/*; they race Quiver against iproute2 in one run, so
+        // they live under bench/, outside the product's Sources/.
+        .executableTarget(name: "quiver-bench",
+                          dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProbe", "QuiverTopology"],
+                          path: "bench/QuiverBench"),
 
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
