@@ -100,8 +100,9 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Creates many named namespaces from one thread (one `unshare` + bind mount each). Stops at
-    /// the first failure and throws it; the ones made before stay (the caller records them).
-    public static func create(named names: [String], made: (String) -> Void = { _ in }) throws {
+    /// the first failure and throws it; the ones made before stay (the caller journals the names
+    /// before calling).
+    public static func create(named names: [String]) throws {
         guard !names.isEmpty else { return }
         try prepareRunDirectory()
         var failure: Error?
@@ -118,7 +119,6 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
                     failure = SystemCallError("create", "\(ns)", errno: Errno(rawValue: -rc))
                     return
                 }
-                made(name)
             }
         }
         if let failure { throw failure }

@@ -108,13 +108,9 @@ public struct CurrentFabric: Sendable {
     public var links: [Link]
     /// Named namespaces that exist, by name, for those the topology wants or owns.
     public var hosts: [String: Host]
-    /// Named namespaces with the topology's prefix that are not read (not wanted).
-    public var otherNamespaces: [String]
-
-    public init(links: [Link], hosts: [String: Host], otherNamespaces: [String]) {
+    public init(links: [Link], hosts: [String: Host]) {
         self.links = links
         self.hosts = hosts
-        self.otherNamespaces = otherNamespaces
     }
 
     /// Reads the fabric and every existing namespace the topology wants or whose name carries its
@@ -145,7 +141,7 @@ public struct CurrentFabric: Sendable {
             hosts[name] = try slots.get(i)
             if let h = try? opened[i].get() { handles[name] = h }
         }
-        return (CurrentFabric(links: links, hosts: hosts, otherNamespaces: []), handles)
+        return (CurrentFabric(links: links, hosts: hosts), handles)
     }
 }
 

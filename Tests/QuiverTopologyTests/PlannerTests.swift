@@ -21,7 +21,7 @@ import Testing
     var desired: DesiredFabric { DesiredFabric(topology) }
 
     @Test func emptyKernelMeansCreateEverythingInOrder() {
-        let plan = Planner.plan(current: CurrentFabric(links: [], hosts: [:], otherNamespaces: []), desired: desired)
+        let plan = Planner.plan(current: CurrentFabric(links: [], hosts: [:]), desired: desired)
         #expect(plan.conflicts.isEmpty)
         #expect(plan.operations.map(\.description) == [
             "create namespace pl-acme-web",
@@ -52,14 +52,14 @@ import Testing
     }
 
     @Test func foreignObjectsAreConflictsNotAdopted() {
-        var state = CurrentFabric(links: [link("pl-sw0", index: 3, group: 0)], hosts: [:], otherNamespaces: [])
+        var state = CurrentFabric(links: [link("pl-sw0", index: 3, group: 0)], hosts: [:])
         var plan = Planner.plan(current: state, desired: desired)
         #expect(plan.conflicts.map(\.object) == ["link pl-sw0"])
         #expect(plan.conflicts.first?.description.contains("not created by Quiver") == true)
 
         // An untagged namespace of the wanted name is foreign — unless the journal says an
         // interrupted apply was creating it.
-        state = CurrentFabric(links: [], hosts: ["pl-acme-web": .init(tagged: false, links: [], addresses: [], routes: [])], otherNamespaces: [])
+        state = CurrentFabric(links: [], hosts: ["pl-acme-web": .init(tagged: false, links: [], addresses: [], routes: [])])
         plan = Planner.plan(current: state, desired: desired)
         #expect(plan.conflicts.map(\.object) == ["network namespace pl-acme-web"])
         plan = Planner.plan(current: state, desired: desired, pendingNamespaces: ["pl-acme-web"])
@@ -88,8 +88,7 @@ import Testing
         let addr = try! Address(prefix: IPPrefix("10.1.0.11/24"), linkIndex: 2)
         let route = Route(destination: nil, gateway: try! IPAddress("10.1.0.1"), outputIndex: 2)
         return CurrentFabric(links: [bridge, vnic],
-                             hosts: ["pl-acme-web": .init(tagged: true, links: [link("lo", index: 1, group: 0), peer], addresses: [addr], routes: [route])],
-                             otherNamespaces: [])
+                             hosts: ["pl-acme-web": .init(tagged: true, links: [link("lo", index: 1, group: 0), peer], addresses: [addr], routes: [route])])
     }
 
     func link(_ name: String, index: Int32, group: UInt32) -> Link {
