@@ -58,9 +58,16 @@ enum BandwidthBenchmark {
         let start = device.sample()
         let bulk = TCPBulk(from: src.ns, to: dst.ns, address: dst.ip, port: 5500, duration: duration, warmup: warmup)
         let mid = MidSample()
+        let last = MidSample()
+        // The shaper's counter is read while the flow still runs: once after the warm-up, once
+        // just before the sender stops (not after the run, which may include an idle tail).
+        Thread {
+            Thread.sleep(forTimeInterval: duration - 0.1)
+            last.set(shaper.sample())
+        }.start()
         let r = try bulk.run(duringAt: warmup) { mid.set(shaper.sample()) }
         let end = device.sample()
-        let shaperEnd = shaper.sample()
+        let shaperEnd = last.value ?? shaper.sample()
         let m = mid.value ?? shaperEnd
         return Measure(goodput: r.bitsPerSecond,
                        wire: Double(shaperEnd.bytes - m.bytes) * 8 / (shaperEnd.time - m.time),
