@@ -94,8 +94,13 @@ enum ApplyBenchmark {
                 c.append(("tc", "qdisc add dev \(ifb) root handle 1: htb default 2"))
                 for cl in layout.classes {
                     c.append(("tc", "class add dev \(ifb) parent \(cl.parent) classid \(cl.id) htb rate \(cl.htb.rate.bitsPerSecond)bit ceil \(cl.htb.ceil.bitsPerSecond)bit burst \(cl.htb.burst) cburst \(cl.htb.cburst) prio \(cl.htb.priority) quantum \(cl.htb.quantum)"))
-                    if case .tbf(let q)? = cl.leafQueue {
+                    switch cl.leafQueue {
+                    case .tbf(let q)?:
                         c.append(("tc", "qdisc add dev \(ifb) parent \(cl.id) handle \(IFBLayout.leafHandle(for: cl.id)) tbf rate \(q.rate.bitsPerSecond)bit burst \(q.burst) limit \(q.limit)"))
+                    case .bfifo(let limit)?:
+                        c.append(("tc", "qdisc add dev \(ifb) parent \(cl.id) handle \(IFBLayout.leafHandle(for: cl.id)) bfifo limit \(limit)"))
+                    default:
+                        break
                     }
                 }
                 for f in layout.filters {
@@ -104,11 +109,12 @@ enum ApplyBenchmark {
                     c.append(("tc", "filter add dev \(ifb) parent 1: prio \(f.priority) protocol \(proto) u32 \(keys) flowid \(f.filter.classID!)"))
                 }
             }
+            // Each member's clsact bound to the group's shared blocks, then one redirect per block.
             for m in g.members {
-                c.append(("tc", "qdisc add dev \(m.device) clsact"))
-                c.append(("tc", "filter add dev \(m.device) ingress prio 193 protocol all u32 match u32 0 0 action mirred egress redirect dev \(g.ifbFrom)"))
-                c.append(("tc", "filter add dev \(m.device) egress prio 194 protocol all u32 match u32 0 0 action mirred egress redirect dev \(g.ifbTo)"))
+                c.append(("tc", "qdisc add dev \(m.device) ingress_block \(g.ingressBlock) egress_block \(g.egressBlock) clsact"))
             }
+            c.append(("tc", "filter add block \(g.ingressBlock) prio 193 protocol all u32 match u32 0 0 action mirred egress redirect dev \(g.ifbFrom)"))
+            c.append(("tc", "filter add block \(g.egressBlock) prio 194 protocol all u32 match u32 0 0 action mirred egress redirect dev \(g.ifbTo)"))
         }
         return Commands(create: c, delete: del)
     }
