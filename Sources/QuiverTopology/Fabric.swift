@@ -282,6 +282,7 @@ public struct Fabric: Sendable {
             }
         }
         Journal.remove(topology)
+        lock.removeFile()
         result.milliseconds = Date().timeIntervalSince(start) * 1000
         result.phases.append(("namespaces", result.milliseconds - result.phases[0].1))
         return result

@@ -45,15 +45,32 @@ public struct Journal: Codable, Sendable, Equatable {
 
 /// An exclusive `flock` on a topology: two applies (or an apply and a destroy) of the same
 /// topology run one after the other. Released when the lock is deinitialised or the process dies.
+/// `destroy` removes the lock file while holding it; a waiter that then wakes up on the removed
+/// file notices (the path no longer names its inode) and locks the new one.
 public final class TopologyLock {
     private let fd: Int32
+    private let path: String
 
     public init(_ topology: String) throws {
         try FileManager.default.createDirectory(atPath: Journal.directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        fd = open("\(Journal.directory)/\(topology).lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission) }
-        while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+        path = "\(Journal.directory)/\(topology).lock"
+        while true {
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission) }
+            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+            var held = stat(), named = stat()
+            if fstat(fd, &held) == 0, stat(path, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev {
+                self.fd = fd
+                return
+            }
+            close(fd)
+        }
+    }
+
+    /// Removes the lock file (the topology is gone); the lock stays held until deinit.
+    public func removeFile() {
+        unlink(path)
     }
 
     deinit {

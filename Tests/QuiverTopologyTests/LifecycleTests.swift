@@ -105,6 +105,7 @@ import Testing
             #expect(try fabric.handle.links().map(\.name) == ["lo"])
             #expect(!NetworkNamespace.listNamed().contains { $0.hasPrefix(name + "-") })
             #expect(Journal.load(name) == nil)
+            #expect(!FileManager.default.fileExists(atPath: "\(Journal.directory)/\(name).lock"), "no lock file left")
             #expect(try fabric.destroy(topology: name).deleted == 0)
         }
     }
