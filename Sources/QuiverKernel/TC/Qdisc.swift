@@ -113,10 +113,11 @@ public enum QdiscRequest {
         return NetlinkRequest(m, RequestContext("delete qdisc \(handle) from", device))
     }
 
-    /// `tc qdisc show` (every device).
-    public static func dump() -> NetlinkRequest {
+    /// `tc qdisc show [dev DEV]`. With strict dumps (the socket turns them on) the kernel itself
+    /// skips other devices when an index is given.
+    public static func dump(ifindex: Int32 = 0) -> NetlinkRequest {
         var m = NetlinkMessage(type: RTM_GETQDISC, flags: NLM_F_DUMP)
-        m.append(header: tcmsg())
+        m.append(header: tcHeader(ifindex: ifindex, handle: .unspecified, parent: .unspecified))
         return NetlinkRequest(m, RequestContext("list qdiscs"))
     }
 }
@@ -124,7 +125,7 @@ public enum QdiscRequest {
 extension NetlinkHandle {
     /// Qdiscs of one device, or of all devices when `ifindex` is nil. Equivalent to `tc -s qdisc show`.
     public func qdiscs(ifindex: Int32? = nil) throws -> [Qdisc] {
-        let r = QdiscRequest.dump()
+        let r = QdiscRequest.dump(ifindex: ifindex ?? 0)
         return try socket.dump(r.message, r.context)
             .filter { $0.type == UInt16(RTM_NEWQDISC) }
             .map(Qdisc.init(decoding:))
