@@ -1,5 +1,6 @@
 import Foundation
 import QuiverKernel
+import QuiverNetlink
 
 /// Small socket helpers shared by the probes.
 enum Sockets {
@@ -26,6 +27,26 @@ enum Sockets {
             sa.sin6_port = port.bigEndian
             withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: b) }
             return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        }
+    }
+
+    /// A close-on-exec socket of `address`'s family, opened inside `ns` (it stays there, whatever
+    /// thread uses it later); bound to `address`:`bindPort` when a port is given.
+    static func open(in ns: NetworkNamespace, _ type: __socket_type, for address: IPAddress, bindPort: UInt16? = nil,
+                     reuseAddress: Bool = false, what: String) throws -> Int32 {
+        try ns.run { () throws -> Int32 in
+            let fd = socket(address.isV4 ? AF_INET : AF_INET6, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw SystemCallError("socket", what, errno: .init(rawValue: errno)) }
+            if reuseAddress {
+                var one: Int32 = 1
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+            }
+            if let port = bindPort, bind(fd, address, port) != 0 {
+                let e = errno
+                close(fd)
+                throw SystemCallError("bind", "\(what) \(address) port \(port)", errno: .init(rawValue: e))
+            }
+            return fd
         }
     }
 

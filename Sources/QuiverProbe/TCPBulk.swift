@@ -47,25 +47,12 @@ public struct TCPBulk: Sendable {
     /// Runs the transfer; `during` is called (on another thread) once the data flows, at
     /// `duringAt` seconds, e.g. to change a cap mid-stream.
     public func run(duringAt: Double? = nil, during: (@Sendable () -> Void)? = nil) throws -> Result {
-        let family = address.isV4 ? AF_INET : AF_INET6
-        let listener = try to.run { () throws -> Int32 in
-            let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw SystemCallError("socket", "receiver", errno: .init(rawValue: errno)) }
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-            guard Sockets.bind(fd, address, port) == 0, listen(fd, 1) == 0 else {
-                let e = errno
-                close(fd)
-                throw SystemCallError("bind/listen", "\(address) port \(port)", errno: .init(rawValue: e))
-            }
-            return fd
-        }
+        let listener = try Sockets.open(in: to, SOCK_STREAM, for: address, bindPort: port, reuseAddress: true, what: "receiver")
         defer { close(listener) }
-        let sender = try from.run { () throws -> Int32 in
-            let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw SystemCallError("socket", "sender", errno: .init(rawValue: errno)) }
-            return fd
+        guard listen(listener, 1) == 0 else {
+            throw SystemCallError("listen", "\(address) port \(port)", errno: .init(rawValue: errno))
         }
+        let sender = try Sockets.open(in: from, SOCK_STREAM, for: address, what: "sender")
         Sockets.setTimeout(listener, seconds: 3)
         Sockets.setTimeout(sender, seconds: 3)
 

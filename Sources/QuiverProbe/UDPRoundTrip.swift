@@ -39,20 +39,13 @@ public struct UDPRoundTrip: Sendable {
     }
 
     public func run() throws -> Result {
-        let family = address.isV4 ? AF_INET : AF_INET6
-        let server = try to.run { () throws -> Int32 in
-            let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0, Sockets.bind(fd, address, port) == 0 else {
-                let e = errno
-                if fd >= 0 { close(fd) }
-                throw SystemCallError("bind udp", "\(address) port \(port)", errno: .init(rawValue: e))
-            }
-            return fd
-        }
-        let client = try from.run { () throws -> Int32 in
-            let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw SystemCallError("socket udp", nil, errno: .init(rawValue: errno)) }
-            return fd
+        let server = try Sockets.open(in: to, SOCK_DGRAM, for: address, bindPort: port, what: "udp echo server")
+        let client: Int32
+        do {
+            client = try Sockets.open(in: from, SOCK_DGRAM, for: address, what: "udp client")
+        } catch {
+            close(server)
+            throw error
         }
         defer { close(client) }
         Sockets.setTimeout(server, seconds: 0.2)
