@@ -123,7 +123,7 @@ public struct Shaper: Sendable {
             let index = deviceIndex[m.device]!
             steps += attach(device: m.device, ifindex: index, group: group, qdiscs: qdiscsByDevice[index] ?? [], report: &report)
         }
-        try performInOrder(steps)
+        try handle.perform(steps)
         try reconcileBlocks(group, from: ifbIndex[.fromEndpoint]!, to: ifbIndex[.toEndpoint]!, report: &report)
         return report
     }
@@ -213,13 +213,7 @@ public struct Shaper: Sendable {
             }
             report.created += wanted.subtracting(present).count
         }
-        try performInOrder(steps)
-    }
-
-    /// Runs requests pipelined but stops at the first failure (later steps depend on earlier ones).
-    func performInOrder(_ steps: [NetlinkRequest]) throws {
-        guard !steps.isEmpty else { return }
-        for r in handle.socket.execute(steps) { _ = try r.get() }
+        try handle.perform(steps)
     }
 
     /// Binds a member device's clsact hooks to the group's shared blocks.
@@ -255,7 +249,7 @@ public struct Shaper: Sendable {
             steps.append(FilterRequest.addU32(.block(block), priority: prio, protocolNumber: UInt16(ETH_P_ALL), filter: want))
             if have.isEmpty { report.created += 1 } else { report.changed += 1 }
         }
-        try performInOrder(steps)
+        try handle.perform(steps)
     }
 
     // MARK: Remove
