@@ -148,6 +148,8 @@ public struct Fabric: Sendable {
         var perHost: [String: [NetlinkRequest]] = [:]
         var hostIndex: [String: [String: Int32]] = [:]
         func index(_ ns: String, _ dev: String) throws -> Int32 {
+            // The links read while planning serve, unless this apply made the device.
+            if let i = hostIndex[ns]?[dev] ?? current.hosts[ns]?.links.first(where: { $0.name == dev })?.index { return i }
             if hostIndex[ns] == nil {
                 hostIndex[ns] = Dictionary(try handles[ns]!.links().map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a })
             }
@@ -274,7 +276,7 @@ public struct Fabric: Sendable {
             // A name that is not a usable namespace is ours only if the journal says so.
             let tagged = try (try? opened.get()).map { h in
                 defer { h.socket.close() }
-                return try h.links().first { $0.name == "lo" }?.alias?.hasPrefix(names.tagPrefix + "host/") == true
+                return names.isOwnHost(links: try h.links())
             } ?? false
             if tagged || pending.contains(name) {
                 try NetworkNamespace.delete(named: name)

@@ -131,8 +131,7 @@ public struct CurrentFabric: Sendable {
             }
             slots.set(i, Result {
                 let l = try h.links()
-                let tagged = l.first { $0.name == "lo" }?.alias?.hasPrefix(names.tagPrefix + "host/") == true
-                return Host(tagged: tagged, links: l, addresses: try h.addresses(), routes: try h.routes())
+                return Host(tagged: names.isOwnHost(links: l), links: l, addresses: try h.addresses(), routes: try h.routes())
             })
         }
         var hosts: [String: Host] = [:]

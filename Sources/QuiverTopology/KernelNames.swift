@@ -33,6 +33,11 @@ public struct KernelNames: Sendable {
     public func tenantTag(_ tenant: String) -> String { "\(tagPrefix)tenant/\(tenant)" }
     public func hostTag(tenant: String, host: String) -> String { "\(tagPrefix)host/\(tenant)/\(host)" }
 
+    /// True when a namespace's links show it is one of this topology's hosts (`lo` carries the tag).
+    public func isOwnHost(links: [Link]) -> Bool {
+        links.first { $0.name == "lo" }?.alias?.hasPrefix(tagPrefix + "host/") == true
+    }
+
     /// The topology's link group: FNV-1a of its name, in 0x5100_0000…0x51FF_FFFF (never 0, the
     /// default group of every link).
     public var group: UInt32 { 0x5100_0000 | (StableHash.fnv1a32(topology) & 0x00FF_FFFF) }
