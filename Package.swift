@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         // The engine, for other projects' test suites: bring a fabric up, probe it, tear it down.
-        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProbe", "QuiverTopology"]),
+        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology"]),
         .executable(name: "quiver", targets: ["quiver"]),
     ],
     dependencies: [
@@ -31,14 +31,16 @@ let package = Package(
         .target(name: "QuiverKernel", dependencies: ["QuiverNetlink", "CNetlink", "CNetlinkRoute"]),
         // Caps: per-VNIC maxbw both ways, per-group aggregate with floors, per-flow caps.
         .target(name: "QuiverBandwidth", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        // Isolation and link protection: one nftables bridge table per topology, over nfnetlink.
+        .target(name: "QuiverProtection", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         // Probes that run inside namespaces: TCP bulk traffic, UDP round trips.
-        .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink"]),
+        .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         // Topology files: model, validation, pure plan, apply, destroy, show, graph.
         .target(name: "QuiverTopology", dependencies: [
-            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", .product(name: "Yams", package: "Yams"),
+            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "quiver", dependencies: [
-            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProbe", "QuiverTopology",
+            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -51,6 +53,7 @@ let package = Package(
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverBandwidthTests", dependencies: ["QuiverBandwidth", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        .testTarget(name: "QuiverProtectionTests", dependencies: ["QuiverProtection", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe"],
                     resources: [.copy("Fixtures")]),
         // Runs the built `quiver` binary as a user would.

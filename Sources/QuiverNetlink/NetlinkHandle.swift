@@ -1,7 +1,7 @@
 import CNetlink
 import SystemPackage
 
-/// A route-netlink socket bound to one network namespace. Open it once (the socket is created
+/// A netlink socket (route by default, netfilter for nftables) bound to one network namespace. Open it once (the socket is created
 /// on a thread inside the namespace), then use it from anywhere. Kernel objects are operations on
 /// a handle (see QuiverKernel).
 public final class NetlinkHandle: Sendable {
@@ -9,12 +9,12 @@ public final class NetlinkHandle: Sendable {
     public let namespace: NetworkNamespace?
     public let socket: NetlinkSocket
 
-    public init(namespace: NetworkNamespace? = nil) throws {
+    public init(namespace: NetworkNamespace? = nil, protocol proto: Int32 = NETLINK_ROUTE) throws {
         self.namespace = namespace
         if let namespace {
-            socket = try namespace.openSocket(protocol: NETLINK_ROUTE)
+            socket = try namespace.openSocket(protocol: proto)
         } else {
-            socket = try NetlinkSocket(protocol: NETLINK_ROUTE)
+            socket = try NetlinkSocket(protocol: proto)
         }
     }
 

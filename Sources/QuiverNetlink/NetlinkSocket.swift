@@ -227,6 +227,81 @@ public final class NetlinkSocket: @unchecked Sendable {
         return indices.filter { interrupted.contains($0) && (try? results[$0]?.get()) != nil }
     }
 
+    // MARK: nfnetlink transactions
+
+    /// Sends `requests` as one nfnetlink batch (`NFNL_MSG_BATCH_BEGIN` … `NFNL_MSG_BATCH_END`
+    /// for `subsystem`, e.g. `NFNL_SUBSYS_NFTABLES`) in a single `sendmsg`, so the kernel commits
+    /// all of them or none. Throws the first request's error if the kernel refused any (then
+    /// nothing was changed); `allErrors` in the thrown ``NetlinkTransactionError`` lists them all.
+    public func transaction(_ requests: [NetlinkRequest], subsystem: UInt16) throws {
+        guard !requests.isEmpty else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        guard let nl = socket else { throw SystemCallError("send", "nfnetlink batch", errno: .badFileDescriptor) }
+
+        func batchMarker(_ type: Int32, _ seq: UInt32) -> [UInt8] {
+            var m = NetlinkMessage(type: type, flags: Int32(0), sequence: seq)
+            var g = nfgenmsg()
+            g.nfgen_family = UInt8(AF_UNSPEC)
+            g.version = UInt8(NFNETLINK_V0)
+            g.res_id = subsystem.bigEndian
+            m.append(header: g)
+            return m.bytes
+        }
+        var buffer = batchMarker(Int32(NFNL_MSG_BATCH_BEGIN), nextSequence)
+        nextSequence &+= 1
+        var bySequence: [UInt32: Int] = [:]
+        for (i, r) in requests.enumerated() {
+            var m = r.message
+            m.sequence = nextSequence
+            m.flags |= UInt16(NLM_F_ACK)
+            bySequence[nextSequence] = i
+            nextSequence &+= 1
+            buffer.append(contentsOf: m.bytes)
+        }
+        buffer += batchMarker(Int32(NFNL_MSG_BATCH_END), nextSequence)
+        nextSequence &+= 1
+
+        // The whole batch must fit one socket send buffer; ACKs (one per request) the receive one.
+        let fd = mnl_socket_get_fd(nl)
+        var size = Int32(clamping: max(8 * 1024 * 1024, buffer.count + 64 * 1024, requests.count * 64))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
+
+        let sent = buffer.withUnsafeBytes { mnl_socket_sendto(nl, $0.baseAddress, $0.count) }
+        if sent < 0 { throw SystemCallError("sendmsg(nfnetlink batch)", "\(requests.count) requests", errno: Errno(rawValue: Glibc.errno)) }
+
+        var open = Set(requests.indices)
+        var failures: [(Int, NetlinkError)] = []
+        while !open.isEmpty {
+            // After a refusal the kernel aborts the batch; answers may stop early, so wait a
+            // bounded time for the rest instead of forever.
+            if !failures.isEmpty {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, 1000) <= 0 { break }
+            }
+            let n = mnl_socket_recvfrom(nl, receiveBuffer.baseAddress, receiveBuffer.count)
+            if n < 0 {
+                let e = Errno(rawValue: Glibc.errno)
+                if e == .interrupted { continue }
+                throw SystemCallError("recvmsg(nfnetlink batch)", "\(requests.count) requests", errno: e)
+            }
+            for msg in ReceivedMessage.split(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: n)) {
+                guard msg.portID == portID || msg.portID == 0, let i = bySequence[msg.sequence], open.contains(i),
+                      Int32(msg.type) == NLMSG_ERROR else { continue }
+                open.remove(i)
+                let status = Self.decodeStatus(msg, isDone: false)
+                if status.code != 0 {
+                    failures.append((i, NetlinkError(context: requests[i].context, errno: Errno(rawValue: -status.code),
+                                                     kernelMessage: status.message, attributeOffset: status.offset)))
+                }
+            }
+        }
+        if !failures.isEmpty {
+            throw NetlinkTransactionError(allErrors: failures.sorted { $0.0 < $1.0 }.map(\.1), requests: requests.count)
+        }
+    }
+
     /// The error code and extended ACK of an `NLMSG_ERROR` (or `NLMSG_DONE`) message.
     public static func decodeStatus(_ msg: ReceivedMessage, isDone: Bool) -> (code: Int32, message: String?, offset: UInt32?) {
         guard msg.payload.count >= 4 else { return (-Int32(EPROTO), "short error message", nil) }
@@ -245,5 +320,16 @@ public final class NetlinkSocket: @unchecked Sendable {
         guard tlvStart <= msg.payload.count else { return (code, nil, nil) }
         let tlvs = NetlinkAttributes(bytes: msg.payload, start: tlvStart, end: msg.payload.count)
         return (code, tlvs.string(NLMSGERR_ATTR_MSG.rawValue), tlvs.u32(NLMSGERR_ATTR_OFFS.rawValue))
+    }
+}
+
+/// The kernel refused an nfnetlink batch; it committed none of it.
+public struct NetlinkTransactionError: Error, Sendable, CustomStringConvertible {
+    /// Every refused request, in batch order (the first is usually the cause).
+    public var allErrors: [NetlinkError]
+    public var requests: Int
+    public var first: NetlinkError { allErrors[0] }
+    public var description: String {
+        "\(first) (batch of \(requests) requests rolled back" + (allErrors.count > 1 ? "; \(allErrors.count - 1) more refused)" : ")")
     }
 }

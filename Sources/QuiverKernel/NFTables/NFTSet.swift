@@ -1,0 +1,48 @@
+import CNetlink
+import QuiverNetlink
+
+/// Requests for named sets and verdict maps keyed by interface name — what Quiver dispatches on.
+/// Equivalent to `nft add set|map` and `nft add element`.
+public enum NFTSetRequest {
+    /// Interface names are 16-byte keys (`type ifname`).
+    public static let interfaceNameKeyType: UInt32 = 41 // nft's TYPE_IFNAME, shown by `nft list`
+    static let verdictType: UInt32 = 1 // TYPE_VERDICT
+
+    /// `nft add set FAMILY TABLE NAME { type ifname; }` or, with `verdictMap`,
+    /// `nft add map FAMILY TABLE NAME { type ifname : verdict; }`.
+    public static func addInterfaceSet(_ family: NFTFamily, table: String, _ name: String, id: UInt32, verdictMap: Bool) -> NetlinkRequest {
+        var m = nftMessage(NFT_MSG_NEWSET, family: family, flags: NLM_F_CREATE)
+        m.put(NFTA_SET_TABLE.rawValue, string: table)
+        m.put(NFTA_SET_NAME.rawValue, string: name)
+        m.put(NFTA_SET_FLAGS.rawValue, be32: verdictMap ? NFT_SET_MAP.rawValue : 0)
+        m.put(NFTA_SET_KEY_TYPE.rawValue, be32: interfaceNameKeyType)
+        m.put(NFTA_SET_KEY_LEN.rawValue, be32: 16)
+        if verdictMap {
+            m.put(NFTA_SET_DATA_TYPE.rawValue, be32: NFT_DATA_VERDICT.rawValue)
+            m.put(NFTA_SET_DATA_LEN.rawValue, be32: 0)
+        }
+        m.put(NFTA_SET_ID.rawValue, be32: id)
+        return NetlinkRequest(m, RequestContext("create nftables set", "\(table) \(name)"))
+    }
+
+    /// `nft add element FAMILY TABLE SET { "a", "b" }` or, for a map, `{ "a" : goto c }`.
+    /// Returns one request per chunk: an element list is one attribute and must stay under 64 KiB.
+    public static func addInterfaceElements(_ family: NFTFamily, table: String, set: String,
+                                            _ elements: [(key: String, verdict: NFTVerdict?)]) -> [NetlinkRequest] {
+        stride(from: 0, to: elements.count, by: 256).map { start in
+            let chunk = elements[start..<min(start + 256, elements.count)]
+            var m = nftMessage(NFT_MSG_NEWSETELEM, family: family, flags: NLM_F_CREATE)
+            m.put(NFTA_SET_ELEM_LIST_TABLE.rawValue, string: table)
+            m.put(NFTA_SET_ELEM_LIST_SET.rawValue, string: set)
+            m.nest(NFTA_SET_ELEM_LIST_ELEMENTS.rawValue) { list in
+                for e in chunk {
+                    list.nest(NFTA_LIST_ELEM.rawValue) { el in
+                        el.nest(NFTA_SET_ELEM_KEY.rawValue) { $0.put(NFTA_DATA_VALUE.rawValue, bytes: NFTExpression.interfaceName(e.key)) }
+                        if let v = e.verdict { el.nest(NFTA_SET_ELEM_DATA.rawValue) { v.encode(into: &$0) } }
+                    }
+                }
+            }
+            return NetlinkRequest(m, RequestContext("add nftables set elements", "\(table) \(set) (\(chunk.count))"))
+        }
+    }
+}

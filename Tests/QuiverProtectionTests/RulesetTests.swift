@@ -1,0 +1,65 @@
+import QuiverKernel
+import QuiverNetlink
+import QuiverProtection
+import Testing
+
+/// The ruleset is pure: what it asks the kernel for, without a kernel.
+@Suite struct RulesetTests {
+    static func port(_ dev: String, _ tenant: String, _ last: UInt8, _ kinds: Set<ProtectionKind> = [.macNospoof, .ipNospoof, .restricted]) -> ProtectedPort {
+        ProtectedPort(device: dev, tenant: tenant, mac: try! MACAddress(bytes: [2, 0, 0, 0, 0, last]), protection: kinds,
+                      allowed: [try! IPPrefix("10.55.0.\(10 + last)/32")])
+    }
+
+    func contexts(_ r: Ruleset) -> [String] { r.body().map(\.context.description) }
+
+    @Test func chainsCountersAndSetsPerPortAndTenant() {
+        let r = Ruleset(table: "quiver-t", ownerTag: "quiver:t/", ports: [Self.port("a1", "a", 1), Self.port("b1", "b", 2, [])])
+        let c = contexts(r)
+        // Protected port: its chain and the three sub-chains; counters of the kinds that are on.
+        for chain in ["vnic/a1", "vnic/a1/ip4", "vnic/a1/ip6", "vnic/a1/arp"] {
+            #expect(c.contains("create nftables chain quiver-t \(chain)"))
+        }
+        for counter in ["a1/mac", "a1/ip", "a1/restricted"] { #expect(c.contains("create nftables counter quiver-t \(counter)")) }
+        #expect(!c.contains("create nftables counter quiver-t a1/dhcp"))
+        // Unprotected port: no chain, no counters, but still isolated.
+        #expect(!c.contains { $0.contains("vnic/b1") })
+        #expect(c.contains("create nftables chain quiver-t tenant/b"))
+        #expect(c.contains("create nftables counter quiver-t tenant/a/isolation"))
+        #expect(c.contains("add nftables set elements quiver-t tenants (2)"))
+        #expect(c.contains("add nftables set elements quiver-t vnics (1)"))
+        // Everything a rule names is created before the first rule.
+        let firstRule = c.firstIndex { $0.hasPrefix("create nftables rule") }!
+        #expect(c[firstRule...].allSatisfy { $0.hasPrefix("create nftables rule") })
+    }
+
+    @Test func fingerprintFollowsContent() {
+        let a = Ruleset(table: "quiver-t", ownerTag: "quiver:t/", ports: [Self.port("a1", "a", 1)])
+        var b = a
+        #expect(a.comment(for: a.body()) == b.comment(for: b.body()))
+        b.ports[0].allowed.append(try! IPPrefix("10.9.0.0/16"))
+        #expect(a.comment(for: a.body()) != b.comment(for: b.body()))
+        #expect(a.comment(for: a.body()).hasPrefix("quiver:t/ "))
+        // 2 base chains + 2 maps + tenant (chain, set, counter) + 4 vnic chains + 3 counters.
+        #expect(Ruleset.expectedUse(a.body()) == 2 + 2 + 3 + 4 + 3)
+    }
+
+    @Test func transactionReplacesTheTableAtomically() {
+        let r = Ruleset(table: "quiver-t", ownerTag: "quiver:t/", ports: [Self.port("a1", "a", 1)])
+        let t = r.transaction().prefix(3).map(\.context.description)
+        #expect(t == ["create nftables table bridge quiver-t", "delete nftables table bridge quiver-t", "create nftables table bridge quiver-t"])
+    }
+
+    @Test func linkLocalIsModifiedEUI64() {
+        let p = Self.port("a1", "a", 1)
+        #expect(p.linkLocal.description == "fe80::ff:fe00:1")
+    }
+
+    @Test func manyPortsSplitElementLists() {
+        let ports = (0..<600).map { Self.port("p\($0)", "a", UInt8($0 % 200)) }
+        let c = contexts(Ruleset(table: "quiver-t", ownerTag: "quiver:t/", ports: ports))
+        #expect(c.filter { $0.hasPrefix("add nftables set elements quiver-t vnics") } == [
+            "add nftables set elements quiver-t vnics (256)", "add nftables set elements quiver-t vnics (256)",
+            "add nftables set elements quiver-t vnics (88)",
+        ])
+    }
+}
