@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverBandwidthTests", dependencies: ["QuiverBandwidth", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverProtectionTests", dependencies: ["QuiverProtection", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
-        .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe"],
+        .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverProtection", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe"],
                     resources: [.copy("Fixtures")]),
         // Runs the built `quiver` binary as a user would.
         .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink"]),

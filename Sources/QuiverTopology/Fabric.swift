@@ -2,6 +2,7 @@ import Foundation
 import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
+import QuiverProtection
 
 /// What an apply or destroy did.
 public struct ApplyResult: @unchecked Sendable {
@@ -26,17 +27,21 @@ public struct ApplyResult: @unchecked Sendable {
 public struct Fabric: Sendable {
     public let fabricNamespace: NetworkNamespace?
     public let handle: NetlinkHandle
+    /// nftables (isolation and protection) in the same namespace.
+    public let firewall: Firewall
 
     public init(fabric: NetworkNamespace? = nil) throws {
         fabricNamespace = fabric
         handle = try NetlinkHandle(namespace: fabric)
+        firewall = try Firewall(namespace: fabric)
         Fabric.raiseDescriptorLimit()
     }
 
     /// Computes the plan without changing anything.
     public func plan(_ t: Topology) throws -> (Plan, DesiredFabric, CurrentFabric, [String: NetlinkHandle]) {
         let desired = DesiredFabric(t)
-        let (current, handles) = try CurrentFabric.read(topology: t.name, wanted: desired.namespaces.map(\.name), fabric: handle)
+        let (current, handles) = try CurrentFabric.read(topology: t.name, wanted: desired.namespaces.map(\.name), fabric: handle,
+                                                        firewall: firewall)
         let pending = Set(Journal.load(t.name)?.pendingNamespaces ?? [])
         return (Planner.plan(current: current, desired: desired, pendingNamespaces: pending), desired, current, handles)
     }
@@ -214,6 +219,26 @@ public struct Fabric: Sendable {
             }
         }
         phase("caps")
+        // 6. Isolation and protection: the whole table in one transaction.
+        for o in ops {
+            switch o {
+            case .installProtection:
+                var macs: [String: MACAddress] = [:]
+                for v in desired.vnics where v.mac == nil {
+                    macs[v.hostDevice] = try handles[v.namespace]!.link(named: try InterfaceName(validating: v.name)).mac
+                }
+                guard let r = desired.ruleset(macs: macs) else { continue }
+                if try firewall.install(r) { count(o) }
+                tick(1)
+            case .removeProtection:
+                let n = KernelNames(t.name)
+                if try firewall.remove(table: n.firewallTable, ownerTag: n.tagPrefix) { count(o) }
+                tick(1)
+            default:
+                continue
+            }
+        }
+        phase("isolation and protection")
         journal.pendingNamespaces = []
         journal.appliedAt = Date()
         try journal.save()
@@ -269,7 +294,12 @@ public struct Fabric: Sendable {
             try handle.deleteLinks(group: names.group)
             result.deleted += owned.count
         }
-        result.phases.append(("delete links by group (one request)", Date().timeIntervalSince(start) * 1000))
+        // Rules after the links, so no VNIC is ever up without them; a foreign table of the same
+        // name is left alone.
+        do {
+            if try firewall.remove(table: names.firewallTable, ownerTag: names.tagPrefix) { result.deleted += 1 }
+        } catch is ForeignTableError {}
+        result.phases.append(("delete links by group (one request) and rules", Date().timeIntervalSince(start) * 1000))
         let pending = Set(Journal.load(topology)?.pendingNamespaces ?? [])
         let candidates = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") }
         for (name, opened) in zip(candidates, try NetlinkHandle.openEach(namespaces: candidates.map(NetworkNamespace.named))) {

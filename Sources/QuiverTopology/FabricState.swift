@@ -2,6 +2,7 @@ import Foundation
 import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
+import QuiverProtection
 
 /// What a topology should look like in the kernel, derived from the file (pure).
 public struct DesiredFabric: Sendable, Equatable {
@@ -25,6 +26,9 @@ public struct DesiredFabric: Sendable, Equatable {
         public var ips: [IPPrefix]
         public var gateway: IPAddress?
         public var tag: String
+        public var protection: Set<ProtectionKind> = []
+        /// Sources `ip-nospoof` allows: `allowed-ips`, or each of `ips` as a host prefix.
+        public var allowed: [IPPrefix] = []
     }
 
     public struct Namespace: Sendable, Equatable {
@@ -63,7 +67,10 @@ public struct DesiredFabric: Sendable, Equatable {
                     let dev = n.hostDevice(host: host.name, vnic: v.name)
                     vnics.append(VNIC(tenant: tenant.name, host: host.name, name: v.name, hostDevice: dev, bridge: n.bridge(v.over),
                                       namespace: ns, mac: mac, mtu: v.mtu ?? t.switches.first { $0.name == v.over }?.mtu,
-                                      ips: v.ips, gateway: v.gateway, tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name)))
+                                      ips: v.ips, gateway: v.gateway, tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),
+                                      protection: Set(v.protection.compactMap { ProtectionKind(rawValue: $0.rawValue) }),
+                                      allowed: v.allowedIPs.isEmpty
+                                        ? v.ips.map { try! IPPrefix(address: $0.address, length: $0.address.bitWidth) } : v.allowedIPs))
                     if v.maxbw != nil || v.floor != nil || !v.flows.isEmpty || tenant.maxbw != nil {
                         // The MAC tells members apart on the tenant's IFBs; a random MAC is
                         // filled in from the kernel before the caps are applied.
@@ -81,6 +88,37 @@ public struct DesiredFabric: Sendable, Equatable {
         self.namespaces = namespaces
         self.vnics = vnics
         capGroups = groups
+    }
+
+    /// The isolation and protection rules, once every VNIC's MAC is known (`macs` fills in the
+    /// `mac: random` ones by host device); nil while one is still unknown, or with no VNICs.
+    public func ruleset(macs: [String: MACAddress] = [:]) -> Ruleset? {
+        guard !vnics.isEmpty else { return nil }
+        var ports: [ProtectedPort] = []
+        for v in vnics {
+            guard let mac = v.mac ?? macs[v.hostDevice] else { return nil }
+            ports.append(ProtectedPort(device: v.hostDevice, tenant: v.tenant, mac: mac, protection: v.protection, allowed: v.allowed))
+        }
+        let n = KernelNames(topology)
+        return Ruleset(table: n.firewallTable, ownerTag: n.tagPrefix, ports: ports)
+    }
+}
+
+/// The topology's nftables table as found in the fabric namespace.
+public enum FirewallState: Sendable, Equatable {
+    case absent
+    /// Quiver's: its comment (owner tag and fingerprint) and how many chains/sets/counters it holds.
+    case installed(comment: String, use: UInt32)
+    /// A table of that name Quiver did not make.
+    case foreign(comment: String?)
+
+    static func read(_ firewall: Firewall, table: String, ownerTag: String) throws -> FirewallState {
+        do {
+            guard let t = try firewall.installed(table, ownerTag: ownerTag) else { return .absent }
+            return .installed(comment: t.comment ?? "", use: t.use)
+        } catch let e as ForeignTableError {
+            return .foreign(comment: e.comment)
+        }
     }
 }
 
@@ -106,6 +144,8 @@ public struct CurrentFabric: Sendable {
 
     /// Every link in the fabric namespace (Quiver's and others').
     public var links: [Link]
+    /// The topology's nftables table.
+    public var firewall: FirewallState = .absent
     /// Named namespaces that exist, by name, for those the topology wants or owns.
     public var hosts: [String: Host]
     public init(links: [Link], hosts: [String: Host]) {
@@ -115,9 +155,11 @@ public struct CurrentFabric: Sendable {
 
     /// Reads the fabric and every existing namespace the topology wants or whose name carries its
     /// prefix. Host namespaces are read through one socket each, opened together on one thread.
-    public static func read(topology: String, wanted: [String], fabric: NetlinkHandle) throws -> (CurrentFabric, [String: NetlinkHandle]) {
+    public static func read(topology: String, wanted: [String], fabric: NetlinkHandle,
+                            firewall: Firewall) throws -> (CurrentFabric, [String: NetlinkHandle]) {
         let links = try fabric.links()
         let names = KernelNames(topology)
+        let firewallState = try FirewallState.read(firewall, table: names.firewallTable, ownerTag: names.tagPrefix)
         let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wanted.contains($0) }
         // Three dumps per host; hosts are read on every core at once.
         let opened = try NetlinkHandle.openEach(namespaces: existing.map(NetworkNamespace.named))
@@ -140,7 +182,9 @@ public struct CurrentFabric: Sendable {
             hosts[name] = try slots.get(i)
             if let h = try? opened[i].get() { handles[name] = h }
         }
-        return (CurrentFabric(links: links, hosts: hosts), handles)
+        var current = CurrentFabric(links: links, hosts: hosts)
+        current.firewall = firewallState
+        return (current, handles)
     }
 }
 

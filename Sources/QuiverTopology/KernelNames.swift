@@ -9,6 +9,7 @@ import QuiverKernel
 /// | VNIC `V` of host `H` | `T-H-V` (host side) and `V` (endpoint side) | fabric / the host's namespace |
 /// | tenant `N` caps | IFBs `T-N-f` (from endpoints), `T-N-t` (to endpoints) | fabric namespace |
 /// | host `H` of tenant `N` | network namespace `T-N-H` | `/var/run/netns` |
+/// | isolation and protection | nftables table `bridge quiver-T` | fabric namespace |
 ///
 /// Names in the file may use letters, digits and `_` (no `-`, so joined names cannot collide);
 /// every derived interface name must fit 15 bytes, or validation says which one and by how much.
@@ -25,6 +26,8 @@ public struct KernelNames: Sendable {
     public func ifbFrom(tenant: String) -> String { "\(topology)-\(tenant)-f" }
     public func ifbTo(tenant: String) -> String { "\(topology)-\(tenant)-t" }
     public func namespace(tenant: String, host: String) -> String { "\(topology)-\(tenant)-\(host)" }
+    /// The topology's nftables table (family bridge); its comment starts with ``tagPrefix``.
+    public var firewallTable: String { "quiver-\(topology)" }
 
     /// The prefix of every tag of this topology.
     public var tagPrefix: String { "quiver:\(topology)/" }

@@ -1,5 +1,6 @@
 import QuiverBandwidth
 import QuiverKernel
+import QuiverProtection
 
 /// One step of an apply or destroy.
 public enum Operation: Sendable, Equatable, CustomStringConvertible {
@@ -20,6 +21,9 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     case removeGateway(namespace: String, IPAddress)
     case applyCaps(tenant: String)
     case removeCaps(tenant: String)
+    /// Install (or atomically replace) the topology's isolation and protection table.
+    case installProtection(replacing: Bool)
+    case removeProtection
     case deleteLink(String)
     case deleteNamespace(String)
 
@@ -39,6 +43,8 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         case .removeGateway(let ns, let g): return "remove default route via \(g) in \(ns)"
         case .applyCaps(let t): return "apply caps of tenant \(t)"
         case .removeCaps(let t): return "remove caps of tenant \(t)"
+        case .installProtection(let r): return (r ? "replace" : "install") + " isolation and protection rules"
+        case .removeProtection: return "remove isolation and protection rules"
         case .deleteLink(let l): return "delete link \(l)"
         case .deleteNamespace(let n): return "delete namespace \(n)"
         }
@@ -48,8 +54,9 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     public var verb: Verb {
         switch self {
         case .createNamespace, .createBridge, .createVNIC, .addAddress, .setGateway: return .create
+        case .installProtection(let replacing): return replacing ? .change : .create
         case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp: return .change
-        case .removeAddress, .removeGateway, .removeCaps, .deleteLink, .deleteNamespace: return .delete
+        case .removeAddress, .removeGateway, .removeCaps, .deleteLink, .deleteNamespace, .removeProtection: return .delete
         }
     }
 
@@ -162,6 +169,31 @@ public enum Planner {
             ops.append(.removeCaps(tenant: t))
         }
 
+        // Isolation and protection: one table, replaced whole when its fingerprint differs.
+        switch current.firewall {
+        case .foreign(let comment):
+            conflicts.append(Conflict(object: "nftables table bridge \(names.firewallTable)",
+                                      found: "comment " + (comment.map { "\"\($0)\"" } ?? "none")))
+        case .absent, .installed:
+            var macs: [String: MACAddress] = [:]
+            for v in desired.vnics where v.mac == nil {
+                if let m = current.hosts[v.namespace]?.links.first(where: { $0.name == v.name })?.mac { macs[v.hostDevice] = m }
+            }
+            let installed: (comment: String, use: UInt32)?
+            if case .installed(let c, let u) = current.firewall { installed = (c, u) } else { installed = nil }
+            if desired.vnics.isEmpty {
+                if installed != nil { ops.append(.removeProtection) }
+            } else if let r = desired.ruleset(macs: macs), let have = installed {
+                let body = r.body()
+                if have.comment != r.comment(for: body) || have.use != Ruleset.expectedUse(body) {
+                    ops.append(.installProtection(replacing: true))
+                }
+            } else {
+                // Absent, or a `mac: random` VNIC whose MAC the kernel has not picked yet.
+                ops.append(.installProtection(replacing: installed != nil))
+            }
+        }
+
         // Owned links the file no longer has.
         let wantedLinks = Set(desired.bridges.map(\.name) + desired.vnics.map(\.hostDevice)
                               + desired.capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] })
@@ -195,6 +227,7 @@ public enum Planner {
             case .removeGateway: return 10
             case .setGateway: return 11
             case .applyCaps: return 12
+            case .installProtection, .removeProtection: return 13
             }
         }
         return ops.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)

@@ -77,6 +77,18 @@ import Testing
             let rtt = try UDPRoundTrip(from: .named("\(name)-acme-web"), to: .named("\(name)-acme-db"),
                                        address: try IPAddress("10.61.0.12"), count: 5, interval: 0.01).run()
             #expect(rtt.lost == 0)
+            // Isolation: acme cannot reach globex on the same switch.
+            let cross = try UDPRoundTrip(from: .named("\(name)-acme-web"), to: .named("\(name)-globex-app"),
+                                         address: try IPAddress("10.61.0.21"), count: 2, interval: 0.01).run()
+            #expect(cross.lost == 2)
+            // The rules: one table, one copy of each VNIC's chain (witness: nft).
+            let nft = ["ip", "netns", "exec", fabricNS.name!, "nft"]
+            let table = try sh(nft + ["list", "table", "bridge", "quiver-\(name)"])
+            #expect(table.contains("comment \"quiver:\(name)/ "))
+            let rulesBefore = table.components(separatedBy: "\n").count
+            for dev in ["web-net0", "db-net0", "app-net0"] {
+                #expect(table.components(separatedBy: "chain vnic/\(name)-\(dev) {").count == 2, "one chain for \(dev)")
+            }
 
             let rows = try fabric.show(t)
             #expect(rows.count == 3)
@@ -86,6 +98,7 @@ import Testing
             // Unchanged file: nothing to do.
             let again = try fabric.apply(t)
             #expect(again.isNoOp, "\(again.summary): \(again.plan.operations)")
+            #expect(try sh(nft + ["list", "table", "bridge", "quiver-\(name)"]).components(separatedBy: "\n").count == rulesBefore)
 
             // Edit a cap and an address: changed in place, the devices are the same ones.
             let webIndex = try fabric.handle.link(named: try InterfaceName(validating: "\(name)-web-net0")).index
@@ -107,6 +120,7 @@ import Testing
             #expect(Journal.load(name) == nil)
             #expect(!FileManager.default.fileExists(atPath: "\(Journal.directory)/\(name).lock"), "no lock file left")
             #expect(try fabric.destroy(topology: name).deleted == 0)
+            #expect(try sh(nft + ["list", "tables"]).isEmpty, "no nftables table left")
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import QuiverKernel
 import QuiverNetlink
+import QuiverProtection
 import QuiverTopology
 import Testing
 
@@ -29,6 +30,7 @@ import Testing
             "create vnic web/net0 (pl-web-net0 on pl-sw0)",
             "add address 10.1.0.11/24 to net0 in pl-acme-web",
             "set default route via 10.1.0.1 dev net0 in pl-acme-web",
+            "install isolation and protection rules",
         ])
     }
 
@@ -36,14 +38,25 @@ import Testing
         var state = applied()
         #expect(Planner.plan(current: state, desired: desired).operations.isEmpty)
 
-        // The address in the file changed: one add, one remove; nothing re-created.
+        // The address in the file changed: one add, one remove; nothing re-created. The address
+        // is also what ip-nospoof allows, so the rules follow.
         var edited = topology
         edited.tenants[0].hosts[0].vnics[0].ips = [try IPPrefix("10.1.0.12/24")]
         let plan = Planner.plan(current: state, desired: DesiredFabric(edited))
         #expect(plan.operations.map(\.description) == [
             "remove address 10.1.0.11/24 from net0 in pl-acme-web",
             "add address 10.1.0.12/24 to net0 in pl-acme-web",
+            "replace isolation and protection rules",
         ])
+
+        // Protection edited: the table is replaced (whole, in one transaction).
+        edited = topology
+        edited.tenants[0].hosts[0].vnics[0].protection = [.macNospoof]
+        #expect(Planner.plan(current: state, desired: DesiredFabric(edited)).operations == [.installProtection(replacing: true)])
+        // Table lost some chains (same comment, smaller use): replaced too.
+        var tampered = state
+        if case .installed(let c, let u) = state.firewall { tampered.firewall = .installed(comment: c, use: u - 1) }
+        #expect(Planner.plan(current: tampered, desired: desired).operations == [.installProtection(replacing: true)])
 
         // A switch dropped from the file is deleted; the VNIC moves.
         state.links.append(link("pl-old", index: 9, group: desired.group))
@@ -65,6 +78,12 @@ import Testing
         plan = Planner.plan(current: state, desired: desired, pendingNamespaces: ["pl-acme-web"])
         #expect(plan.conflicts.isEmpty)
         #expect(!plan.operations.contains(.createNamespace("pl-acme-web")))
+
+        // A foreign nftables table of the topology's name.
+        state = applied()
+        state.firewall = .foreign(comment: "someone else's")
+        plan = Planner.plan(current: state, desired: desired)
+        #expect(plan.conflicts.map(\.object) == ["nftables table bridge quiver-pl"])
     }
 
     @Test func ownedNamespacesTheFileDroppedAreDeleted() {
@@ -87,8 +106,11 @@ import Testing
         peer.flags = 1 // IFF_UP
         let addr = try! Address(prefix: IPPrefix("10.1.0.11/24"), linkIndex: 2)
         let route = Route(destination: nil, gateway: try! IPAddress("10.1.0.1"), outputIndex: 2)
-        return CurrentFabric(links: [bridge, vnic],
-                             hosts: ["pl-acme-web": .init(tagged: true, links: [link("lo", index: 1, group: 0), peer], addresses: [addr], routes: [route])])
+        var state = CurrentFabric(links: [bridge, vnic],
+                                  hosts: ["pl-acme-web": .init(tagged: true, links: [link("lo", index: 1, group: 0), peer], addresses: [addr], routes: [route])])
+        let rules = desired.ruleset()!
+        state.firewall = .installed(comment: rules.comment(for: rules.body()), use: Ruleset.expectedUse(rules.body()))
+        return state
     }
 
     func link(_ name: String, index: Int32, group: UInt32) -> Link {
