@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -34,14 +35,15 @@ let package = Package(
         // Isolation and link protection: one nftables bridge table per topology, over nfnetlink.
         .target(name: "QuiverProtection", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         // Probes that run inside namespaces: TCP bulk traffic, UDP round trips.
-        .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]),
         // Topology files: model, validation, pure plan, apply, destroy, show, graph.
         .target(name: "QuiverTopology", dependencies: [
-            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", .product(name: "Yams", package: "Yams"),
+            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "quiver", dependencies: [
             "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
 
         // Benchmarks run by hand through bench/*; they race Quiver against iproute2 in one run, so

@@ -82,11 +82,62 @@ public struct Topology: Sendable, Equatable {
         public var location: SourceLocation
     }
 
-    /// An `expect:` entry, kept as written until the verify command interprets it.
-    public struct Expectation: Sendable, Equatable {
-        public var kind: String
-        public var fields: [String: String]
-        public var location: SourceLocation
+    /// An endpoint in an expectation: `tenant/host` (its first VNIC) or `tenant/host/vnic`.
+    public struct EndpointRef: Sendable, Equatable, CustomStringConvertible {
+        public var tenant: String
+        public var host: String
+        public var vnic: String?
+        public var description: String { "\(tenant)/\(host)" + (vnic.map { "/\($0)" } ?? "") }
+    }
+
+    /// How `reach` / `no-reach` probe.
+    public enum ReachProbe: String, Sendable, Equatable, CaseIterable {
+        /// ICMP echo (IPv4).
+        case icmp
+        /// TCP connect to `port` (Quiver listens there for the probe if nothing does).
+        case tcp
+        /// ARP request for the target's address, answered by the target.
+        case arp
+    }
+
+    /// What `spoof` forges.
+    public enum SpoofKind: String, Sendable, Equatable, CaseIterable {
+        /// A foreign source MAC → counted as `mac`.
+        case mac
+        /// A foreign IPv4 source address → `ip`.
+        case ip
+        /// An ARP request with a foreign sender address → `ip`.
+        case arp
+        /// A non-IP ethertype (0x88b5) → `restricted`.
+        case ethertype
+
+        /// The protection counter that must grow.
+        public var counter: String {
+            switch self { case .mac: return "mac"; case .ip, .arp: return "ip"; case .ethertype: return "restricted" }
+        }
+    }
+
+    /// An `expect:` entry for `quiver verify`.
+    public enum Expectation: Sendable, Equatable {
+        case reach(from: EndpointRef, to: EndpointRef, probes: [ReachProbe], port: UInt16, location: SourceLocation)
+        case noReach(from: EndpointRef, to: EndpointRef, probes: [ReachProbe], port: UInt16, location: SourceLocation)
+        /// TCP from `from` to `to` for `seconds`: the rate on the wire must be `rate` ± `tolerance` (a fraction).
+        case bandwidth(from: EndpointRef, to: EndpointRef, rate: Bitrate, tolerance: Double, seconds: Double, location: SourceLocation)
+        /// `count` forged frames of each kind from `from`: none delivered, the counter grew by `count`.
+        case spoof(from: EndpointRef, kinds: [SpoofKind], count: Int, location: SourceLocation)
+
+        public var location: SourceLocation {
+            switch self {
+            case .reach(_, _, _, _, let l), .noReach(_, _, _, _, let l), .bandwidth(_, _, _, _, _, let l), .spoof(_, _, _, let l): return l
+            }
+        }
+
+        public var endpoints: [EndpointRef] {
+            switch self {
+            case .reach(let f, let t, _, _, _), .noReach(let f, let t, _, _, _), .bandwidth(let f, let t, _, _, _, _): return [f, t]
+            case .spoof(let f, _, _, _): return [f]
+            }
+        }
     }
 }
 

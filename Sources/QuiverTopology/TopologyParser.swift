@@ -149,17 +149,92 @@ public struct TopologyParser {
                        localPort: port(m, "local-port"), remotePort: port(m, "remote-port"), maxbw: maxbw)
     }
 
+    /// `- reach: {from: acme/web, to: acme/db}` and the other kinds: one key naming the kind,
+    /// whose value holds the fields.
     mutating func parseExpectation(_ node: Node) -> Topology.Expectation? {
-        guard let m = mapping(node, "an expectation") else { return nil }
-        var fields: [String: String] = [:]
-        for (k, v) in m {
-            guard let key = k.string else { continue }
-            if let s = v.string { fields[key] = s } else if let seq = v.sequence {
-                fields[key] = seq.compactMap(\.string).joined(separator: ",")
+        let kinds = ["reach", "no-reach", "bandwidth", "spoof"]
+        guard let outer = mapping(node, "an expectation") else { return nil }
+        guard outer.count == 1, let (k, v) = outer.first.map({ ($0.key, $0.value) }), let kind = k.string, kinds.contains(kind) else {
+            let first = outer.first?.key.string ?? ""
+            errors.append(TopologyError(loc(node), "an expectation is one of \(kinds.joined(separator: ", ")) with its fields",
+                                        hint: "e.g. `- reach: {from: acme/web, to: acme/db}`" + suggestion(first, kinds)))
+            return nil
+        }
+        guard let m = mapping(v, kind) else { return nil }
+        let location = loc(node)
+        func endpoint(_ key: String) -> Topology.EndpointRef? {
+            guard let n = m[key] else {
+                errors.append(TopologyError(locOf(m), "\(kind) has no `\(key)`", hint: "add `\(key): tenant/host`"))
+                return nil
+            }
+            guard let s = scalar(n, key) else { return nil }
+            let parts = s.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            guard (2...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty }) else {
+                errors.append(TopologyError(loc(n), "`\(key): \(s)` is not an endpoint", hint: "write tenant/host or tenant/host/vnic"))
+                return nil
+            }
+            return Topology.EndpointRef(tenant: parts[0], host: parts[1], vnic: parts.count == 3 ? parts[2] : nil)
+        }
+        func probes(default d: [Topology.ReachProbe]) -> [Topology.ReachProbe] {
+            guard let n = m["probe"] else { return d }
+            let items = n.sequence.map(Array.init) ?? [n]
+            return items.compactMap { item in
+                guard let s = scalar(item, "probe") else { return nil }
+                if let p = Topology.ReachProbe(rawValue: s) { return p }
+                errors.append(TopologyError(loc(item), "unknown probe \"\(s)\"", hint: "use icmp, tcp or arp" + suggestion(s, Topology.ReachProbe.allCases.map(\.rawValue))))
+                return nil
             }
         }
-        let kind = ["reach", "no-reach", "bandwidth", "spoof"].first { fields[$0] != nil } ?? "unknown"
-        return Topology.Expectation(kind: kind, fields: fields, location: loc(node))
+        switch kind {
+        case "reach", "no-reach":
+            check(m, allowed: ["from", "to", "probe", "port"], in: kind)
+            guard let from = endpoint("from"), let to = endpoint("to") else { return nil }
+            let port = self.port(m, "port") ?? 7
+            return kind == "reach" ? .reach(from: from, to: to, probes: probes(default: [.icmp]), port: port, location: location)
+                : .noReach(from: from, to: to, probes: probes(default: [.icmp, .tcp, .arp]), port: port, location: location)
+        case "bandwidth":
+            check(m, allowed: ["from", "to", "rate", "tolerance", "seconds"], in: kind)
+            guard let from = endpoint("from"), let to = endpoint("to") else { return nil }
+            guard let r = rate(m, "rate") else {
+                if m["rate"] == nil { errors.append(TopologyError(locOf(m), "bandwidth has no `rate`", hint: "add e.g. `rate: 20M` (the cap you expect)")) }
+                return nil
+            }
+            var tolerance = 0.1
+            if let n = m["tolerance"], let s = scalar(n, "tolerance") {
+                let number = s.hasSuffix("%") ? Double(s.dropLast()).map { $0 / 100 } : Double(s)
+                if let t = number, t > 0, t < 1 { tolerance = t } else {
+                    errors.append(TopologyError(loc(n), "tolerance \"\(s)\" must be a percentage like 10% (above 0, below 100)"))
+                }
+            }
+            var seconds = 3.0
+            if let n = m["seconds"], let s = scalar(n, "seconds") {
+                if let v = Double(s), v >= 1, v <= 60 { seconds = v } else {
+                    errors.append(TopologyError(loc(n), "seconds \"\(s)\" must be from 1 to 60"))
+                }
+            }
+            return .bandwidth(from: from, to: to, rate: r, tolerance: tolerance, seconds: seconds, location: location)
+        default: // spoof
+            check(m, allowed: ["from", "kind", "count"], in: kind)
+            guard let from = endpoint("from") else { return nil }
+            var kinds = Topology.SpoofKind.allCases
+            if let n = m["kind"] {
+                let items = n.sequence.map(Array.init) ?? [n]
+                kinds = items.compactMap { item in
+                    guard let s = scalar(item, "kind") else { return nil }
+                    if let k = Topology.SpoofKind(rawValue: s) { return k }
+                    errors.append(TopologyError(loc(item), "unknown spoof kind \"\(s)\"",
+                                                hint: "use mac, ip, arp or ethertype" + suggestion(s, Topology.SpoofKind.allCases.map(\.rawValue))))
+                    return nil
+                }
+            }
+            var count = 100
+            if let n = m["count"], let s = scalar(n, "count") {
+                if let c = Int(s), (1...10000).contains(c) { count = c } else {
+                    errors.append(TopologyError(loc(n), "count \"\(s)\" must be from 1 to 10000"))
+                }
+            }
+            return .spoof(from: from, kinds: kinds, count: count, location: location)
+        }
     }
 
     // MARK: Helpers

@@ -116,6 +116,33 @@ public enum TopologyValidator {
                 }
             }
         }
+        // Expectations name endpoints that exist and can be probed.
+        for e in t.expectations {
+            var resolved: [Topology.VNIC] = []
+            for ref in e.endpoints {
+                guard let tenant = t.tenants.first(where: { $0.name == ref.tenant }) else {
+                    fail(e.location, "expectation names tenant \"\(ref.tenant)\", which the file does not have",
+                         "tenants: " + t.tenants.map(\.name).joined(separator: ", "))
+                    continue
+                }
+                guard let host = tenant.hosts.first(where: { $0.name == ref.host }) else {
+                    fail(e.location, "expectation names host \"\(ref.host)\" of tenant \(ref.tenant), which it does not have",
+                         "hosts: " + tenant.hosts.map(\.name).joined(separator: ", "))
+                    continue
+                }
+                guard let v = ref.vnic.map({ n in host.vnics.first { $0.name == n } }) ?? host.vnics.first else {
+                    fail(e.location, "expectation names VNIC \(ref), which does not exist", "VNICs: " + host.vnics.map(\.name).joined(separator: ", "))
+                    continue
+                }
+                if !v.ips.contains(where: { $0.address.isV4 }) {
+                    fail(e.location, "\(ref) has no IPv4 address to probe with", "give its VNIC an IPv4 address in `ips`")
+                }
+                resolved.append(v)
+            }
+            if resolved.count == 2, e.endpoints[0] == e.endpoints[1] || resolved[0] == resolved[1] {
+                fail(e.location, "an expectation between \(e.endpoints[0]) and itself proves nothing", "name two different endpoints")
+            }
+        }
         return errors
     }
 

@@ -1,0 +1,70 @@
+import QuiverBandwidth
+import QuiverKernel
+import QuiverNetlink
+import QuiverProtection
+
+/// One VNIC's counters, like a `dlstat` row, seen from the VNIC: "in" is what it received.
+public struct VNICStats: Sendable, Codable, Equatable {
+    public var topology: String
+    public var tenant: String
+    public var host: String
+    public var vnic: String
+    public var link: String
+    public var ipackets: UInt64 = 0
+    public var rbytes: UInt64 = 0
+    public var opackets: UInt64 = 0
+    public var obytes: UInt64 = 0
+    /// Packets the caps dropped on the way to the VNIC / from it.
+    public var capDropsIn: UInt64 = 0
+    public var capDropsOut: UInt64 = 0
+    /// Packets protection dropped, by kind (`mac`, `ip`, `restricted`, `dhcp`), only kinds that are on.
+    public var spoofDrops: [String: UInt64] = [:]
+}
+
+/// Everything `quiver stats` prints for a topology.
+public struct TopologyStats: Sendable, Codable, Equatable {
+    public var vnics: [VNICStats]
+    /// Frames dropped because they were headed to another tenant's VNIC, by destination tenant.
+    public var isolationDrops: [String: UInt64]
+}
+
+extension Fabric {
+    /// Reads every counter with dumps: links (one), tc classes (per tenant IFB), nftables counters (one).
+    public func stats(_ t: Topology) throws -> TopologyStats {
+        let desired = DesiredFabric(t)
+        let links = Dictionary(try handle.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var rows: [VNICStats] = desired.vnics.map { v in
+            var r = VNICStats(topology: t.name, tenant: v.tenant, host: v.host, vnic: v.name, link: v.hostDevice)
+            if let l = links[v.hostDevice], l.group == desired.group, let s = l.statistics {
+                // The fabric side's transmit is what the VNIC receives.
+                r.ipackets = s.txPackets
+                r.rbytes = s.txBytes
+                r.opackets = s.rxPackets
+                r.obytes = s.rxBytes
+            }
+            return r
+        }
+        let shaper = Shaper(handle: handle)
+        for g in desired.capGroups where links[g.ifbFrom.rawValue] != nil || links[g.ifbTo.rawValue] != nil {
+            for c in try shaper.status(g) {
+                guard let i = rows.firstIndex(where: { $0.tenant == g.name && (c.label == "\($0.host)/\($0.vnic)" || c.label.hasPrefix("\($0.host)/\($0.vnic)/")) })
+                else { continue }
+                if c.direction == .toEndpoint { rows[i].capDropsIn += UInt64(c.statistics.drops) } else { rows[i].capDropsOut += UInt64(c.statistics.drops) }
+            }
+        }
+        var isolation: [String: UInt64] = [:]
+        let names = KernelNames(t.name)
+        if case .installed = try FirewallState.read(firewall, table: names.firewallTable, ownerTag: names.tagPrefix) {
+            let counters = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)
+            for (i, v) in desired.vnics.enumerated() {
+                for k in ProtectionKind.allCases where v.protection.contains(k) {
+                    rows[i].spoofDrops[k.counter] = counters["\(v.hostDevice)/\(k.counter)"]?.packets ?? 0
+                }
+            }
+            for tenant in Set(desired.vnics.map(\.tenant)) {
+                isolation[tenant] = counters[Ruleset.isolationCounter(tenant)]?.packets ?? 0
+            }
+        }
+        return TopologyStats(vnics: rows, isolationDrops: isolation)
+    }
+}
