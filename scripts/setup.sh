@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs every Debian package Quiver needs to build, test and benchmark. Idempotent.
 #   build:  pkg-config, libmnl-dev, libnl-3-dev, libnl-route-3-dev (libmnl + libnl-route via pkg-config)
-#   tests:  iproute2 — the independent witness (`ip -j`, `tc`, `bridge -j`) the privileged tests
-#           compare Quiver's kernel state with, and the baseline the benchmarks race against.
+#   tests:  iproute2 and nftables — the independent witnesses (`ip -j`, `tc`, `nft -j`) the
+#           privileged tests compare Quiver's kernel state with, and the baselines the benchmarks
+#           race against. Quiver itself never runs them.
 # Traffic in tests comes from Quiver's own generator (QuiverProbe), so no iperf3 or ping.
 set -euo pipefail
-pkgs=(pkg-config libmnl-dev libnl-3-dev libnl-route-3-dev iproute2)
+pkgs=(pkg-config libmnl-dev libnl-3-dev libnl-route-3-dev iproute2 nftables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
