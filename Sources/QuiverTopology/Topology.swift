@@ -87,6 +87,11 @@ public struct Topology: Sendable, Equatable {
         public var tenant: String
         public var host: String
         public var vnic: String?
+        public init(tenant: String, host: String, vnic: String? = nil) {
+            self.tenant = tenant
+            self.host = host
+            self.vnic = vnic
+        }
         public var description: String { "\(tenant)/\(host)" + (vnic.map { "/\($0)" } ?? "") }
     }
 

@@ -69,6 +69,16 @@ import Testing
         #expect(web.protection == [.macNospoof, .ipNospoof, .restricted], "protection is on unless turned off")
         let db = try #require(t.tenants.first?.hosts.last?.vnics.first)
         #expect(db.mac == .auto)
+
+        // The expect: block, typed, with defaults filled in.
+        let web_ = Topology.EndpointRef(tenant: "acme", host: "web", vnic: nil)
+        let app = Topology.EndpointRef(tenant: "globex", host: "app", vnic: nil)
+        #expect(t.expectations.count == 7)
+        guard case .reach(web_, _, [.icmp], 7, let at) = t.expectations[0] else { Issue.record("\(t.expectations[0])"); return }
+        #expect(at.line == 36)
+        guard case .noReach(web_, app, [.icmp, .tcp, .arp], 7, _) = t.expectations[2] else { Issue.record("\(t.expectations[2])"); return }
+        guard case .bandwidth(_, _, .mbit(5), 0.1, 3, _) = t.expectations[5] else { Issue.record("\(t.expectations[5])"); return }
+        guard case .spoof(app, [.mac, .ip, .arp, .ethertype], 200, _) = t.expectations[6] else { Issue.record("\(t.expectations[6])"); return }
     }
 
     @Test func jsonIsAcceptedToo() throws {
