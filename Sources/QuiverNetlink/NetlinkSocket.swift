@@ -248,13 +248,17 @@ public final class NetlinkSocket: @unchecked Sendable {
             m.append(header: g)
             return m.bytes
         }
-        var buffer = batchMarker(Int32(NFNL_MSG_BATCH_BEGIN), nextSequence)
+        let beginSequence = nextSequence
+        var buffer = batchMarker(Int32(NFNL_MSG_BATCH_BEGIN), beginSequence)
         nextSequence &+= 1
+        // Only the last request asks for an ACK: the kernel reports every refused request anyway,
+        // and sends all answers together once the batch is processed, so the last answer means
+        // every answer is in. (An ACK per request overflows the receive buffer at ~20k requests.)
         var bySequence: [UInt32: Int] = [:]
         for (i, r) in requests.enumerated() {
             var m = r.message
             m.sequence = nextSequence
-            m.flags |= UInt16(NLM_F_ACK)
+            if i == requests.count - 1 { m.flags |= UInt16(NLM_F_ACK) } else { m.flags &= ~UInt16(NLM_F_ACK) }
             bySequence[nextSequence] = i
             nextSequence &+= 1
             buffer.append(contentsOf: m.bytes)
@@ -262,23 +266,20 @@ public final class NetlinkSocket: @unchecked Sendable {
         buffer += batchMarker(Int32(NFNL_MSG_BATCH_END), nextSequence)
         nextSequence &+= 1
 
-        // The whole batch must fit one socket send buffer; ACKs (one per request) the receive one.
+        // The whole batch must fit one socket send buffer.
         let fd = mnl_socket_get_fd(nl)
-        var size = Int32(clamping: max(8 * 1024 * 1024, buffer.count + 64 * 1024, requests.count * 64))
+        var size = Int32(clamping: max(8 * 1024 * 1024, buffer.count + 64 * 1024))
         _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
 
         let sent = buffer.withUnsafeBytes { mnl_socket_sendto(nl, $0.baseAddress, $0.count) }
         if sent < 0 { throw SystemCallError("sendmsg(nfnetlink batch)", "\(requests.count) requests", errno: Errno(rawValue: Glibc.errno)) }
 
-        var open = Set(requests.indices)
         var failures: [(Int, NetlinkError)] = []
-        while !open.isEmpty {
-            // After a refusal the kernel aborts the batch; answers may stop early, so wait a
-            // bounded time for the rest instead of forever.
-            if !failures.isEmpty {
-                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                if poll(&p, 1, 1000) <= 0 { break }
+        var done = false
+        while !done {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 60_000) <= 0 {
+                throw SystemCallError("recvmsg(nfnetlink batch)", "no answer to \(requests.count) requests in 60 s", errno: .timedOut)
             }
             let n = mnl_socket_recvfrom(nl, receiveBuffer.baseAddress, receiveBuffer.count)
             if n < 0 {
@@ -287,14 +288,19 @@ public final class NetlinkSocket: @unchecked Sendable {
                 throw SystemCallError("recvmsg(nfnetlink batch)", "\(requests.count) requests", errno: e)
             }
             for msg in ReceivedMessage.split(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: n)) {
-                guard msg.portID == portID || msg.portID == 0, let i = bySequence[msg.sequence], open.contains(i),
-                      Int32(msg.type) == NLMSG_ERROR else { continue }
-                open.remove(i)
+                guard msg.portID == portID || msg.portID == 0, Int32(msg.type) == NLMSG_ERROR else { continue }
                 let status = Self.decodeStatus(msg, isDone: false)
+                if msg.sequence == beginSequence {
+                    // The kernel could not even queue the errors (out of memory): nothing applied.
+                    throw NetlinkError(context: RequestContext("nfnetlink batch of \(requests.count) requests"),
+                                       errno: Errno(rawValue: -status.code), kernelMessage: status.message)
+                }
+                guard let i = bySequence[msg.sequence] else { continue }
                 if status.code != 0 {
                     failures.append((i, NetlinkError(context: requests[i].context, errno: Errno(rawValue: -status.code),
                                                      kernelMessage: status.message, attributeOffset: status.offset)))
                 }
+                if i == requests.count - 1 { done = true }
             }
         }
         if !failures.isEmpty {

@@ -1,3 +1,4 @@
+import CNetlink
 import Foundation
 import QuiverKernel
 import QuiverNetlink

@@ -50,9 +50,8 @@ public struct Firewall: Sendable {
     /// True when the installed table already holds exactly `ruleset` (same fingerprint and the
     /// same number of chains, sets and counters).
     public func isCurrent(_ ruleset: Ruleset) throws -> Bool {
-        let body = ruleset.body()
         guard let t = try installed(ruleset.table, ownerTag: ruleset.ownerTag) else { return false }
-        return t.comment == ruleset.comment(for: body) && t.use == Ruleset.expectedUse(body)
+        return t.comment == ruleset.comment && t.use == ruleset.expectedUse
     }
 
     /// Makes the kernel hold exactly `ruleset`, in one transaction. Returns false when it already

@@ -183,31 +183,52 @@ public struct Ruleset: Sendable, Equatable {
         .payload(.transport, offset: 0, length: 4), .compare(equal: true, [0, 68, 0, 67]),
     ]
 
-    /// FNV-1a over every request's bytes: two rulesets with the same fingerprint are the same
-    /// rules, so an unchanged topology re-applies nothing.
-    public static func fingerprint(_ requests: [NetlinkRequest]) -> String {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for r in requests { for b in r.message.bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
+    /// A fingerprint of the rules this ruleset makes, computed from the model (cheap: no
+    /// message is built) and from ``layoutFingerprint`` (so a Quiver whose rule layout changed
+    /// never mistakes an older table for current). Equal fingerprints mean equal rules.
+    public var fingerprint: String {
+        var h = Self.layoutFingerprint
+        func mix(_ s: String) { for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }; h = (h ^ 0x1F) &* 0x0000_0100_0000_01B3 }
+        mix(table)
+        for p in ports {
+            mix(p.device); mix(p.tenant); mix(p.mac.description)
+            mix(ProtectionKind.allCases.filter { p.protection.contains($0) }.map(\.rawValue).joined(separator: ","))
+            mix(p.allowed.map(\.description).joined(separator: ","))
+        }
         return String(h, radix: 16)
     }
 
-    /// The table's comment for a body: owner tag and fingerprint.
-    public func comment(for body: [NetlinkRequest]) -> String { "\(ownerTag) \(Self.fingerprint(body))" }
+    /// FNV-1a of the messages for a sample port with every kind on: changes whenever the way
+    /// rules are encoded changes.
+    static let layoutFingerprint: UInt64 = {
+        let sample = Ruleset(table: "t", ownerTag: "o", ports: [
+            ProtectedPort(device: "d", tenant: "t", mac: try! MACAddress(bytes: [2, 0, 0, 0, 0, 1]), protection: Set(ProtectionKind.allCases),
+                          allowed: [try! IPPrefix("10.0.0.1/32"), try! IPPrefix("fd00::1/128")]),
+        ])
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for r in sample.body() { for b in r.message.bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
+        return h
+    }()
 
-    /// How many chains, sets and objects the table holds when installed (the kernel's
+    /// The table's comment: owner tag and fingerprint.
+    public var comment: String { "\(ownerTag) \(fingerprint)" }
+
+    /// How many chains, sets and counters the table holds when installed (the kernel's
     /// `NFTA_TABLE_USE`): a cheap check that nobody deleted parts of it.
-    public static func expectedUse(_ body: [NetlinkRequest]) -> UInt32 {
-        let kinds: Set<UInt16> = [NFTMessageType.newChain, NFTMessageType.newSet, NFTMessageType.newObject]
-        return UInt32(body.filter { kinds.contains($0.message.type) }.count)
+    public var expectedUse: UInt32 {
+        var n = 2 + 2 + 3 * tenants.count
+        for p in ports where !p.protection.isEmpty {
+            n += 1 + (p.protection.contains(.ipNospoof) ? 3 : 0) + p.protection.count
+        }
+        return UInt32(n)
     }
 
     /// The whole transaction: make sure the table exists, delete it with everything in it, and
     /// build it again — atomically, so there is never a moment without rules and never a
     /// duplicate.
     public func transaction() -> [NetlinkRequest] {
-        let b = body()
-        let c = comment(for: b)
+        let c = comment
         return [NFTTableRequest.add(Self.family, table, comment: c), NFTTableRequest.delete(Self.family, table),
-                NFTTableRequest.add(Self.family, table, comment: c)] + b
+                NFTTableRequest.add(Self.family, table, comment: c)] + body()
     }
 }

@@ -184,8 +184,7 @@ public enum Planner {
             if desired.vnics.isEmpty {
                 if installed != nil { ops.append(.removeProtection) }
             } else if let r = desired.ruleset(macs: macs), let have = installed {
-                let body = r.body()
-                if have.comment != r.comment(for: body) || have.use != Ruleset.expectedUse(body) {
+                if have.comment != r.comment || have.use != r.expectedUse {
                     ops.append(.installProtection(replacing: true))
                 }
             } else {

@@ -35,12 +35,23 @@ import Testing
     @Test func fingerprintFollowsContent() {
         let a = Ruleset(table: "quiver-t", ownerTag: "quiver:t/", ports: [Self.port("a1", "a", 1)])
         var b = a
-        #expect(a.comment(for: a.body()) == b.comment(for: b.body()))
+        #expect(a.comment == b.comment)
         b.ports[0].allowed.append(try! IPPrefix("10.9.0.0/16"))
-        #expect(a.comment(for: a.body()) != b.comment(for: b.body()))
-        #expect(a.comment(for: a.body()).hasPrefix("quiver:t/ "))
-        // 2 base chains + 2 maps + tenant (chain, set, counter) + 4 vnic chains + 3 counters.
-        #expect(Ruleset.expectedUse(a.body()) == 2 + 2 + 3 + 4 + 3)
+        #expect(a.comment != b.comment)
+        b = a
+        b.ports[0].protection.remove(.restricted)
+        #expect(a.comment != b.comment)
+        #expect(a.comment.hasPrefix("quiver:t/ "))
+        // 2 base chains + 2 maps + tenant (chain, set, counter) + 4 vnic chains + 3 counters,
+        // and the same count as the messages that create chains, sets and counters.
+        #expect(a.expectedUse == 2 + 2 + 3 + 4 + 3)
+        let creating = a.body().filter { [NFTMessageType.newChain, NFTMessageType.newSet, NFTMessageType.newObject].contains($0.message.type) }
+        #expect(Int(a.expectedUse) == creating.count)
+        var mixed = a
+        mixed.ports.append(Self.port("b1", "b", 2, [.macNospoof]))
+        mixed.ports.append(Self.port("b2", "b", 3, []))
+        let mixedCreating = mixed.body().filter { [NFTMessageType.newChain, NFTMessageType.newSet, NFTMessageType.newObject].contains($0.message.type) }
+        #expect(Int(mixed.expectedUse) == mixedCreating.count)
     }
 
     @Test func transactionReplacesTheTableAtomically() {

@@ -109,7 +109,7 @@ import Testing
         var state = CurrentFabric(links: [bridge, vnic],
                                   hosts: ["pl-acme-web": .init(tagged: true, links: [link("lo", index: 1, group: 0), peer], addresses: [addr], routes: [route])])
         let rules = desired.ruleset()!
-        state.firewall = .installed(comment: rules.comment(for: rules.body()), use: Ruleset.expectedUse(rules.body()))
+        state.firewall = .installed(comment: rules.comment, use: rules.expectedUse)
         return state
     }
 

@@ -8,7 +8,7 @@ struct QuiverBench {
     static func main() throws {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let suite = args.first else {
-            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | apply [N ...]")
+            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | apply [N ...] | isolation [N ...]")
             exit(2)
         }
         switch suite {
@@ -29,6 +29,9 @@ struct QuiverBench {
             let addrs = try measure { for h in handles { _ = try h.addresses() } }
             let routes = try measure { for h in handles { _ = try h.routes() } }
             print("\(names.count) namespaces: open \(ms(open)) ms, links \(ms(links)) ms, addresses \(ms(addrs)) ms, routes \(ms(routes)) ms")
+        case "isolation":
+            let sizes = args.dropFirst().compactMap { Int($0) }
+            try IsolationBenchmark.run(sizes: sizes.isEmpty ? [10, 100, 1000] : sizes)
         case "links-variants":
             try LinksBenchmark.variants(n: Int(args.dropFirst().first ?? "1000") ?? 1000)
         default:

@@ -22,6 +22,9 @@ public enum NFTSetRequest {
             m.put(NFTA_SET_DATA_LEN.rawValue, be32: 0)
         }
         m.put(NFTA_SET_ID.rawValue, be32: id)
+        // For `nft list`: the key is a host-order string (nft's own TLV: key byte order = host),
+        // without which nft prints every name as "".
+        m.put(NFTA_SET_USERDATA.rawValue, bytes: [0, 4] + withUnsafeBytes(of: UInt32(1)) { Array($0) })
         return NetlinkRequest(m, RequestContext("create nftables set", "\(table) \(name)"))
     }
 
