@@ -64,6 +64,19 @@ public struct Fabric: Sendable {
         guard plan.conflicts.isEmpty else { throw ConflictList(conflicts: plan.conflicts) }
         if dryRun { return result }
 
+        // Rules whose every MAC is known go in first, on their own thread: nftables commits
+        // under its own lock, not RTNL, so this overlaps the link work below — and no VNIC is
+        // ever up without its rules.
+        var early: EarlyInstall?
+        if plan.operations.contains(where: { if case .installProtection = $0 { return true }; return false }) {
+            var macs: [String: MACAddress] = [:]
+            for v in desired.vnics where v.mac == nil {
+                if let m = current.hosts[v.namespace]?.links.first(where: { $0.name == v.name })?.mac { macs[v.hostDevice] = m }
+            }
+            if let r = desired.ruleset(macs: macs) { early = EarlyInstall(firewall, r) }
+        }
+        defer { _ = early?.wait() }
+
         var journal = Journal.load(t.name) ?? Journal(topology: t.name)
         journal.file = URL(fileURLWithPath: t.file).standardizedFileURL.path
         var handles = existingHandles
@@ -223,6 +236,12 @@ public struct Fabric: Sendable {
         for o in ops {
             switch o {
             case .installProtection:
+                if let e = early {
+                    if try e.wait().get() { count(o) }
+                    early = nil
+                    tick(1)
+                    continue
+                }
                 var macs: [String: MACAddress] = [:]
                 for v in desired.vnics where v.mac == nil {
                     macs[v.hostDevice] = try handles[v.namespace]!.link(named: try InterfaceName(validating: v.name)).mac
@@ -334,6 +353,30 @@ public struct Fabric: Sendable {
 public struct ConflictList: Error, Sendable, CustomStringConvertible {
     public var conflicts: [Conflict]
     public var description: String { conflicts.map(\.description).joined(separator: "\n") }
+}
+
+/// A ruleset installed on a thread of its own while the apply goes on.
+final class EarlyInstall: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<Bool, Error> = .success(false)
+    private var finished = false
+
+    init(_ firewall: Firewall, _ ruleset: Ruleset) {
+        let t = Thread { [self] in
+            result = Result { try firewall.install(ruleset) }
+            done.signal()
+        }
+        t.start()
+    }
+
+    /// Waits for the install (once; later calls return the same result).
+    func wait() -> Result<Bool, Error> {
+        if !finished {
+            done.wait()
+            finished = true
+        }
+        return result
+    }
 }
 
 final class FileDescriptorBox {
