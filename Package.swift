@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         // The engine, for other projects' test suites: bring a fabric up, probe it, tear it down.
-        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology"]),
+        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProtection", "QuiverVM", "QuiverProbe", "QuiverTopology"]),
         .executable(name: "quiver", targets: ["quiver"]),
     ],
     dependencies: [
@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "QuiverBandwidth", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         // Isolation and link protection: one nftables bridge table per topology, over nfnetlink.
         .target(name: "QuiverProtection", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        // KVM/qemu guests: taps and vhost-net fds handed to qemu, argv, QMP lifecycle, guest agent.
+        .target(name: "QuiverVM", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]),
         // Probes that run inside namespaces: TCP bulk traffic, UDP round trips.
         .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]),
         // Topology files: model, validation, pure plan, apply, destroy, show, graph.
@@ -56,6 +58,7 @@ let package = Package(
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverBandwidthTests", dependencies: ["QuiverBandwidth", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverProtectionTests", dependencies: ["QuiverProtection", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        .testTarget(name: "QuiverVMTests", dependencies: ["QuiverVM", "QuiverKernel", "QuiverNetlink", "QuiverProbe"]),
         .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverProtection", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe"],
                     resources: [.copy("Fixtures")]),
         // Runs the built `quiver` binary as a user would.

@@ -72,6 +72,10 @@ import Testing
                                        dst: try! IPAddress("255.255.255.255"), srcPort: 68, dstPort: 67, bootp + m)
                 }),
             ]
+            // Legitimate traffic keeps flowing while the forged frames are sent: UDP round trips
+            // e1 → e2 on real sockets, all through the same port and rules.
+            let meanwhile = RoundTripsInBackground(UDPRoundTrip(from: e[0].ns, to: e[1].ns, address: e[1].ip, port: 7010,
+                                                               count: 400, interval: 0.005))
             for (what, counter, frame) in cases {
                 let before = try lab.counter(counter)
                 let r = send(lab, frame)
@@ -80,7 +84,9 @@ import Testing
                 let grew = try lab.counter(counter) - before
                 #expect(grew == 1000, "\(what): counter \(counter) grew by \(grew)")
             }
-            // Legitimate traffic keeps flowing meanwhile: same tenant gets all, the other none.
+            let background = try meanwhile.wait()
+            #expect(background.lost == 0 && background.rtts.count == 400, "round trips during the forgeries: \(background.lost) lost")
+            // Legitimate frames afterwards: the same tenant gets all, the other none.
             let ok = send(lab) { Frames.udp4(dstMAC: e[1].mac, srcMAC: e[0].mac, src: e[0].ip, dst: e[1].ip, $0) }
             #expect(ok.e2 == 1000 && ok.e3 == 0, "legitimate: e2=\(ok.e2) e3=\(ok.e3)")
             let dhcp = send(lab, count: 10) { m in
@@ -164,6 +170,9 @@ import Testing
         let nft = ["ip", "netns", "exec", f.id, "nft"]
         _ = try witnessText(nft + ["add", "table", "bridge", Self.table])
         _ = try witnessText(nft + ["add", "chain", "bridge", Self.table, "mine"])
+        // And an unrelated table with a counter that must come through untouched.
+        _ = try witnessText(nft + ["add", "table", "inet", "other"])
+        _ = try witnessText(nft + ["add", "counter", "inet", "other", "c", "{", "packets", "5", "bytes", "500", "}"])
         let fw = try Firewall(namespace: f.fabric)
         let r = Ruleset(table: Self.table, ownerTag: Self.tag, ports: [
             ProtectedPort(device: "e1h", tenant: "a", mac: f.endpoints[0].mac, protection: [.macNospoof], allowed: []),
@@ -171,6 +180,12 @@ import Testing
         #expect(throws: ForeignTableError.self) { try fw.install(r) }
         #expect(throws: ForeignTableError.self) { try fw.remove(table: Self.table, ownerTag: Self.tag) }
         #expect(try witnessText(nft + ["list", "chain", "bridge", Self.table, "mine"]).contains("mine"))
+        // A differently named Quiver table comes and goes beside both.
+        let mine = Ruleset(table: "quiver-u", ownerTag: "quiver:u/", ports: r.ports)
+        #expect(try fw.install(mine))
+        #expect(try fw.remove(table: "quiver-u", ownerTag: "quiver:u/"))
+        #expect(try witnessText(nft + ["list", "counter", "inet", "other", "c"]).contains("packets 5 bytes 500"))
+        #expect(try witnessText(nft + ["list", "tables"]).contains("table bridge \(Self.table)"))
     }
 
     func nftRules(_ nft: [String]) throws -> Int {
@@ -179,6 +194,24 @@ import Testing
         return items.filter { $0["rule"] != nil }.count
     }
 
+}
+
+/// A UDP round-trip run on its own thread.
+final class RoundTripsInBackground: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<UDPRoundTrip.Result, Error>?
+
+    init(_ probe: UDPRoundTrip) {
+        Thread { [self] in
+            result = Result { try probe.run() }
+            done.signal()
+        }.start()
+    }
+
+    func wait() throws -> UDPRoundTrip.Result {
+        done.wait()
+        return try result!.get()
+    }
 }
 
 extension Ruleset {

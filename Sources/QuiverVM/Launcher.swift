@@ -1,0 +1,165 @@
+import Foundation
+import QuiverKernel
+import QuiverNetlink
+import SystemPackage
+
+/// What Quiver records about a started guest (`record.json` in its run directory).
+public struct VMRecord: Sendable, Codable, Equatable {
+    public var name: String
+    public var pid: Int32
+    public var accel: Accelerator
+    public var backend: NetBackend
+    public var nics: [VMNIC]
+    public var directory: String
+    /// Said once when the guest started: why TCG, why userspace networking.
+    public var notices: [String]
+    public var startedAt: Date
+}
+
+/// A guest as `quiver vm list` shows it.
+public struct VMStatus: Sendable, Codable, Equatable {
+    public var record: VMRecord
+    /// From QMP (`running`, `paused`, …), or `stopped` when the process is gone.
+    public var state: String
+}
+
+/// Starts, inspects and stops qemu guests. Quiver opens every tap queue (and, where the kernel has
+/// it, one `/dev/vhost-net` descriptor per queue) and passes them to qemu by number; qemu is
+/// daemonized with a pidfile, a QMP socket, the serial console in a log file and the agent on a
+/// second serial port, all in a 0700 run directory.
+public enum VMLauncher {
+    public static let vhostDevice = "/dev/vhost-net"
+
+    /// Where the KVM/TCG decision comes from: `/dev/kvm` must open and the CPU must offer
+    /// hardware virtualization (vmx/svm). A KVM that only offers PVM (`kvm_pvm`, no vmx/svm, as
+    /// on these machines) hangs stock guest kernels, so `auto` picks TCG there.
+    public static func resolve(_ accel: Accelerator) -> (Accelerator, String?) {
+        switch accel {
+        case .tcg: return (.tcg, nil)
+        case .kvm: return (.kvm, nil)
+        case .auto:
+            let fd = open("/dev/kvm", O_RDWR | O_CLOEXEC)
+            if fd < 0 { return (.tcg, "accel auto: /dev/kvm cannot be opened (\(Errno(rawValue: errno))); using TCG (software emulation)") }
+            close(fd)
+            let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+            let hardware = cpu.split(separator: "\n").contains { $0.hasPrefix("flags") && ($0.contains(" vmx") || $0.contains(" svm")) }
+            if !hardware {
+                let pvm = FileManager.default.fileExists(atPath: "/sys/module/kvm_pvm")
+                return (.tcg, "accel auto: /dev/kvm is \(pvm ? "KVM-PVM" : "present") but the CPU offers no vmx/svm, so stock guest kernels cannot use it; using TCG (software emulation)")
+            }
+            return (.kvm, nil)
+        }
+    }
+
+    public static var vhostAvailable: Bool { FileManager.default.fileExists(atPath: vhostDevice) }
+
+    /// Creates the run directory (0700) for a guest.
+    public static func prepare(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        chmod(directory, 0o700)
+        for f in ["qmp.sock", "agent.sock", "qemu.pid", "record.json"] { unlink(directory + "/" + f) }
+    }
+
+    /// Starts `spec` with the queues of `taps` (one `Tap` per NIC, same order). The taps' fds are
+    /// handed to qemu and closed here; a non-persistent tap then lives exactly as long as qemu.
+    public static func start(_ spec: VMSpec, taps: [Tap], directory: String, binary: String = "qemu-system-x86_64") throws -> VMRecord {
+        precondition(taps.count == spec.nics.count)
+        try prepare(directory: directory)
+        var notices: [String] = []
+        let (accel, accelNotice) = resolve(spec.accel)
+        if let n = accelNotice { notices.append(n) }
+
+        // Descriptors: taps first, then vhost-net; the child sees them as 3, 4, 5, …
+        var mapping: [Int32] = []
+        var next: Int32 = 3
+        var tapNumbers: [[Int32]] = []
+        for t in taps {
+            tapNumbers.append(t.queues.map { fd in defer { next += 1 }; mapping.append(fd.rawValue); return next })
+        }
+        var vhost: [FileDescriptor] = []
+        defer { for v in vhost { try? v.close() } }
+        var vhostNumbers: [[Int32]]?
+        if vhostAvailable {
+            var numbers: [[Int32]] = []
+            for t in taps {
+                var perNIC: [Int32] = []
+                for _ in t.queues {
+                    let v = try FileDescriptor.open(vhostDevice, .readWrite, options: [.closeOnExec])
+                    vhost.append(v)
+                    mapping.append(v.rawValue)
+                    perNIC.append(next)
+                    next += 1
+                }
+                numbers.append(perNIC)
+            }
+            vhostNumbers = numbers
+        } else {
+            notices.append("\(vhostDevice) is absent: guest NICs use qemu's userspace virtio-net over the same tap descriptors (slower than vhost-net)")
+        }
+        let files = QemuCommand.Files(directory: directory)
+        let argv = QemuCommand.argv(spec, files: files, tapFDs: tapNumbers, vhostFDs: vhostNumbers, accel: accel, binary: binary)
+        let (status, stderr) = try Spawn.run(argv, descriptors: mapping)
+        for t in taps { t.close() }
+        guard status == 0 else {
+            throw VMError("qemu for \(spec.name) exited with status \(status): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        guard let pidText = try? String(contentsOfFile: files.pidfile, encoding: .utf8),
+              let pid = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw VMError("qemu for \(spec.name) started but wrote no pidfile \(files.pidfile)")
+        }
+        let record = VMRecord(name: spec.name, pid: pid, accel: accel, backend: vhostNumbers == nil ? .userspace : .vhost,
+                              nics: spec.nics, directory: directory, notices: notices, startedAt: Date())
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(record).write(to: URL(fileURLWithPath: directory + "/record.json"))
+        return record
+    }
+
+    /// The guest recorded in `directory`, if any, with its state.
+    public static func status(directory: String) -> VMStatus? {
+        guard let data = FileManager.default.contents(atPath: directory + "/record.json"),
+              let record = try? JSONDecoder().decode(VMRecord.self, from: data) else { return nil }
+        guard isAlive(record) else { return VMStatus(record: record, state: "stopped") }
+        let state = (try? QMPClient(socketPath: directory + "/qmp.sock", timeout: 2).status()) ?? "unknown"
+        return VMStatus(record: record, state: state)
+    }
+
+    /// True when the recorded pid is a live qemu (not a reused pid).
+    public static func isAlive(_ r: VMRecord) -> Bool {
+        guard kill(r.pid, 0) == 0 else { return false }
+        let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(r.pid)/cmdline"))) ?? Data()
+        return String(decoding: cmdline, as: UTF8.self).contains("guest=\(r.name)")
+    }
+
+    /// Stops the guest in `directory`: QMP `system_powerdown`, then `quit`, then SIGKILL, each
+    /// after a bounded wait. Returns false when nothing was running.
+    @discardableResult
+    public static func stop(directory: String, powerdownTimeout: Double = 3) throws -> Bool {
+        guard let s = status(directory: directory), isAlive(s.record) else { return false }
+        let pid = s.record.pid
+        func gone(within seconds: Double) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if kill(pid, 0) != 0 { return true }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return kill(pid, 0) != 0
+        }
+        if let q = try? QMPClient(socketPath: directory + "/qmp.sock", timeout: 2) {
+            // The test guest has no ACPI daemon; powerdown is polite, quit is certain.
+            _ = try? q.execute("system_powerdown")
+            if gone(within: powerdownTimeout) { return true }
+            _ = try? q.execute("quit")
+            if gone(within: 3) { return true }
+        }
+        kill(pid, SIGKILL)
+        _ = gone(within: 3)
+        return true
+    }
+}
+
+public struct VMError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}

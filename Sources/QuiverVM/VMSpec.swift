@@ -1,0 +1,80 @@
+import QuiverKernel
+
+/// How a guest runs: KVM, TCG, or KVM when it really works and TCG otherwise.
+public enum Accelerator: String, Sendable, Codable, CaseIterable {
+    case auto, kvm, tcg
+}
+
+/// Where a NIC's packets are moved: the kernel's vhost-net, or qemu's own virtio-net code.
+public enum NetBackend: String, Sendable, Codable {
+    case vhost
+    case userspace
+}
+
+/// One guest NIC: a tap (already on its switch) whose queues Quiver opens and hands to qemu.
+public struct VMNIC: Sendable, Codable, Equatable {
+    /// The tap's name (the bridge port).
+    public var tap: String
+    public var mac: MACAddress
+    public var queues: Int
+    /// Inside the guest: `eth0`, `eth1`, … and what the init sets up.
+    public var guestDevice: String
+    public var address: IPPrefix?
+    public var gateway: IPAddress?
+
+    public init(tap: String, mac: MACAddress, queues: Int = 1, guestDevice: String, address: IPPrefix? = nil, gateway: IPAddress? = nil) {
+        self.tap = tap
+        self.mac = mac
+        self.queues = queues
+        self.guestDevice = guestDevice
+        self.address = address
+        self.gateway = gateway
+    }
+}
+
+/// Everything needed to start one guest.
+public struct VMSpec: Sendable, Codable, Equatable {
+    public var name: String
+    public var kernel: String
+    public var initrd: String?
+    /// Extra kernel command line; Quiver appends the console and each NIC's `quiver.net=`.
+    public var cmdline: String
+    public var disk: String?
+    public var memoryMiB: Int
+    public var cpus: Int
+    public var accel: Accelerator
+    public var nics: [VMNIC]
+
+    public init(name: String, kernel: String, initrd: String? = nil, cmdline: String = "", disk: String? = nil,
+                memoryMiB: Int = 256, cpus: Int = 1, accel: Accelerator = .auto, nics: [VMNIC]) {
+        self.name = name
+        self.kernel = kernel
+        self.initrd = initrd
+        self.cmdline = cmdline
+        self.disk = disk
+        self.memoryMiB = memoryMiB
+        self.cpus = cpus
+        self.accel = accel
+        self.nics = nics
+    }
+
+    /// The kernel command line qemu passes: console on the first serial port, then one
+    /// `quiver.net=DEV,ADDRESS[,GATEWAY]` per NIC for the guest's init, then the user's words.
+    public var fullCommandLine: String {
+        var words = ["console=ttyS0", "panic=-1", "quiver.name=\(name)"]
+        for n in nics {
+            words.append("quiver.net=" + [n.guestDevice, n.address?.description ?? "", n.gateway?.description ?? ""]
+                .joined(separator: ",").replacingOccurrences(of: ",,", with: ",").trimmingTrailingCommas())
+        }
+        if !cmdline.isEmpty { words.append(cmdline) }
+        return words.joined(separator: " ")
+    }
+}
+
+extension String {
+    func trimmingTrailingCommas() -> String {
+        var s = self
+        while s.hasSuffix(",") { s.removeLast() }
+        return s
+    }
+}
