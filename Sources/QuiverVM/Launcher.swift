@@ -125,11 +125,20 @@ public enum VMLauncher {
         return VMStatus(record: record, state: state)
     }
 
-    /// True when the recorded pid is a live qemu (not a reused pid).
+    /// True when the recorded pid is a live qemu (not a reused pid, not a zombie waiting for
+    /// its parent to reap it).
     public static func isAlive(_ r: VMRecord) -> Bool {
-        guard kill(r.pid, 0) == 0 else { return false }
+        guard isRunning(r.pid) else { return false }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(r.pid)/cmdline"))) ?? Data()
         return String(decoding: cmdline, as: UTF8.self).contains("guest=\(r.name)")
+    }
+
+    /// The process exists and has not exited (state in /proc/PID/stat is not Z or X).
+    public static func isRunning(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)...].first
+        return state != "Z" && state != "X"
     }
 
     /// Stops the guest in `directory`: QMP `system_powerdown`, then `quit`, then SIGKILL, each
@@ -141,10 +150,10 @@ public enum VMLauncher {
         func gone(within seconds: Double) -> Bool {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
-                if kill(pid, 0) != 0 { return true }
+                if !isRunning(pid) { return true }
                 Thread.sleep(forTimeInterval: 0.05)
             }
-            return kill(pid, 0) != 0
+            return !isRunning(pid)
         }
         if let q = try? QMPClient(socketPath: directory + "/qmp.sock", timeout: 2) {
             // The test guest has no ACPI daemon; powerdown is polite, quit is certain.

@@ -20,7 +20,9 @@ struct QuiverBench {
             try BandwidthBenchmark.run(rates: rates.isEmpty ? [.mbit(1), .mbit(5), .mbit(10), .mbit(50), .mbit(100), .gbit(1), .gbit(5)] : rates)
         case "apply":
             let sizes = args.dropFirst().compactMap { Int($0) }
-            try ApplyBenchmark.run(sizes: sizes.isEmpty ? [10, 100, 1000] : sizes, perCommandLimit: 1000)
+            // QUIVER_BENCH_PER_COMMAND_LIMIT=0 skips the slow one-process-per-command baseline.
+            let limit = ProcessInfo.processInfo.environment["QUIVER_BENCH_PER_COMMAND_LIMIT"].flatMap { Int($0) } ?? 1000
+            try ApplyBenchmark.run(sizes: sizes.isEmpty ? [10, 100, 1000] : sizes, perCommandLimit: limit)
         case "read-cost":
             let names = NetworkNamespace.listNamed().filter { $0.hasPrefix(args.dropFirst().first ?? "perf-") }
             var handles: [NetlinkHandle] = []
