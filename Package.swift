@@ -40,10 +40,10 @@ let package = Package(
         .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]),
         // Topology files: model, validation, pure plan, apply, destroy, show, graph.
         .target(name: "QuiverTopology", dependencies: [
-            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", .product(name: "Yams", package: "Yams"),
+            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "quiver", dependencies: [
-            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology",
+            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", "QuiverTopology",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),

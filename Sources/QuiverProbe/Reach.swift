@@ -10,6 +10,10 @@ public enum Reach {
     public struct Outcome: Sendable, Equatable {
         public var answered: Bool
         public var detail: String
+        public init(answered: Bool, detail: String) {
+            self.answered = answered
+            self.detail = detail
+        }
     }
 
     /// Up to `count` ICMP echo requests from `ns` to `target` (IPv4), `timeout` seconds each.
@@ -48,12 +52,10 @@ public enum Reach {
 
     /// A TCP connect from `ns` to `target`:`port`. If nothing listens there, a listener is opened
     /// in `targetNamespace` for the probe (and closed after).
-    public static func tcpConnect(from ns: NetworkNamespace, to target: IPAddress, port: UInt16, targetNamespace: NetworkNamespace,
+    public static func tcpConnect(from ns: NetworkNamespace, to target: IPAddress, port: UInt16, targetNamespace: NetworkNamespace?,
                                   timeout: Double = 1) throws -> Outcome {
-        // A listener of ours if the port is free; if it is taken, something already listens.
-        let listener = try? Sockets.open(in: targetNamespace, SOCK_STREAM, for: target, bindPort: port, reuseAddress: true, what: "probe listener")
-        defer { if let l = listener { close(l) } }
-        if let l = listener { listen(l, 4) }
+        let listener = try targetNamespace.map { try listen(in: $0, on: target, port: port) }
+        defer { listener?.close() }
         let fd = try Sockets.open(in: ns, SOCK_STREAM, for: target, what: "probe")
         defer { close(fd) }
         let flags = fcntl(fd, F_GETFL)
@@ -70,6 +72,24 @@ public enum Reach {
         // A refusal is an answer from the target's stack: it is reachable.
         if err == ECONNREFUSED { return Outcome(answered: true, detail: "port \(port) refused (the host answered)") }
         return Outcome(answered: false, detail: "connect: \(Errno(rawValue: err).symbolicDescription)")
+    }
+
+    /// A listener for a TCP probe, if the port is free (if it is taken, something already listens).
+    public final class Listener: @unchecked Sendable {
+        private var fd: Int32?
+        init(_ fd: Int32?) { self.fd = fd }
+        deinit { close() }
+        /// Idempotent.
+        public func close() {
+            if let fd { Glibc.close(fd) }
+            fd = nil
+        }
+    }
+
+    public static func listen(in ns: NetworkNamespace, on address: IPAddress, port: UInt16) throws -> Listener {
+        let fd = try? Sockets.open(in: ns, SOCK_STREAM, for: address, bindPort: port, reuseAddress: true, what: "probe listener")
+        if let fd { Glibc.listen(fd, 4) }
+        return Listener(fd)
     }
 
     /// An ARP request for `target` from `ns`'s `device` (sender: `senderMAC`/`senderIP`); answered

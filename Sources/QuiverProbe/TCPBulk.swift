@@ -48,47 +48,9 @@ public struct TCPBulk: Sendable {
     /// Runs the transfer; `during` is called (on another thread) once the data flows, at
     /// `duringAt` seconds, e.g. to change a cap mid-stream.
     public func run(duringAt: Double? = nil, during: (@Sendable () -> Void)? = nil) throws -> Result {
-        let listener = try Sockets.open(in: to, SOCK_STREAM, for: address, bindPort: port, reuseAddress: true, what: "receiver")
-        defer { close(listener) }
-        guard listen(listener, 1) == 0 else {
-            throw SystemCallError("listen", "\(address) port \(port)", errno: .init(rawValue: errno))
-        }
+        let sink = try TCPSink(in: to, address: address, port: port, seconds: duration, interval: interval)
         let sender = try Sockets.open(in: from, SOCK_STREAM, for: address, what: "sender")
-        Sockets.setTimeout(listener, seconds: 3)
         Sockets.setTimeout(sender, seconds: 3)
-
-        let box = ResultBox()
-        let duration = self.duration, interval = self.interval
-        let receiverThread = Thread {
-            let conn = accept(listener, nil, nil)
-            guard conn >= 0 else { box.finish(samples: [], total: 0, ok: false); return }
-            defer { close(conn) }
-            Sockets.setTimeout(conn, seconds: 2)
-            var buf = [UInt8](repeating: 0, count: 256 * 1024)
-            var total: UInt64 = 0
-            var samples: [(Double, UInt64)] = []
-            var start: Double?
-            var nextSample = 0.0
-            let hardStop = Sockets.now() + duration + 3
-            var ok = true
-            while Sockets.now() < hardStop {
-                let n = recv(conn, &buf, buf.count, 0)
-                if n == 0 { break }
-                if n < 0 { if errno == EINTR { continue }; ok = false; break }
-                let t = Sockets.now()
-                if start == nil { start = t; samples.append((0, 0)) }
-                total += UInt64(n)
-                let since = t - start!
-                if since >= nextSample {
-                    samples.append((since, total))
-                    nextSample = (since / interval).rounded(.down) * interval + interval
-                }
-            }
-            if let s = start { samples.append((Sockets.now() - s, total)) }
-            box.finish(samples: samples, total: total, ok: ok)
-        }
-        receiverThread.start()
-
         guard Sockets.connect(sender, address, port) == 0 else {
             let e = errno
             close(sender)
@@ -113,12 +75,69 @@ public struct TCPBulk: Sendable {
             }
         }
         shutdown(sender, Int32(SHUT_WR))
-        let r = box.wait(timeout: 4)
+        var r = sink.finish(warmup: warmup, until: duration)
         close(sender)
+        r.completed = r.completed && sendOK
+        return r
+    }
+}
+
+/// The receiving end of a bulk TCP transfer, inside a namespace: accepts one connection, reads
+/// until the sender stops (or `seconds` + 3 pass), sampling cumulative bytes every `interval`.
+/// The sender may be anything — a ``TCPBulk``, or a guest piping `/dev/zero` into `nc`.
+public final class TCPSink: @unchecked Sendable {
+    private let listener: Int32
+    private let box = ResultBox()
+
+    public init(in ns: NetworkNamespace, address: IPAddress, port: UInt16, seconds: Double, interval: Double = 0.1) throws {
+        listener = try Sockets.open(in: ns, SOCK_STREAM, for: address, bindPort: port, reuseAddress: true, what: "receiver")
+        guard listen(listener, 1) == 0 else {
+            let e = errno
+            close(listener)
+            throw SystemCallError("listen", "\(address) port \(port)", errno: .init(rawValue: e))
+        }
+        Sockets.setTimeout(listener, seconds: 3 + seconds)
+        let listener = self.listener, box = self.box
+        Thread {
+            let conn = accept(listener, nil, nil)
+            guard conn >= 0 else { box.finish(samples: [], total: 0, ok: false); return }
+            defer { close(conn) }
+            Sockets.setTimeout(conn, seconds: 2)
+            var buf = [UInt8](repeating: 0, count: 256 * 1024)
+            var total: UInt64 = 0
+            var samples: [(Double, UInt64)] = []
+            var start: Double?
+            var nextSample = 0.0
+            let hardStop = Sockets.now() + seconds + 3
+            var ok = true
+            while Sockets.now() < hardStop {
+                let n = recv(conn, &buf, buf.count, 0)
+                if n == 0 { break }
+                if n < 0 { if errno == EINTR { continue }; ok = false; break }
+                let t = Sockets.now()
+                if start == nil { start = t; samples.append((0, 0)) }
+                total += UInt64(n)
+                let since = t - start!
+                if since >= nextSample {
+                    samples.append((since, total))
+                    nextSample = (since / interval).rounded(.down) * interval + interval
+                }
+            }
+            if let s = start { samples.append((Sockets.now() - s, total)) }
+            box.finish(samples: samples, total: total, ok: ok)
+        }.start()
+    }
+
+    deinit { close(listener) }
+
+    /// Waits for the transfer to end; the rate is taken between `warmup` and `until` seconds
+    /// after the first byte.
+    public func finish(warmup: Double, until: Double, timeout: Double = 4) -> TCPBulk.Result {
+        let r = box.wait(timeout: timeout)
         let samples = r?.samples ?? []
-        let rate = Result(samples: samples, totalBytes: r?.total ?? 0, bitsPerSecond: 0, completed: false)
-            .rate(from: warmup, to: duration)
-        return Result(samples: samples, totalBytes: r?.total ?? 0, bitsPerSecond: rate, completed: sendOK && (r?.ok ?? false))
+        var result = TCPBulk.Result(samples: samples, totalBytes: r?.total ?? 0, bitsPerSecond: 0, completed: r?.ok ?? false)
+        result.bitsPerSecond = result.rate(from: warmup, to: until)
+        return result
     }
 }
 

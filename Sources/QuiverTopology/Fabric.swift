@@ -3,6 +3,7 @@ import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
 import QuiverProtection
+import QuiverVM
 
 /// What an apply or destroy did.
 public struct ApplyResult: @unchecked Sendable {
@@ -87,7 +88,13 @@ public struct Fabric: Sendable {
             switch o.verb { case .create: result.created += 1; case .change: result.changed += 1; case .delete: result.deleted += 1 }
         }
 
-        // 1. Caps of tenants that are gone, then owned links and namespaces the file dropped.
+        // 1. Guests the file dropped or changed, caps of tenants that are gone, then owned links
+        //    and namespaces the file dropped.
+        let stopping = ops.compactMap { if case .stopVM(let h) = $0 { return "\(VMLauncher.runRoot)/\(t.name)/\(h)" } else { return nil } }
+        if !stopping.isEmpty {
+            result.deleted += try Fabric.stopGuests(stopping)
+            tick(stopping.count)
+        }
         for case .removeCaps(let tenant) in ops {
             try removeCaps(topology: t.name, tenant: tenant, current: current)
             result.deleted += 1
@@ -143,7 +150,9 @@ public struct Fabric: Sendable {
             result.created += bridges.count
             tick(bridges.count)
         }
-        let needIndex = ops.contains { if case .createVNIC = $0 { return true }; if case .changeVNIC = $0 { return true }; return false }
+        let needIndex = ops.contains {
+            switch $0 { case .createVNIC, .changeVNIC, .startVM: return true; default: return false }
+        }
         var bridgeIndex = needIndex ? Dictionary(try handle.links().map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a }) : [:]
         var changes: [NetlinkRequest] = []
         for case .changeVNIC(let dev, let bridge, let mtu) in ops {
@@ -158,8 +167,14 @@ public struct Fabric: Sendable {
             try createVNICs(vnics, desired: desired, bridgeIndex: bridgeIndex, handles: handles)
             result.created += vnics.count
             tick(vnics.count)
-            bridgeIndex = [:]
         }
+        for case .startVM(let host) in ops {
+            let vm = desired.vms.first { $0.host == host }!
+            try startVM(vm, group: desired.group, bridgeIndex: bridgeIndex)
+            result.created += 1
+            tick(1)
+        }
+        bridgeIndex = [:]
 
         phase("switches and vnics")
         // 4. Inside each host: MACs, addresses, default routes — one pipelined batch per host.
@@ -289,6 +304,37 @@ public struct Fabric: Sendable {
         for (ns, r) in followUps { try handles[ns]!.perform(r) }
     }
 
+    /// Stops guests all at once (each may wait out its powerdown) and removes their run
+    /// directories. Returns how many were running.
+    static func stopGuests(_ directories: [String]) throws -> Int {
+        let results = ResultSlots<Bool>(count: directories.count)
+        DispatchQueue.concurrentPerform(iterations: directories.count) { i in
+            results.set(i, Result { try VMLauncher.stop(directory: directories[i]) })
+        }
+        var stopped = 0
+        for (i, d) in directories.enumerated() {
+            if try results.get(i) { stopped += 1 }
+            try? FileManager.default.removeItem(atPath: d)
+        }
+        return stopped
+    }
+
+    /// Opens the guest's taps in the fabric (Quiver's link group and tag, on their switch, up) and
+    /// starts qemu with their descriptors; the taps then live as long as qemu.
+    func startVM(_ vm: DesiredFabric.VM, group: UInt32, bridgeIndex: [String: Int32]) throws {
+        var taps: [Tap] = []
+        defer { taps.forEach { $0.close() } }
+        for (nic, t) in zip(vm.spec.nics, vm.taps) {
+            guard let br = bridgeIndex[t.bridge] else {
+                throw NetlinkError(context: RequestContext("start vm", vm.host), errno: .noSuchDevice, hint: "switch \(t.bridge) missing")
+            }
+            let name = try InterfaceName(validating: t.name)
+            taps.append(try Tap.create(name, TapOptions(queues: nic.queues), in: fabricNamespace))
+            try handle.perform([LinkRequest.change(name, LinkSettings(up: true, masterIndex: br, group: group, alias: t.tag))])
+        }
+        _ = try VMLauncher.start(vm.spec, taps: taps, directory: vm.directory)
+    }
+
     func removeCaps(topology: String, tenant: String, current: CurrentFabric) throws {
         let names = KernelNames(topology)
         let shaper = Shaper(handle: handle)
@@ -308,6 +354,11 @@ public struct Fabric: Sendable {
         defer { withExtendedLifetime(lock) {} }
         let names = KernelNames(topology)
         var result = ApplyResult(plan: Plan(operations: [], conflicts: []))
+        // Guests first: their taps go with them.
+        let vmRoot = "\(VMLauncher.runRoot)/\(topology)"
+        let guests = ((try? FileManager.default.contentsOfDirectory(atPath: vmRoot)) ?? []).map { "\(vmRoot)/\($0)" }
+        result.deleted += try Fabric.stopGuests(guests)
+        try? FileManager.default.removeItem(atPath: vmRoot)
         let owned = try handle.links().filter { $0.group == names.group }
         if !owned.isEmpty {
             try handle.deleteLinks(group: names.group)

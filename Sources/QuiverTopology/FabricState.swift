@@ -3,6 +3,7 @@ import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
 import QuiverProtection
+import QuiverVM
 
 /// What a topology should look like in the kernel, derived from the file (pure).
 public struct DesiredFabric: Sendable, Equatable {
@@ -29,6 +30,24 @@ public struct DesiredFabric: Sendable, Equatable {
         public var protection: Set<ProtectionKind> = []
         /// Sources `ip-nospoof` allows: `allowed-ips`, or each of `ips` as a host prefix.
         public var allowed: [IPPrefix] = []
+        /// A VM host's NIC: `hostDevice` is a tap fed to qemu, `name` is the guest's `ethN`,
+        /// `namespace` is empty.
+        public var isVM = false
+    }
+
+    /// A `kind: vm` host: what to start and where its run directory is.
+    public struct VM: Sendable, Equatable {
+        public var tenant: String
+        public var host: String
+        public var directory: String
+        public var spec: VMSpec
+        /// Each NIC's tap and the switch it is plugged into, with the tag it carries.
+        public var taps: [(name: String, bridge: String, tag: String)]
+
+        public static func == (a: VM, b: VM) -> Bool {
+            a.tenant == b.tenant && a.host == b.host && a.directory == b.directory && a.spec == b.spec
+                && a.taps.map(\.name) == b.taps.map(\.name) && a.taps.map(\.bridge) == b.taps.map(\.bridge)
+        }
     }
 
     public struct Namespace: Sendable, Equatable {
@@ -43,6 +62,7 @@ public struct DesiredFabric: Sendable, Equatable {
     public var vnics: [VNIC]
     /// One per tenant that has any cap.
     public var capGroups: [CapGroup]
+    public var vms: [VM]
 
     public init(_ t: Topology) {
         let n = KernelNames(t.name)
@@ -52,12 +72,30 @@ public struct DesiredFabric: Sendable, Equatable {
         var namespaces: [Namespace] = []
         var vnics: [VNIC] = []
         var groups: [CapGroup] = []
+        var vms: [VM] = []
         for tenant in t.tenants {
             var members: [CapMember] = []
             for host in tenant.hosts {
-                let ns = n.namespace(tenant: tenant.name, host: host.name)
-                namespaces.append(Namespace(name: ns, tag: n.hostTag(tenant: tenant.name, host: host.name)))
-                for v in host.vnics {
+                let ns = host.vm == nil ? n.namespace(tenant: tenant.name, host: host.name) : ""
+                if let m = host.vm {
+                    var nics: [VMNIC] = []
+                    var taps: [(name: String, bridge: String, tag: String)] = []
+                    for (i, v) in host.vnics.enumerated() {
+                        let mac: MACAddress
+                        if case .fixed(let f) = v.mac { mac = f } else { mac = n.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name) }
+                        nics.append(VMNIC(tap: n.hostDevice(host: host.name, vnic: v.name), mac: mac, queues: v.queues, guestDevice: "eth\(i)",
+                                          address: v.ips.first { $0.address.isV4 }, gateway: v.gateway))
+                        taps.append((n.hostDevice(host: host.name, vnic: v.name), n.bridge(v.over),
+                                     n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name)))
+                    }
+                    let spec = VMSpec(name: "\(t.name)-\(host.name)", kernel: m.kernel, initrd: m.initrd, cmdline: m.cmdline, disk: m.disk,
+                                      memoryMiB: m.memoryMiB, cpus: m.cpus, accel: Accelerator(rawValue: m.accel) ?? .auto, nics: nics)
+                    vms.append(VM(tenant: tenant.name, host: host.name, directory: "\(VMLauncher.runRoot)/\(t.name)/\(host.name)",
+                                  spec: spec, taps: taps))
+                } else {
+                    namespaces.append(Namespace(name: ns, tag: n.hostTag(tenant: tenant.name, host: host.name)))
+                }
+                for (vi, v) in host.vnics.enumerated() {
                     let mac: MACAddress?
                     switch v.mac {
                     case .auto: mac = n.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name)
@@ -65,12 +103,13 @@ public struct DesiredFabric: Sendable, Equatable {
                     case .fixed(let m): mac = m
                     }
                     let dev = n.hostDevice(host: host.name, vnic: v.name)
-                    vnics.append(VNIC(tenant: tenant.name, host: host.name, name: v.name, hostDevice: dev, bridge: n.bridge(v.over),
+                    vnics.append(VNIC(tenant: tenant.name, host: host.name, name: host.vm == nil ? v.name : "eth\(vi)", hostDevice: dev, bridge: n.bridge(v.over),
                                       namespace: ns, mac: mac, mtu: v.mtu ?? t.switches.first { $0.name == v.over }?.mtu,
                                       ips: v.ips, gateway: v.gateway, tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),
                                       protection: Set(v.protection.compactMap { ProtectionKind(rawValue: $0.rawValue) }),
                                       allowed: v.allowedIPs.isEmpty
-                                        ? v.ips.map { try! IPPrefix(address: $0.address, length: $0.address.bitWidth) } : v.allowedIPs))
+                                        ? v.ips.map { try! IPPrefix(address: $0.address, length: $0.address.bitWidth) } : v.allowedIPs,
+                                      isVM: host.vm != nil))
                     if v.maxbw != nil || v.floor != nil || !v.flows.isEmpty || tenant.maxbw != nil {
                         // The MAC tells members apart on the tenant's IFBs; a random MAC is
                         // filled in from the kernel before the caps are applied.
@@ -88,6 +127,7 @@ public struct DesiredFabric: Sendable, Equatable {
         self.namespaces = namespaces
         self.vnics = vnics
         capGroups = groups
+        self.vms = vms
     }
 
     /// The isolation and protection rules, once every VNIC's MAC is known (`macs` fills in the
@@ -146,6 +186,8 @@ public struct CurrentFabric: Sendable {
     public var links: [Link]
     /// The topology's nftables table.
     public var firewall: FirewallState = .absent
+    /// Guests with a run directory, by host name (running or not).
+    public var vms: [String: VMStatus] = [:]
     /// Named namespaces that exist, by name, for those the topology wants or owns.
     public var hosts: [String: Host]
     public init(links: [Link], hosts: [String: Host]) {
@@ -163,7 +205,7 @@ public struct CurrentFabric: Sendable {
         let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wanted.contains($0) }
         // Three dumps per host; hosts are read on every core at once.
         let opened = try NetlinkHandle.openEach(namespaces: existing.map(NetworkNamespace.named))
-        let slots = HostSlots(count: existing.count)
+        let slots = ResultSlots<Host>(count: existing.count)
         DispatchQueue.concurrentPerform(iterations: existing.count) { i in
             guard let h = try? opened[i].get() else {
                 var broken = Host(tagged: false, links: [], addresses: [], routes: [])
@@ -184,15 +226,26 @@ public struct CurrentFabric: Sendable {
         }
         var current = CurrentFabric(links: links, hosts: hosts)
         current.firewall = firewallState
+        current.vms = readVMs(topology)
         return (current, handles)
     }
 }
 
-/// Results written from concurrent readers.
-final class HostSlots: @unchecked Sendable {
+/// Every guest recorded under `/run/quiver/vms/T/`, by host.
+func readVMs(_ topology: String) -> [String: VMStatus] {
+    let root = "\(VMLauncher.runRoot)/\(topology)"
+    var out: [String: VMStatus] = [:]
+    for host in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
+        if let s = VMLauncher.status(directory: "\(root)/\(host)") { out[host] = s }
+    }
+    return out
+}
+
+/// Results written from concurrent workers.
+final class ResultSlots<T>: @unchecked Sendable {
     private let lock = NSLock()
-    private var values: [Result<CurrentFabric.Host, Error>?]
+    private var values: [Result<T, Error>?]
     init(count: Int) { values = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ r: Result<CurrentFabric.Host, Error>) { lock.lock(); values[i] = r; lock.unlock() }
-    func get(_ i: Int) throws -> CurrentFabric.Host { lock.lock(); defer { lock.unlock() }; return try values[i]!.get() }
+    func set(_ i: Int, _ r: Result<T, Error>) { lock.lock(); values[i] = r; lock.unlock() }
+    func get(_ i: Int) throws -> T { lock.lock(); defer { lock.unlock() }; return try values[i]!.get() }
 }

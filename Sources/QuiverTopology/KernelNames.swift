@@ -9,6 +9,7 @@ import QuiverKernel
 /// | VNIC `V` of host `H` | `T-H-V` (host side) and `V` (endpoint side) | fabric / the host's namespace |
 /// | tenant `N` caps | IFBs `T-N-f` (from endpoints), `T-N-t` (to endpoints) | fabric namespace |
 /// | host `H` of tenant `N` | network namespace `T-N-H` | `/var/run/netns` |
+/// | VNIC `V` of VM host `H` | tap `T-H-V` (guest: `ethN`) | fabric namespace |
 /// | isolation and protection | nftables table `bridge quiver-T` | fabric namespace |
 ///
 /// Names in the file may use letters, digits and `_` (no `-`, so joined names cannot collide);

@@ -21,6 +21,10 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     case removeGateway(namespace: String, IPAddress)
     case applyCaps(tenant: String)
     case removeCaps(tenant: String)
+    /// Open a VM host's taps, plug them in, start qemu with them.
+    case startVM(host: String)
+    /// Stop a guest (QMP powerdown, quit, then SIGKILL) and remove its run directory.
+    case stopVM(host: String)
     /// Install (or atomically replace) the topology's isolation and protection table.
     case installProtection(replacing: Bool)
     case removeProtection
@@ -43,6 +47,8 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         case .removeGateway(let ns, let g): return "remove default route via \(g) in \(ns)"
         case .applyCaps(let t): return "apply caps of tenant \(t)"
         case .removeCaps(let t): return "remove caps of tenant \(t)"
+        case .startVM(let h): return "start vm \(h)"
+        case .stopVM(let h): return "stop vm \(h)"
         case .installProtection(let r): return (r ? "replace" : "install") + " isolation and protection rules"
         case .removeProtection: return "remove isolation and protection rules"
         case .deleteLink(let l): return "delete link \(l)"
@@ -53,10 +59,10 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     /// For the summary line.
     public var verb: Verb {
         switch self {
-        case .createNamespace, .createBridge, .createVNIC, .addAddress, .setGateway: return .create
+        case .createNamespace, .createBridge, .createVNIC, .addAddress, .setGateway, .startVM: return .create
         case .installProtection(let replacing): return replacing ? .change : .create
         case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp: return .change
-        case .removeAddress, .removeGateway, .removeCaps, .deleteLink, .deleteNamespace, .removeProtection: return .delete
+        case .removeAddress, .removeGateway, .removeCaps, .deleteLink, .deleteNamespace, .removeProtection, .stopVM: return .delete
         }
     }
 
@@ -120,8 +126,22 @@ public enum Planner {
             }
         }
 
+        // VM hosts: running with the same spec and their taps in place, or (re)started.
+        for vm in desired.vms {
+            let have = current.vms[vm.host]
+            let running = have.map { $0.state != "stopped" } ?? false
+            let tapsOK = vm.taps.allSatisfy { t in byName[t.name].map(owned) ?? false }
+            for t in vm.taps { if let l = byName[t.name], !owned(l) { conflicts.append(Conflict(object: "link \(t.name)", found: "a \(l.linkClass) in link group \(l.group)")) } }
+            if running, tapsOK, have?.record.spec == vm.spec { continue }
+            if have != nil { ops.append(.stopVM(host: vm.host)) }
+            ops.append(.startVM(host: vm.host))
+        }
+        for host in current.vms.keys.sorted() where !desired.vms.contains(where: { $0.host == host }) {
+            ops.append(.stopVM(host: host))
+        }
+
         // VNICs.
-        for v in desired.vnics {
+        for v in desired.vnics where !v.isVM {
             guard let l = byName[v.hostDevice] else {
                 ops.append(.createVNIC(v))
                 for p in v.ips { ops.append(.addAddress(namespace: v.namespace, device: v.name, p)) }
@@ -212,6 +232,7 @@ public enum Planner {
     static func order(_ ops: [Operation]) -> [Operation] {
         func rank(_ o: Operation) -> Int {
             switch o {
+            case .stopVM: return 0
             case .removeCaps: return 0
             case .deleteLink: return 1
             case .deleteNamespace: return 2
@@ -220,6 +241,7 @@ public enum Planner {
             case .createBridge: return 4
             case .changeVNIC: return 5
             case .createVNIC: return 6
+            case .startVM: return 6
             case .changeMAC, .bringUp: return 7
             case .removeAddress: return 8
             case .addAddress: return 9

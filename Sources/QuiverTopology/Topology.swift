@@ -46,7 +46,21 @@ public struct Topology: Sendable, Equatable {
         public var name: String
         public var kind: HostKind
         public var vnics: [VNIC]
+        /// `kind: vm` only.
+        public var vm: Machine?
         public var location: SourceLocation
+    }
+
+    /// What a `kind: vm` host boots. Paths are resolved against the topology file's directory.
+    public struct Machine: Sendable, Equatable {
+        public var kernel: String
+        public var initrd: String?
+        public var cmdline: String
+        public var disk: String?
+        public var memoryMiB: Int
+        public var cpus: Int
+        /// `auto`, `kvm` or `tcg`.
+        public var accel: String
     }
 
     public enum MACSetting: Sendable, Equatable {
@@ -79,6 +93,10 @@ public struct Topology: Sendable, Equatable {
         public var protection: [Protection]
         public var allowedIPs: [IPPrefix]
         public var flows: [FlowCap]
+        /// VM hosts: virtio queues (tap queues, one vhost-net fd each where available).
+        public var queues: Int = 1
+        /// VM hosts: `tap` (on a switch; the only mode so far).
+        public var mode: String = "tap"
         public var location: SourceLocation
     }
 
@@ -143,6 +161,21 @@ public struct Topology: Sendable, Equatable {
             case .spoof(let f, _, _, _): return [f]
             }
         }
+    }
+}
+
+extension Topology {
+    /// The first IPv4 address of the VNIC whose host-side device is `hostDevice`.
+    public func address(ofHostDevice hostDevice: String) -> IPAddress? {
+        let n = KernelNames(name)
+        for tenant in tenants {
+            for host in tenant.hosts {
+                for v in host.vnics where n.hostDevice(host: host.name, vnic: v.name) == hostDevice {
+                    return v.ips.first { $0.address.isV4 }?.address
+                }
+            }
+        }
+        return nil
     }
 }
 

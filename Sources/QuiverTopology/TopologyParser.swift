@@ -80,7 +80,8 @@ public struct TopologyParser {
 
     mutating func parseHost(_ node: Node) -> Topology.Host? {
         guard let m = mapping(node, "a host") else { return nil }
-        check(m, allowed: ["name", "kind", "vnics"], in: "host")
+        let machineKeys = ["kernel", "initrd", "cmdline", "disk", "memory", "cpus", "accel"]
+        check(m, allowed: ["name", "kind", "vnics"] + machineKeys, in: "host")
         guard let name = requiredString(m, "name", in: "a host") else { return nil }
         var kind = Topology.HostKind.netns
         if let k = m["kind"] {
@@ -91,12 +92,48 @@ public struct TopologyParser {
             }
         }
         let vnics = list(m, "vnics").compactMap { parseVNIC($0) }
-        return Topology.Host(name: name, kind: kind, vnics: vnics, location: loc(node))
+        var machine: Topology.Machine?
+        if kind == .vm {
+            machine = parseMachine(m, host: name, at: loc(node))
+        } else if let stray = machineKeys.first(where: { m[$0] != nil }) {
+            errors.append(TopologyError(loc(m[stray]!), "`\(stray)` belongs to `kind: vm` hosts; \(name) is a netns host",
+                                        hint: "add `kind: vm` or remove `\(stray)`"))
+        }
+        return Topology.Host(name: name, kind: kind, vnics: vnics, vm: machine, location: loc(node))
+    }
+
+    mutating func parseMachine(_ m: Node.Mapping, host: String, at: SourceLocation) -> Topology.Machine? {
+        let dir = URL(fileURLWithPath: file).absoluteURL.deletingLastPathComponent()
+        func path(_ key: String) -> String? {
+            guard let n = m[key], let s = scalar(n, key) else { return nil }
+            return s.hasPrefix("/") ? s : dir.appendingPathComponent(s).standardized.path
+        }
+        func number(_ key: String, _ range: ClosedRange<Int>, _ def: Int) -> Int {
+            guard let n = m[key], let s = scalar(n, key) else { return def }
+            guard let v = Int(s), range.contains(v) else {
+                errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number from \(range.lowerBound) to \(range.upperBound)"))
+                return def
+            }
+            return v
+        }
+        guard let kernel = path("kernel") else {
+            errors.append(TopologyError(at, "vm host \(host) has no `kernel`", hint: "add `kernel: path/to/vmlinuz` (scripts/build-test-guest.sh builds one)"))
+            return nil
+        }
+        var accel = "auto"
+        if let n = m["accel"], let s = scalar(n, "accel") {
+            if ["auto", "kvm", "tcg"].contains(s) { accel = s } else {
+                errors.append(TopologyError(loc(n), "unknown accel \"\(s)\"", hint: "use auto, kvm or tcg" + suggestion(s, ["auto", "kvm", "tcg"])))
+            }
+        }
+        return Topology.Machine(kernel: kernel, initrd: path("initrd"), cmdline: m["cmdline"].flatMap { scalar($0, "cmdline") } ?? "",
+                                disk: path("disk"), memoryMiB: number("memory", 64...65536, 256), cpus: number("cpus", 1...64, 1), accel: accel)
     }
 
     mutating func parseVNIC(_ node: Node) -> Topology.VNIC? {
         guard let m = mapping(node, "a VNIC") else { return nil }
-        check(m, allowed: ["name", "over", "mac", "ips", "gateway", "mtu", "maxbw", "floor", "burst", "queue", "protection", "allowed-ips", "flows"], in: "vnic")
+        check(m, allowed: ["name", "over", "mac", "ips", "gateway", "mtu", "maxbw", "floor", "burst", "queue", "protection", "allowed-ips", "flows",
+                           "model", "queues", "mode"], in: "vnic")
         guard let name = requiredString(m, "name", in: "a VNIC") else { return nil }
         let over = requiredString(m, "over", in: "VNIC \(name)") ?? ""
         var mac = Topology.MACSetting.auto
@@ -121,7 +158,25 @@ public struct TopologyParser {
             }
         }
         let ips = prefixes(m, "ips")
-        return Topology.VNIC(
+        var queues = 1
+        if let n = m["queues"], let s = scalar(n, "queues") {
+            if let q = Int(s), (1...16).contains(q) { queues = q } else {
+                errors.append(TopologyError(loc(n), "queues \"\(s)\" must be a number from 1 to 16"))
+            }
+        }
+        if let n = m["model"], let s = scalar(n, "model"), s != "virtio" {
+            errors.append(TopologyError(loc(n), "model \"\(s)\" is not supported", hint: "use model: virtio"))
+        }
+        var mode = "tap"
+        if let n = m["mode"], let s = scalar(n, "mode") {
+            if s == "macvtap" {
+                errors.append(TopologyError(loc(n), "mode macvtap is not supported yet", hint: "use mode: tap (the VNIC on a switch)"))
+            } else if s != "tap" {
+                errors.append(TopologyError(loc(n), "unknown mode \"\(s)\"", hint: "use mode: tap"))
+            }
+            mode = s
+        }
+        var vnic = Topology.VNIC(
             name: name, over: over, mac: mac, ips: ips,
             gateway: address(m, "gateway"), mtu: uint32(m, "mtu"), maxbw: rate(m, "maxbw"), floor: rate(m, "floor"),
             burst: byteCount(m, "burst"), queue: byteCount(m, "queue"),
@@ -130,6 +185,9 @@ public struct TopologyParser {
             allowedIPs: m["allowed-ips"] != nil ? prefixes(m, "allowed-ips") : [],
             flows: list(m, "flows").compactMap { parseFlow($0) },
             location: loc(node))
+        vnic.queues = queues
+        vnic.mode = mode
+        return vnic
     }
 
     mutating func parseFlow(_ node: Node) -> FlowCap? {

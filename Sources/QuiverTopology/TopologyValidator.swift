@@ -60,8 +60,26 @@ public enum TopologyValidator {
             var memberLocations: [String: SourceLocation] = [:]
             for host in tenant.hosts {
                 checkName(host.name, "host", host.location)
-                if host.kind == .vm {
-                    fail(host.location, "host \(host.name): kind vm is not supported yet", "the KVM launcher is a later issue; use kind: netns")
+                if let vm = host.vm {
+                    for (what, path) in [("kernel", vm.kernel as String?), ("initrd", vm.initrd), ("disk", vm.disk)] {
+                        guard let path else { continue }
+                        if !FileManager.default.isReadableFile(atPath: path) {
+                            fail(host.location, "vm host \(host.name): \(what) \(path) is not a readable file",
+                                 what == "disk" ? nil : "scripts/build-test-guest.sh builds a test kernel and initrd")
+                        }
+                    }
+                    for v in host.vnics where v.mac == .random {
+                        fail(v.location, "VNIC \(host.name)/\(v.name): mac random is for netns hosts", "VM NICs take auto or a fixed MAC")
+                    }
+                    if host.vnics.count > 8 { fail(host.location, "vm host \(host.name) has \(host.vnics.count) NICs; at most 8") }
+                    for v in host.vnics where v.ips.count > 1 || v.ips.contains(where: { !$0.address.isV4 }) {
+                        fail(v.location, "VNIC \(host.name)/\(v.name): a VM NIC takes one IPv4 address",
+                             "the guest's init sets one address per NIC from the kernel command line")
+                    }
+                } else {
+                    for v in host.vnics where v.queues != 1 || v.mode != "tap" {
+                        fail(v.location, "VNIC \(host.name)/\(v.name): queues and mode are for kind: vm hosts")
+                    }
                 }
                 if host.vnics.isEmpty { fail(host.location, "host \(host.name) has no vnics") }
                 duplicates(host.vnics, \.name, \.location, "VNIC of host \(host.name)")

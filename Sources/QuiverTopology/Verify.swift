@@ -3,6 +3,7 @@ import QuiverKernel
 import QuiverNetlink
 import QuiverProbe
 import QuiverProtection
+import QuiverVM
 
 /// One row of `quiver verify`.
 public struct VerifyRow: Sendable, Codable, Equatable {
@@ -17,10 +18,12 @@ public struct VerifyRow: Sendable, Codable, Equatable {
     public var location: String
 }
 
-/// An endpoint of the applied topology, resolved from the kernel.
+/// An endpoint of the applied topology, resolved from the kernel: a namespace host, or a guest
+/// reached through its agent.
 struct ResolvedEndpoint {
     var ref: Topology.EndpointRef
-    var namespace: NetworkNamespace
+    var namespace: NetworkNamespace?
+    var agent: GuestAgent?
     var device: String
     var hostDevice: String
     var bridge: String
@@ -41,12 +44,25 @@ extension Fabric {
             if let r = cache[ref.description] { return r }
             let host = t.tenants.first { $0.name == ref.tenant }!.hosts.first { $0.name == ref.host }!
             let v = ref.vnic.map { n in host.vnics.first { $0.name == n }! } ?? host.vnics[0]
-            let d = desired.vnics.first { $0.tenant == ref.tenant && $0.host == ref.host && $0.name == v.name }!
-            let ns = NetworkNamespace.named(d.namespace)
-            guard ns.exists else { throw VerifyError("\(ref) is not applied (no namespace \(d.namespace)); run `quiver apply` first") }
-            let link = try NetlinkHandle(namespace: ns).link(named: try InterfaceName(validating: d.name))
-            let r = ResolvedEndpoint(ref: ref, namespace: ns, device: d.name, hostDevice: d.hostDevice, bridge: d.bridge,
-                                     mac: link.mac ?? d.mac!, ipv4: v.ips.first { $0.address.isV4 }!.address, mtu: link.mtu)
+            let dev = names.hostDevice(host: host.name, vnic: v.name)
+            let d = desired.vnics.first { $0.hostDevice == dev }!
+            let ip = v.ips.first { $0.address.isV4 }!.address
+            let r: ResolvedEndpoint
+            if let vm = desired.vms.first(where: { $0.host == host.name }) {
+                guard let s = VMLauncher.status(directory: vm.directory), s.state != "stopped" else {
+                    throw VerifyError("\(ref) is a VM that is not running; run `quiver apply` first")
+                }
+                // A guest that was just started may still be booting: wait for its agent.
+                let agent = try GuestAgent.waitReady(socketPath: vm.directory + "/agent.sock", timeout: 120)
+                r = ResolvedEndpoint(ref: ref, namespace: nil, agent: agent, device: d.name, hostDevice: dev, bridge: d.bridge,
+                                     mac: d.mac!, ipv4: ip, mtu: v.mtu ?? 1500)
+            } else {
+                let ns = NetworkNamespace.named(d.namespace)
+                guard ns.exists else { throw VerifyError("\(ref) is not applied (no namespace \(d.namespace)); run `quiver apply` first") }
+                let link = try NetlinkHandle(namespace: ns).link(named: try InterfaceName(validating: d.name))
+                r = ResolvedEndpoint(ref: ref, namespace: ns, agent: nil, device: d.name, hostDevice: dev, bridge: d.bridge,
+                                     mac: link.mac ?? d.mac!, ipv4: ip, mtu: link.mtu)
+            }
             cache[ref.description] = r
             return r
         }
@@ -66,12 +82,7 @@ extension Fabric {
                     var notes: [String] = []
                     var ok = true
                     for p in probes {
-                        let o: Reach.Outcome
-                        switch p {
-                        case .icmp: o = try Reach.icmpEcho(from: a.namespace, to: b.ipv4)
-                        case .tcp: o = try Reach.tcpConnect(from: a.namespace, to: b.ipv4, port: port, targetNamespace: b.namespace)
-                        case .arp: o = try Reach.arp(from: a.namespace, device: a.device, senderMAC: a.mac, senderIP: a.ipv4, target: b.ipv4)
-                        }
+                        let o = try Self.reach(p, from: a, to: b, port: port)
                         ok = ok && (o.answered == expectAnswer)
                         notes.append("\(p.rawValue): \(o.detail)")
                     }
@@ -82,7 +93,17 @@ extension Fabric {
                     row.from = f.description
                     row.to = to.description
                     let a = try resolve(f), b = try resolve(to)
-                    let r = try TCPBulk(from: a.namespace, to: b.namespace, address: b.ipv4, port: 5201, duration: seconds + 1, warmup: 1).run()
+                    guard let bns = b.namespace else { throw VerifyError("bandwidth towards a VM guest is not supported yet; measure from it") }
+                    let r: TCPBulk.Result
+                    if let ans = a.namespace {
+                        r = try TCPBulk(from: ans, to: bns, address: b.ipv4, port: 5201, duration: seconds + 1, warmup: 1).run()
+                    } else {
+                        // The guest pipes zeros into busybox nc; the receiver times them.
+                        let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
+                        _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) sh -c 'cat /dev/zero | nc \(b.ipv4) 5201'",
+                                             timeout: seconds + 10)
+                        r = sink.finish(warmup: 1, until: seconds + 1)
+                    }
                     // Caps count whole frames; TCP goodput carries (MTU - 52) of every (MTU + 14) bytes.
                     let mtu = Double(min(a.mtu, b.mtu))
                     let wire = r.bitsPerSecond * (mtu + 14) / (mtu - 52)
@@ -97,9 +118,9 @@ extension Fabric {
                     row.to = "every endpoint on its switch"
                     let a = try resolve(f)
                     let v = desired.vnics.first { $0.hostDevice == a.hostDevice }!
-                    let peers = desired.vnics.filter { $0.bridge == a.bridge && $0.hostDevice != a.hostDevice }
+                    let peers = desired.vnics.filter { $0.bridge == a.bridge && $0.hostDevice != a.hostDevice && !$0.isVM }
                     let listeners = try peers.map { try PacketSocket(in: .named($0.namespace), device: $0.name) }
-                    let sender = try PacketSocket(in: a.namespace, device: a.device)
+                    let sender = try a.namespace.map { try PacketSocket(in: $0, device: a.device) }
                     var ok = true
                     var notes: [String] = []
                     for k in kinds {
@@ -111,10 +132,26 @@ extension Fabric {
                         }
                         let counter = "\(a.hostDevice)/\(k.counter)"
                         let before = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)[counter]?.packets ?? 0
-                        let marker = Frames.marker()
                         listeners.forEach { $0.drain() }
-                        sender.send(Self.forged(k, from: a, allowed: v.allowed, marker: marker), count: count)
-                        let delivered = listeners.reduce(0) { $0 + $1.count(containing: marker, expected: count, quietSeconds: 0.2) }
+                        let delivered: Int
+                        if let sender {
+                            let marker = Frames.marker()
+                            sender.send(Self.forged(k, from: a, allowed: v.allowed, marker: marker), count: count)
+                            delivered = listeners.reduce(0) { $0 + $1.count(containing: marker, expected: count, quietSeconds: 0.2) }
+                        } else {
+                            guard let peer = peers.first, let peerIP = t.address(ofHostDevice: peer.hostDevice), let peerMAC = peer.mac else {
+                                ok = false
+                                notes.append("\(k.rawValue): no namespace host on the switch to aim at")
+                                continue
+                            }
+                            guard let (command, needle) = Self.forgedFromGuest(k, from: a, allowed: v.allowed, count: count, peerIP: peerIP, peerMAC: peerMAC) else {
+                                ok = false
+                                notes.append("\(k.rawValue): cannot be forged from inside a guest (busybox has no tool for it)")
+                                continue
+                            }
+                            _ = try a.agent!.run(command, timeout: Double(count) * 0.02 + 10)
+                            delivered = listeners.reduce(0) { $0 + $1.count(containing: needle, expected: count, quietSeconds: 0.3) }
+                        }
                         let after = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)[counter]?.packets ?? 0
                         let grew = after &- before
                         ok = ok && delivered == 0 && grew == UInt64(count)
@@ -131,6 +168,64 @@ extension Fabric {
             rows.append(row)
         }
         return rows
+    }
+
+    /// A reachability probe from a namespace, or through a guest's agent with busybox tools.
+    static func reach(_ p: Topology.ReachProbe, from a: ResolvedEndpoint, to b: ResolvedEndpoint, port: UInt16) throws -> Reach.Outcome {
+        if let ns = a.namespace {
+            switch p {
+            case .icmp: return try Reach.icmpEcho(from: ns, to: b.ipv4)
+            case .tcp:
+                if let target = b.namespace { return try Reach.tcpConnect(from: ns, to: b.ipv4, port: port, targetNamespace: target) }
+                return try Reach.tcpConnect(from: ns, to: b.ipv4, port: port, targetNamespace: nil)
+            case .arp: return try Reach.arp(from: ns, device: a.device, senderMAC: a.mac, senderIP: a.ipv4, target: b.ipv4)
+            }
+        }
+        let agent = a.agent!
+        switch p {
+        case .icmp:
+            let r = try agent.run("ping -c 3 -W 1 \(b.ipv4)", timeout: 10)
+            return Reach.Outcome(answered: r.status == 0, detail: r.status == 0 ? "echo reply (from the guest)" : "no echo reply to 3 requests (from the guest)")
+        case .tcp:
+            let listener = try b.namespace.map { try Reach.listen(in: $0, on: b.ipv4, port: port) }
+            defer { listener?.close() }
+            let r = try agent.run("nc -w 2 \(b.ipv4) \(port) </dev/null", timeout: 10)
+            let refused = r.output.contains("refused")
+            return Reach.Outcome(answered: r.status == 0 || refused,
+                                 detail: r.status == 0 ? "connected to port \(port) (from the guest)"
+                                     : refused ? "port \(port) refused (the host answered)" : "no answer to SYN (from the guest)")
+        case .arp:
+            let r = try agent.run("arping -c 2 -w 3 -I \(a.device) \(b.ipv4)", timeout: 10)
+            return Reach.Outcome(answered: r.status == 0, detail: r.status == 0 ? "ARP reply (from the guest)" : "no ARP reply (from the guest)")
+        }
+    }
+
+    /// A guest forges frames with its own tools: a foreign source MAC (ping with the NIC's MAC
+    /// changed) or a foreign source address (ping from an added address). The peer's neighbour
+    /// entry is set by hand, so the only frames sent are the `count` echo requests. Returns the
+    /// command and the bytes that mark those frames on the wire.
+    static func forgedFromGuest(_ kind: Topology.SpoofKind, from a: ResolvedEndpoint, allowed: [IPPrefix], count: Int,
+                                peerIP: IPAddress, peerMAC: MACAddress) -> (String, [UInt8])? {
+        // busybox `ip neigh` cannot add entries; `arp -s` makes a permanent one. A MAC change
+        // flushes even permanent entries, so it goes in after the change.
+        let neigh = "arp -i \(a.device) -s \(peerIP) \(peerMAC)"
+        let unneigh = "arp -i \(a.device) -d \(peerIP)"
+        let ping = "ping -c \(count) -i 0.01 -W 1 -q"
+        switch kind {
+        case .mac:
+            let foreign = try! MACAddress(bytes: [0x02, 0xde, 0xad, 0xbe, 0xef, a.mac.bytes[5] ^ 0xff])
+            return ("ip link set \(a.device) address \(foreign); \(neigh); \(ping) \(peerIP); ip link set \(a.device) address \(a.mac)",
+                    foreign.bytes)
+        case .ip:
+            var b = a.ipv4.bytes
+            b[3] ^= 0x80
+            let foreign = [try! IPAddress(bytes: b), try! IPAddress("198.18.0.1")].first { c in !allowed.contains { $0.contains(c) } }!
+            // Source address and destination, as they sit in the IPv4 header.
+            return ("\(neigh); ip addr add \(foreign)/32 dev \(a.device); \(ping) -I \(foreign) \(peerIP); ip addr del \(foreign)/32 dev \(a.device); \(unneigh)",
+                    foreign.bytes + peerIP.bytes)
+        case .arp, .ethertype:
+            return nil
+        }
     }
 
     /// A forged frame of `kind` from `a`, broadcast on its switch.

@@ -14,6 +14,8 @@ public struct VMRecord: Sendable, Codable, Equatable {
     /// Said once when the guest started: why TCG, why userspace networking.
     public var notices: [String]
     public var startedAt: Date
+    /// What it was started from: a later apply restarts the guest when this differs.
+    public var spec: VMSpec?
 }
 
 /// A guest as `quiver vm list` shows it.
@@ -29,6 +31,8 @@ public struct VMStatus: Sendable, Codable, Equatable {
 /// second serial port, all in a 0700 run directory.
 public enum VMLauncher {
     public static let vhostDevice = "/dev/vhost-net"
+    /// Run directories: `/run/quiver/vms/TOPOLOGY/HOST`.
+    public static let runRoot = "/run/quiver/vms"
 
     /// Where the KVM/TCG decision comes from: `/dev/kvm` must open and the CPU must offer
     /// hardware virtualization (vmx/svm). A KVM that only offers PVM (`kvm_pvm`, no vmx/svm, as
@@ -109,7 +113,7 @@ public enum VMLauncher {
             throw VMError("qemu for \(spec.name) started but wrote no pidfile \(files.pidfile)")
         }
         let record = VMRecord(name: spec.name, pid: pid, accel: accel, backend: vhostNumbers == nil ? .userspace : .vhost,
-                              nics: spec.nics, directory: directory, notices: notices, startedAt: Date())
+                              nics: spec.nics, directory: directory, notices: notices, startedAt: Date(), spec: spec)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try enc.encode(record).write(to: URL(fileURLWithPath: directory + "/record.json"))

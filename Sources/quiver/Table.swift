@@ -23,6 +23,6 @@ struct Table {
 /// Pretty, key-sorted JSON of any Encodable.
 func renderJSON<T: Encodable>(_ value: T) throws -> String {
     let e = JSONEncoder()
-    e.outputFormatting = [.prettyPrinted, .sortedKeys]
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try e.encode(value), as: UTF8.self)
 }

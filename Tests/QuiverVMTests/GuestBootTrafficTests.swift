@@ -34,8 +34,9 @@ enum TestGuest {
         let tap = try Tap.create(tapName, TapOptions(queues: 1), in: f.fabric)
         try f.handle.setLink(tapName, LinkSettings(up: true, masterIndex: try f.handle.link(named: "br0").index))
         let name = "qv" + String(UUID().uuidString.prefix(6)).lowercased()
-        let dir = "/run/quiver/vms/test/\(name)"
-        defer { _ = try? VMLauncher.stop(directory: dir); try? FileManager.default.removeItem(atPath: dir) }
+        let parent = "\(VMLauncher.runRoot)/\(name)"
+        let dir = "\(parent)/g"
+        defer { _ = try? VMLauncher.stop(directory: dir); try? FileManager.default.removeItem(atPath: parent) }
         let spec = VMSpec(name: name, kernel: guest.kernel, initrd: guest.initrd, cmdline: "ipv6.disable=1", accel: .auto,
                           nics: [VMNIC(tap: "vt0", mac: try MACAddress("02:00:00:00:55:32"), guestDevice: "eth0",
                                        address: try IPPrefix("10.55.0.50/24"))])

@@ -1,0 +1,75 @@
+import Foundation
+import QuiverKernel
+import QuiverNetlink
+import Testing
+
+/// End to end with real guests (TCG here): two tenants, each with a VM and a namespace host on one
+/// switch — `topologies/vms.yaml` under a fresh name, in a fabric namespace the test owns. The
+/// guest is built from Debian packages by scripts/build-test-guest.sh.
+@Suite(.serialized) struct VMTopologyTrafficTests {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+    func buildGuest() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Self.repo + "/scripts/build-test-guest.sh", Self.repo + "/.build-guest"]
+        try p.run()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "scripts/build-test-guest.sh failed")
+    }
+
+    func pids(_ json: String) throws -> [Int32] {
+        let rows = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
+        return rows.compactMap { ($0["pid"] as? NSNumber)?.int32Value }
+    }
+
+    @Test func guestsBootVerifyPassesAndDestroyLeavesNothing() throws {
+        try buildGuest()
+        let name = "v" + String(UUID().uuidString.prefix(3)).lowercased()
+        let text = try String(contentsOfFile: Self.repo + "/topologies/vms.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "name: vm\n", with: "name: \(name)\n")
+            .replacingOccurrences(of: "../.build-guest/", with: Self.repo + "/.build-guest/")
+        let file = NSTemporaryDirectory() + "quiver-\(name).yaml"
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let fabricName = "qcm-" + String(UUID().uuidString.prefix(6)).lowercased()
+        let fabricNS = try NetworkNamespace.create(named: fabricName)
+        defer { try? NetworkNamespace.delete(named: fabricName) }
+        let fab = ["--fabric-netns", fabricName]
+        defer { _ = try? quiver(["destroy", name] + fab) }
+
+        let apply = try quiver(["apply", file] + fab)
+        #expect(apply.status == 0, "\(apply.stderr)")
+        #expect(apply.stdout.contains("start vm g1") || apply.stdout.contains("created"), "\(apply.stdout)")
+        let list = try quiver(["vm", "list", "-o", "json"])
+        let mine = try pids(list.stdout)
+        #expect(list.stdout.contains("\"\(name)/g1\"") && list.stdout.contains("\"\(name)/g2\""))
+        #expect(list.stdout.contains("\"backend\" : \"userspace\"") || list.stdout.contains("\"backend\" : \"vhost\""))
+
+        // Reach, isolation, the guest's egress cap and a forged MAC from inside the guest.
+        let verify = try quiver(["verify", file, "-o", "json"] + fab)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        let rows = ((try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["rows"] as? [[String: Any]]) ?? []
+        #expect(rows.count == 8)
+        #expect(rows.allSatisfy { $0["passed"] as? Bool == true }, "\(rows.filter { $0["passed"] as? Bool != true })")
+        #expect(try quiver(["vm", "console", "\(name)/g1"]).stdout.contains("quiver-guest: ready \(name)-g1"))
+
+        // A guest stopped behind the topology's back is started again by the next apply.
+        #expect(try quiver(["vm", "stop", "\(name)/g2", "--timeout", "0.5"]).stdout.contains("stopped"))
+        let again = try quiver(["apply", file] + fab)
+        #expect(again.status == 0 && again.stdout.contains("created"), "\(again.stdout)")
+        #expect(try quiver(["vm", "list"]).stdout.contains("\(name)/g2  running"))
+        #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"))
+
+        let allPids = mine + (try pids(try quiver(["vm", "list", "-o", "json"]).stdout))
+        #expect(try quiver(["destroy", name] + fab).status == 0)
+        for pid in allPids where kill(pid, 0) == 0 {
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            #expect(stat.contains(") Z ") || stat.isEmpty, "qemu \(pid) still running")
+        }
+        let links = try NetlinkHandle(namespace: fabricNS).links().map(\.name)
+        #expect(links == ["lo"], "left in the fabric: \(links)")
+        #expect(!NetworkNamespace.listNamed().contains { $0.hasPrefix(name + "-") })
+        #expect(!FileManager.default.fileExists(atPath: "/run/quiver/vms/\(name)"))
+    }
+}
