@@ -322,6 +322,8 @@ public struct Fabric: Sendable {
     /// Opens the guest's taps in the fabric (Quiver's link group and tag, on their switch, up) and
     /// starts qemu with their descriptors; the taps then live as long as qemu.
     func startVM(_ vm: DesiredFabric.VM, group: UInt32, bridgeIndex: [String: Int32]) throws {
+        // A qemu left by an interrupted start still holds the taps: it goes first.
+        try VMLauncher.prepare(directory: vm.directory)
         var taps: [Tap] = []
         defer { taps.forEach { $0.close() } }
         for (nic, t) in zip(vm.spec.nics, vm.taps) {

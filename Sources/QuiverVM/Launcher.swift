@@ -57,8 +57,23 @@ public enum VMLauncher {
 
     public static var vhostAvailable: Bool { FileManager.default.fileExists(atPath: vhostDevice) }
 
-    /// Creates the run directory (0700) for a guest.
+    /// A qemu started for `directory` that has no record (Quiver was killed between starting it
+    /// and writing `record.json`): found by the pidfile path in its command line.
+    public static func strayProcess(directory: String) -> Int32? {
+        guard let text = try? String(contentsOfFile: directory + "/qemu.pid", encoding: .utf8),
+              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), isRunning(pid) else { return nil }
+        let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+        return String(decoding: cmdline, as: UTF8.self).contains(directory + "/qemu.pid") ? pid : nil
+    }
+
+    /// Creates the run directory (0700) for a guest; a stray qemu of an interrupted start is
+    /// killed first (it holds the taps).
     public static func prepare(directory: String) throws {
+        if let pid = strayProcess(directory: directory) {
+            kill(pid, SIGKILL)
+            let deadline = Date().addingTimeInterval(3)
+            while isRunning(pid), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         chmod(directory, 0o700)
@@ -149,8 +164,14 @@ public enum VMLauncher {
     /// after a bounded wait. Returns false when nothing was running.
     @discardableResult
     public static func stop(directory: String, powerdownTimeout: Double = 3) throws -> Bool {
-        guard let s = status(directory: directory), isAlive(s.record) else { return false }
-        let pid = s.record.pid
+        let pid: Int32
+        if let s = status(directory: directory), isAlive(s.record) {
+            pid = s.record.pid
+        } else if let stray = strayProcess(directory: directory) {
+            pid = stray
+        } else {
+            return false
+        }
         func gone(within seconds: Double) -> Bool {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {

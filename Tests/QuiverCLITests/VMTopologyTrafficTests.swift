@@ -61,7 +61,41 @@ import Testing
         #expect(try quiver(["vm", "list"]).stdout.contains("\(name)/g2  running"))
         #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"))
 
-        let allPids = mine + (try pids(try quiver(["vm", "list", "-o", "json"]).stdout))
+        // Quiver killed between starting qemu and writing its record: the next apply finds the
+        // stray qemu by its pidfile path, replaces it, and converges.
+        let before = try pids(try quiver(["vm", "list", "-o", "json"]).stdout)
+        try FileManager.default.removeItem(atPath: "/run/quiver/vms/\(name)/g1/record.json")
+        #expect(try quiver(["apply", file] + fab).status == 0)
+        let after = try pids(try quiver(["vm", "list", "-o", "json"]).stdout)
+        #expect(after.count == 2 && Set(after) != Set(before), "g1 restarted: \(before) → \(after)")
+        #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"))
+
+        // kill -9 of quiver in the middle of an apply that restarts both guests, at two points.
+        for delay in [0.05, 0.15] {
+            try FileManager.default.removeItem(atPath: "/run/quiver/vms/\(name)/g1/record.json")
+            try FileManager.default.removeItem(atPath: "/run/quiver/vms/\(name)/g2/record.json")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: quiverBinary)
+            p.arguments = ["apply", file] + fab
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: delay)
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let recover = try quiver(["apply", file] + fab)
+            #expect(recover.status == 0, "after kill at \(delay) s: \(recover.stderr)")
+            #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"), "converged after kill at \(delay) s")
+            let running = try pids(try quiver(["vm", "list", "-o", "json"]).stdout)
+            #expect(running.count == 2)
+            let qemus = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter { pid in
+                let c = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+                return String(decoding: c, as: UTF8.self).contains("/run/quiver/vms/\(name)/")
+            }
+            #expect(Set(qemus) == Set(running), "exactly the recorded guests run: \(qemus) vs \(running)")
+        }
+
+        let allPids = mine + before + after + (try pids(try quiver(["vm", "list", "-o", "json"]).stdout))
         #expect(try quiver(["destroy", name] + fab).status == 0)
         for pid in allPids where kill(pid, 0) == 0 {
             let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
