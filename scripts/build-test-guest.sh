@@ -25,7 +25,7 @@ mkdir -p "$root/bin" "$root/lib/modules"
 cp "$work/b/bin/busybox" "$root/bin/busybox"
 for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev \
          drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci net/core/failover \
-         drivers/net/net_failover drivers/net/virtio_net; do
+         drivers/net/net_failover drivers/net/virtio_net drivers/input/evdev drivers/acpi/button; do
   cp "$work/k/lib/modules/$kver/kernel/$m.ko" "$root/lib/modules/"
 done
 install -m 0755 guest/init "$root/init"
