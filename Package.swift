@@ -51,7 +51,7 @@ let package = Package(
         // Benchmarks run by hand through bench/*; they race Quiver against iproute2 in one run, so
         // they live under bench/, outside the product's Sources/.
         .executableTarget(name: "quiver-bench",
-                          dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology"],
+                          dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology", "QuiverVM"],
                           path: "bench/QuiverBench"),
 
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),

@@ -331,7 +331,16 @@ public struct Fabric: Sendable {
                 throw NetlinkError(context: RequestContext("start vm", vm.host), errno: .noSuchDevice, hint: "switch \(t.bridge) missing")
             }
             let name = try InterfaceName(validating: t.name)
-            taps.append(try Tap.create(name, TapOptions(queues: nic.queues), in: fabricNamespace))
+            // A tap whose qemu just died may take a moment to go away (EBUSY until then).
+            let deadline = Date().addingTimeInterval(3)
+            while true {
+                do {
+                    taps.append(try Tap.create(name, TapOptions(queues: nic.queues), in: fabricNamespace))
+                    break
+                } catch let e as SystemCallError where e.errno == .resourceBusy && Date() < deadline {
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
+            }
             try handle.perform([LinkRequest.change(name, LinkSettings(up: true, masterIndex: br, group: group, alias: t.tag))])
         }
         _ = try VMLauncher.start(vm.spec, taps: taps, directory: vm.directory)

@@ -18,9 +18,12 @@ import Testing
         try #require(p.terminationStatus == 0, "scripts/build-test-guest.sh failed")
     }
 
-    func pids(_ json: String) throws -> [Int32] {
+    /// The pids of this topology's running guests in `quiver vm list -o json` (which lists every
+    /// topology's guests).
+    func pids(_ json: String, _ topology: String) throws -> [Int32] {
         let rows = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
-        return rows.compactMap { ($0["pid"] as? NSNumber)?.int32Value }
+        return rows.filter { ($0["name"] as? String)?.hasPrefix(topology + "/") == true && $0["state"] as? String == "running" }
+            .compactMap { ($0["pid"] as? NSNumber)?.int32Value }
     }
 
     @Test func guestsBootVerifyPassesAndDestroyLeavesNothing() throws {
@@ -42,7 +45,7 @@ import Testing
         #expect(apply.status == 0, "\(apply.stderr)")
         #expect(apply.stdout.contains("start vm g1") || apply.stdout.contains("created"), "\(apply.stdout)")
         let list = try quiver(["vm", "list", "-o", "json"])
-        let mine = try pids(list.stdout)
+        let mine = try pids(list.stdout, name)
         #expect(list.stdout.contains("\"\(name)/g1\"") && list.stdout.contains("\"\(name)/g2\""))
         #expect(list.stdout.contains("\"backend\" : \"userspace\"") || list.stdout.contains("\"backend\" : \"vhost\""))
 
@@ -58,15 +61,16 @@ import Testing
         #expect(try quiver(["vm", "stop", "\(name)/g2", "--timeout", "0.5"]).stdout.contains("stopped"))
         let again = try quiver(["apply", file] + fab)
         #expect(again.status == 0 && again.stdout.contains("created"), "\(again.stdout)")
-        #expect(try quiver(["vm", "list"]).stdout.contains("\(name)/g2  running"))
+        #expect(try pids(try quiver(["vm", "list", "-o", "json"]).stdout, name).count == 2, "g2 running again")
         #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"))
 
         // Quiver killed between starting qemu and writing its record: the next apply finds the
         // stray qemu by its pidfile path, replaces it, and converges.
-        let before = try pids(try quiver(["vm", "list", "-o", "json"]).stdout)
+        let before = try pids(try quiver(["vm", "list", "-o", "json"]).stdout, name)
         try FileManager.default.removeItem(atPath: "/run/quiver/vms/\(name)/g1/record.json")
-        #expect(try quiver(["apply", file] + fab).status == 0)
-        let after = try pids(try quiver(["vm", "list", "-o", "json"]).stdout)
+        let replaced = try quiver(["apply", file] + fab)
+        #expect(replaced.status == 0, "\(replaced.stdout)\(replaced.stderr)")
+        let after = try pids(try quiver(["vm", "list", "-o", "json"]).stdout, name)
         #expect(after.count == 2 && Set(after) != Set(before), "g1 restarted: \(before) → \(after)")
         #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"))
 
@@ -86,7 +90,7 @@ import Testing
             let recover = try quiver(["apply", file] + fab)
             #expect(recover.status == 0, "after kill at \(delay) s: \(recover.stderr)")
             #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"), "converged after kill at \(delay) s")
-            let running = try pids(try quiver(["vm", "list", "-o", "json"]).stdout)
+            let running = try pids(try quiver(["vm", "list", "-o", "json"]).stdout, name)
             #expect(running.count == 2)
             let qemus = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap { Int32($0) }.filter { pid in
                 let c = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
@@ -95,7 +99,7 @@ import Testing
             #expect(Set(qemus) == Set(running), "exactly the recorded guests run: \(qemus) vs \(running)")
         }
 
-        let allPids = mine + before + after + (try pids(try quiver(["vm", "list", "-o", "json"]).stdout))
+        let allPids = mine + before + after + (try pids(try quiver(["vm", "list", "-o", "json"]).stdout, name))
         #expect(try quiver(["destroy", name] + fab).status == 0)
         for pid in allPids where kill(pid, 0) == 0 {
             let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""

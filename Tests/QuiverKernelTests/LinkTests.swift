@@ -210,7 +210,7 @@ import Testing
         }
     }
 
-    @Test func statisticsCountTraffic() throws {
+    @Test func statisticsCountPacketsBothWays() throws {
         try withScratchNamespace { ns, h in
             try h.addLink("st0", Veth(peer: "st1", peerSettings: LinkSettings(up: true)), LinkSettings(up: true))
             let before = try #require(try h.link(named: "st0").statistics)

@@ -8,7 +8,7 @@ struct QuiverBench {
     static func main() throws {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let suite = args.first else {
-            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | apply [N ...] | isolation [N ...]")
+            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | apply [N ...] | isolation [N ...] | vm [ROUNDS]")
             exit(2)
         }
         switch suite {
@@ -34,6 +34,8 @@ struct QuiverBench {
         case "isolation":
             let sizes = args.dropFirst().compactMap { Int($0) }
             try IsolationBenchmark.run(sizes: sizes.isEmpty ? [10, 100, 1000] : sizes)
+        case "vm":
+            try VMBenchmark.run(rounds: Int(args.dropFirst().first ?? "3") ?? 3)
         case "links-variants":
             try LinksBenchmark.variants(n: Int(args.dropFirst().first ?? "1000") ?? 1000)
         default:
