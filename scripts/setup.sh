@@ -4,9 +4,11 @@
 #   tests:  iproute2 and nftables — the independent witnesses (`ip -j`, `tc`, `nft -j`) the
 #           privileged tests compare Quiver's kernel state with, and the baselines the benchmarks
 #           race against. Quiver itself never runs them.
+#   guests: qemu-system-x86 (Quiver starts it for kind: vm hosts), cpio (the test guest's
+#           initramfs; scripts/build-test-guest.sh downloads the kernel and busybox-static itself).
 # Traffic in tests comes from Quiver's own generator (QuiverProbe), so no iperf3 or ping.
 set -euo pipefail
-pkgs=(pkg-config libmnl-dev libnl-3-dev libnl-route-3-dev iproute2 nftables)
+pkgs=(pkg-config libmnl-dev libnl-3-dev libnl-route-3-dev iproute2 nftables qemu-system-x86 cpio)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,12 +6,24 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
-# Everything but the traffic measurements, in parallel; then the measurements alone, so no other
-# test competes with them for the two CPUs.
+guests() { ps -eo pid=,stat=,args= | awk '$2 !~ /^Z/ && /qemu-system/ && /\/run\/quiver\/vms\// {print $1}' | sort; }
+guests_before=$(guests)
+# Everything but the traffic measurements and guests, in parallel; then each *Traffic* suite on its
+# own (Swift Testing runs the suites of one invocation in parallel), so no other test competes with
+# a measurement or a TCG guest for the two CPUs.
 swift test --skip-build --skip Traffic
-swift test --skip-build --filter Traffic
+suites=$(swift test list --skip-build 2>/dev/null | awk -F/ '$1 ~ /Traffic/ {print $1}' | sort -u)
+[ -n "$suites" ] || { echo "test.sh: found no Traffic suites" >&2; exit 1; }
+for suite in $suites; do
+  echo "== $suite"
+  swift test --skip-build --filter "^$suite/"
+done
 # No test may leave a namespace behind.
 after=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 leftover=$(comm -13 <(echo "$before") <(echo "$after"))
 if [ -n "$leftover" ]; then echo "tests left namespaces behind:" $leftover >&2; exit 1; fi
 echo "no namespace left behind"
+# Nor a running guest.
+leftover=$(comm -13 <(echo "$guests_before") <(guests))
+if [ -n "$leftover" ]; then echo "tests left qemu processes behind:" $leftover >&2; exit 1; fi
+echo "no guest left behind"
