@@ -66,8 +66,8 @@ public struct Fabric: Sendable {
         if dryRun { return result }
 
         // Rules whose every MAC is known go in first, on their own thread: nftables commits
-        // under its own lock, not RTNL, so this overlaps the link work below — and no VNIC is
-        // ever up without its rules.
+        // under its own lock, not RTNL, so this overlaps the namespace work below; it is waited
+        // for before any VNIC is created, so none is ever up without its rules.
         var early: EarlyInstall?
         if plan.operations.contains(where: { if case .installProtection = $0 { return true }; return false }) {
             var macs: [String: MACAddress] = [:]
@@ -139,6 +139,9 @@ public struct Fabric: Sendable {
         }
 
         phase("namespaces")
+        let earlyResult = early?.wait()
+        if case .failure(let e)? = earlyResult { throw e }
+
         // 3. Switches, then VNICs (host side on its switch, endpoint side straight into its
         //    namespace), all fabric links in one pipelined batch each.
         let bridges = ops.compactMap { if case .createBridge(let b) = $0 { return b } else { return nil } }
@@ -251,9 +254,8 @@ public struct Fabric: Sendable {
         for o in ops {
             switch o {
             case .installProtection:
-                if let e = early {
-                    if try e.wait().get() { count(o) }
-                    early = nil
+                if let r = earlyResult {
+                    if try r.get() { count(o) }
                     tick(1)
                     continue
                 }
