@@ -118,11 +118,12 @@ public struct Ruleset: Sendable, Equatable {
             vnicElements.append((p.device, .goto(chain)))
             let mac = p.mac.bytes
             let ip = ProtectionKind.ipNospoof, macKind = ProtectionKind.macNospoof
+            // ARP sender hardware address (Ethernet/IPv4 ARP: after 8 bytes of header).
+            let arpSenderMAC: [NFTExpression] = [.payload(.network, offset: 8, length: 6), .compare(equal: false, mac)] + drop(p.counterName(macKind))
             if p.protection.contains(macKind) {
                 rule(chain, [NFTMatch.etherSource(), .compare(equal: false, mac)] + drop(p.counterName(macKind)))
-                // ARP sender hardware address (Ethernet/IPv4 ARP: after 8 bytes of header).
-                rule(chain, NFTMatch.etherType(0x0806) + [.payload(.network, offset: 8, length: 6), .compare(equal: false, mac)]
-                     + drop(p.counterName(macKind)))
+                // With ip-nospoof the ARP chain checks it; IP frames then meet one rule fewer.
+                if !p.protection.contains(ip) { rule(chain, NFTMatch.etherType(0x0806) + arpSenderMAC) }
             }
             if p.protection.contains(.dhcpNospoof) {
                 // UDP 68 → 67 whose BOOTP chaddr (UDP payload offset 28) is not the VNIC's MAC.
@@ -155,6 +156,7 @@ public struct Ruleset: Sendable, Equatable {
                 // ARP must be Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4) for the
                 // offsets below to mean anything.
                 rule(ca, [.payload(.network, offset: 0, length: 6), .compare(equal: false, [0, 1, 8, 0, 6, 4])] + drop(p.counterName(ip)))
+                if p.protection.contains(macKind) { rule(ca, arpSenderMAC) }
                 for a in v4 + [try! IPPrefix("0.0.0.0/32")] {
                     rule(ca, NFTMatch.prefix(.payload(.network, offset: 14, length: 4), a.network.address.bytes, bits: a.length)
                          + [.verdict(.accept)])
