@@ -95,8 +95,9 @@ public struct Ruleset: Sendable, Equatable {
 
         r.append(NFTChainRequest.addBase(f, table: table, "protect", hook: .prerouting, priority: -200))
         r.append(NFTChainRequest.addBase(f, table: table, "isolate", hook: .forward, priority: -200))
-        r.append(NFTSetRequest.addInterfaceSet(f, table: table, "vnics", id: 1, verdictMap: true))
-        r.append(NFTSetRequest.addInterfaceSet(f, table: table, "tenants", id: 2, verdictMap: true))
+        r.append(NFTSetRequest.addInterfaceSet(f, table: table, "vnics", id: 1, verdictMap: true,
+                                               size: ports.filter { !$0.protection.isEmpty }.count))
+        r.append(NFTSetRequest.addInterfaceSet(f, table: table, "tenants", id: 2, verdictMap: true, size: ports.count))
         rule("protect", [.meta(.inputInterfaceName), .lookup(set: "vnics", map: true, inverted: false)])
         rule("isolate", [.meta(.outputInterfaceName), .lookup(set: "tenants", map: true, inverted: false)])
 
@@ -104,7 +105,8 @@ public struct Ruleset: Sendable, Equatable {
             let chain = Self.tenantChain(t), set = Self.tenantPorts(t), counter = Self.isolationCounter(t)
             r.append(NFTCounterRequest.add(f, table: table, counter))
             r.append(NFTChainRequest.add(f, table: table, chain))
-            r.append(NFTSetRequest.addInterfaceSet(f, table: table, set, id: UInt32(16 + i), verdictMap: false))
+            r.append(NFTSetRequest.addInterfaceSet(f, table: table, set, id: UInt32(16 + i), verdictMap: false,
+                                                   size: ports.filter { $0.tenant == t }.count))
             rule(chain, [.meta(.inputInterfaceName), .lookup(set: set, map: false, inverted: true)] + drop(counter))
         }
 

@@ -27,7 +27,7 @@ enum IsolationBenchmark {
 
     static func run(sizes: [Int]) throws {
         try installTimes(sizes)
-        try dataPath()
+        try dataPath(rounds: Int(ProcessInfo.processInfo.environment["QUIVER_BENCH_ROUNDS"] ?? "9") ?? 9)
     }
 
     static func installTimes(_ sizes: [Int]) throws {
@@ -60,7 +60,7 @@ enum IsolationBenchmark {
         print("")
     }
 
-    static func dataPath() throws {
+    static func dataPath(rounds: Int) throws {
         let f = try ScratchFabric(endpoints: 2, prefix: "qbench")
         defer { f.tearDown() }
         let a = f.endpoints[0], b = f.endpoints[1]
@@ -69,7 +69,7 @@ enum IsolationBenchmark {
         let large = Ruleset(table: "quiver-bench", ownerTag: "quiver:bench/", ports: ports(1000, real: f.endpoints))
         var tput: [String: [Double]] = [:], p50: [String: [Double]] = [:], p99: [String: [Double]] = [:]
         let modes: [(String, Ruleset?)] = [("off", nil), ("on, 2 VNICs", small), ("on, 1000 VNICs", large)]
-        for round in 0..<5 {
+        for round in 0..<rounds {
             for (name, rules) in modes {
                 if let rules { try fw.install(rules) } else { _ = try fw.remove(table: "quiver-bench", ownerTag: "quiver:bench/") }
                 let t = try TCPBulk(from: a.ns, to: b.ns, address: b.ip, port: UInt16(5301 + round), duration: 4, warmup: 1).run()
@@ -90,7 +90,7 @@ enum IsolationBenchmark {
                          us(median(p50[name]!)), us(median(p99[name]!))])
         }
         print("")
-        print("same-tenant TCP throughput and UDP round trip, rules off vs on (median of 5 rounds)")
+        print("same-tenant TCP throughput and UDP round trip, rules off vs on (median of \(rounds) rounds)")
         printTable(["rules", "TCP Gbit/s", "vs off", "rtt p50 µs", "rtt p99 µs"], rows)
     }
 

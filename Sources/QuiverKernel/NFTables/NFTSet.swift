@@ -10,7 +10,10 @@ public enum NFTSetRequest {
 
     /// `nft add set FAMILY TABLE NAME { type ifname; }` or, with `verdictMap`,
     /// `nft add map FAMILY TABLE NAME { type ifname : verdict; }`.
-    public static func addInterfaceSet(_ family: NFTFamily, table: String, _ name: String, id: UInt32, verdictMap: Bool) -> NetlinkRequest {
+    /// `size`: how many elements it will hold — the kernel then picks a fixed-size hash instead of
+    /// a resizable one (faster lookups on every packet).
+    public static func addInterfaceSet(_ family: NFTFamily, table: String, _ name: String, id: UInt32, verdictMap: Bool,
+                                       size: Int? = nil) -> NetlinkRequest {
         var m = nftMessage(NFT_MSG_NEWSET, family: family, flags: NLM_F_CREATE)
         m.put(NFTA_SET_TABLE.rawValue, string: table)
         m.put(NFTA_SET_NAME.rawValue, string: name)
@@ -22,6 +25,10 @@ public enum NFTSetRequest {
             m.put(NFTA_SET_DATA_LEN.rawValue, be32: 0)
         }
         m.put(NFTA_SET_ID.rawValue, be32: id)
+        if let size {
+            m.put(NFTA_SET_POLICY.rawValue, be32: NFT_SET_POL_PERFORMANCE.rawValue)
+            m.nest(NFTA_SET_DESC.rawValue) { $0.put(NFTA_SET_DESC_SIZE.rawValue, be32: UInt32(max(1, size))) }
+        }
         // For `nft list`: the key is a host-order string (nft's own TLV: key byte order = host),
         // without which nft prints every name as "".
         m.put(NFTA_SET_USERDATA.rawValue, bytes: [0, 4] + withUnsafeBytes(of: UInt32(1)) { Array($0) })
