@@ -54,12 +54,14 @@ let package = Package(
                           dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology", "QuiverVM"],
                           path: "bench/QuiverBench"),
 
+        // Test helpers shared by the test targets (witness commands).
+        .target(name: "QuiverTestSupport", path: "Tests/QuiverTestSupport"),
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
-        .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", "QuiverTestSupport"]),
         .testTarget(name: "QuiverBandwidthTests", dependencies: ["QuiverBandwidth", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
-        .testTarget(name: "QuiverProtectionTests", dependencies: ["QuiverProtection", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
+        .testTarget(name: "QuiverProtectionTests", dependencies: ["QuiverProtection", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink", "QuiverTestSupport"]),
         .testTarget(name: "QuiverVMTests", dependencies: ["QuiverVM", "QuiverKernel", "QuiverNetlink", "QuiverProbe"]),
-        .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverProtection", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe"],
+        .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverProtection", "QuiverTestSupport", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe"],
                     resources: [.copy("Fixtures")]),
         // Runs the built `quiver` binary as a user would.
         .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink"]),

@@ -59,8 +59,7 @@ struct StatsCommand: ParsableCommand {
         guard let target else {
             return (try Journal.all().compactMap(\.file).map { try loadTopology($0) }, nil)
         }
-        if FileManager.default.fileExists(atPath: target) { return ([try loadTopology(target)], nil) }
-        if let file = Journal.load(target)?.file { return ([try loadTopology(file)], nil) }
+        if let file = try? topologyFile(target) { return ([try loadTopology(file)], nil) }
         for j in Journal.all() {
             guard let file = j.file, let t = try? loadTopology(file) else { continue }
             if DesiredFabric(t).vnics.contains(where: { $0.hostDevice == target }) { return ([t], target) }

@@ -37,6 +37,15 @@ func loadTopology(_ path: String, json: Bool = false) throws -> Topology {
     }
 }
 
+/// A topology file, or the file an applied topology of that name was applied from.
+func topologyFile(_ target: String) throws -> String {
+    if FileManager.default.fileExists(atPath: target) { return target }
+    guard let file = Journal.load(target)?.file else {
+        throw ValidationError("no file \(target), and no applied topology of that name (see `quiver list`)")
+    }
+    return file
+}
+
 /// What apply and destroy print with `-o json`.
 struct ResultJSON: Encodable {
     var topology: String
@@ -140,14 +149,7 @@ struct ShowCommand: ParsableCommand {
     @OptionGroup var fabric: FabricOptions
 
     func run() throws {
-        var path = target
-        if !FileManager.default.fileExists(atPath: target) {
-            guard let file = Journal.load(target)?.file else {
-                throw ValidationError("no file \(target), and no applied topology of that name (see `quiver list`)")
-            }
-            path = file
-        }
-        let rows = try fabric.open().show(try loadTopology(path))
+        let rows = try fabric.open().show(try loadTopology(try topologyFile(target)))
         switch output {
         case .json: print(try renderJSON(rows))
         case .table:

@@ -17,13 +17,7 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var fabric: FabricOptions
 
     func run() throws {
-        var path = target
-        if !FileManager.default.fileExists(atPath: target) {
-            guard let file = Journal.load(target)?.file else {
-                throw ValidationError("no file \(target), and no applied topology of that name (see `quiver list`)")
-            }
-            path = file
-        }
+        let path = try topologyFile(target)
         let t = try loadTopology(path, json: output == .json)
         guard !t.expectations.isEmpty else {
             throw ValidationError("\(path) has no expectations; add an `expect:` list (see docs/TOPOLOGY.md)")

@@ -36,3 +36,16 @@ func withScratchNamespace<T>(_ body: (NetworkNamespace, NetlinkHandle) throws ->
     }
     return try body(ns, try NetlinkHandle(namespace: ns))
 }
+
+/// Starts `quiver ARGS` and kills it with SIGKILL after `delay` seconds (or when it ends first).
+func quiverKilled(_ args: [String], after delay: Double) throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: quiverBinary)
+    p.arguments = args
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    Thread.sleep(forTimeInterval: delay)
+    kill(p.processIdentifier, SIGKILL)
+    p.waitUntilExit()
+}

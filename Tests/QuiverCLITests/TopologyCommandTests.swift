@@ -130,15 +130,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: file) }
         try withFabricNamespace { ns, h in
             let fab = ["--fabric-netns", ns.name!]
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: quiverBinary)
-            p.arguments = ["apply", file] + fab
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            Thread.sleep(forTimeInterval: delay)
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+            try quiverKilled(["apply", file] + fab, after: delay)
 
             let recover = try quiver(["apply", file] + fab)
             #expect(recover.status == 0, "after kill at \(delay)s: \(recover.stderr)")

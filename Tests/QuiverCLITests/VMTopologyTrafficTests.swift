@@ -78,15 +78,7 @@ import Testing
         for delay in [0.05, 0.15] {
             try FileManager.default.removeItem(atPath: "/run/quiver/vms/\(name)/g1/record.json")
             try FileManager.default.removeItem(atPath: "/run/quiver/vms/\(name)/g2/record.json")
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: quiverBinary)
-            p.arguments = ["apply", file] + fab
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            Thread.sleep(forTimeInterval: delay)
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
+            try quiverKilled(["apply", file] + fab, after: delay)
             let recover = try quiver(["apply", file] + fab)
             #expect(recover.status == 0, "after kill at \(delay) s: \(recover.stderr)")
             #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"), "converged after kill at \(delay) s")

@@ -1,6 +1,7 @@
 import Foundation
 import QuiverKernel
 import QuiverNetlink
+import QuiverTestSupport
 import Testing
 
 /// A namespace the test owns: created fresh, deleted afterwards, and checked to be gone.
@@ -28,27 +29,6 @@ func witness(_ args: [String]) throws -> Any {
     let data = Data(try witnessText(args).utf8)
     if data.isEmpty { return [Any]() }
     return try JSONSerialization.jsonObject(with: data)
-}
-
-/// Runs a witness command and returns what it printed.
-func witnessText(_ args: [String]) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw WitnessError(command: args.joined(separator: " "), status: p.terminationStatus) }
-    return String(decoding: data, as: UTF8.self)
-}
-
-struct WitnessError: Error, CustomStringConvertible {
-    var command: String
-    var status: Int32
-    var description: String { "witness `\(command)` exited \(status)" }
 }
 
 /// `ip -n NS -j -d link show` as a name → object map.

@@ -2,6 +2,7 @@ import CNetlink
 import Foundation
 import QuiverKernel
 import QuiverNetlink
+import QuiverTestSupport
 import Testing
 
 /// Privileged: qdiscs, HTB classes, u32 filters and mirred built over netlink, read back by dump

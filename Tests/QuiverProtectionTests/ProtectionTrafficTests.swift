@@ -3,6 +3,7 @@ import QuiverKernel
 import QuiverNetlink
 import QuiverProbe
 import QuiverProtection
+import QuiverTestSupport
 import Testing
 
 /// Real frames through a real bridge in namespaces the test owns: e1 and e2 are tenant `a`,
@@ -216,25 +217,4 @@ final class RoundTripsInBackground: @unchecked Sendable {
 
 extension Ruleset {
     static func table(_ r: Ruleset) -> String { r.table }
-}
-
-/// Runs a witness command (nft, ip) and returns what it printed; throws on a non-zero exit.
-func witnessText(_ args: [String]) throws -> String {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = args
-    let out = Pipe()
-    p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else { throw WitnessFailed(command: args.joined(separator: " "), status: p.terminationStatus) }
-    return String(decoding: data, as: UTF8.self)
-}
-
-struct WitnessFailed: Error, CustomStringConvertible {
-    var command: String
-    var status: Int32
-    var description: String { "`\(command)` exited \(status)" }
 }

@@ -3,6 +3,7 @@ import QuiverKernel
 import QuiverNetlink
 import QuiverProbe
 import QuiverTopology
+import QuiverTestSupport
 import Testing
 
 /// Privileged: apply → state matches (witnesses: ip, tc) → re-apply is a no-op → edits change in
@@ -40,18 +41,7 @@ import Testing
         return try body(ns, try Fabric(fabric: ns))
     }
 
-    func sh(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let d = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: d, as: UTF8.self)
-    }
+    func sh(_ args: [String]) throws -> String { witnessOutput(args) }
 
     @Test func applyReapplyEditDestroy() throws {
         let name = Self.uniqueName()
