@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
+# The test guest (kernel + busybox initramfs from Debian packages) for the VM tests and examples.
+scripts/build-test-guest.sh
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 guests() { ps -eo pid=,stat=,args= | awk '$2 !~ /^Z/ && /qemu-system/ && /\/run\/quiver\/vms\// {print $1}' | sort; }
 guests_before=$(guests)

@@ -48,6 +48,12 @@ import Testing
         let mine = try pids(list.stdout, name)
         #expect(list.stdout.contains("\"\(name)/g1\"") && list.stdout.contains("\"\(name)/g2\""))
         #expect(list.stdout.contains("\"backend\" : \"userspace\"") || list.stdout.contains("\"backend\" : \"vhost\""))
+        // g2 has `queues: 2`: its qemu holds two descriptors of one multi-queue tap.
+        let g2pid = try String(contentsOfFile: "/run/quiver/vms/\(name)/g2/qemu.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let g2fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(g2pid)/fd").compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(g2pid)/fd/\($0)")
+        }
+        #expect(g2fds.filter { $0 == "/dev/net/tun" }.count == 2, "\(g2fds)")
 
         // Reach, isolation, the guest's egress cap and a forged MAC from inside the guest.
         let verify = try quiver(["verify", file, "-o", "json"] + fab)

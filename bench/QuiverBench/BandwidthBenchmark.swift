@@ -147,7 +147,7 @@ struct CounterSampler: Sendable {
     let handle: NetlinkHandle
     func sample() -> (bytes: UInt64, time: Double) {
         let bytes = (try? handle.link(named: "eth0").statistics?.rxBytes) ?? 0
-        return (bytes ?? 0, Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
+        return (bytes, Double(DispatchTime.now().uptimeNanoseconds) / 1e9)
     }
 }
 
