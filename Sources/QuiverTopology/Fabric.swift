@@ -314,10 +314,17 @@ public struct Fabric: Sendable {
             results.set(i, Result { try VMLauncher.stop(directory: directories[i]) })
         }
         var stopped = 0
+        var failure: Error?
         for (i, d) in directories.enumerated() {
-            if try results.get(i) { stopped += 1 }
-            try? FileManager.default.removeItem(atPath: d)
+            do {
+                if try results.get(i) { stopped += 1 }
+                // Only a guest that is surely gone loses its directory (pidfile, QMP socket).
+                try? FileManager.default.removeItem(atPath: d)
+            } catch {
+                failure = failure ?? error
+            }
         }
+        if let failure { throw failure }
         return stopped
     }
 
