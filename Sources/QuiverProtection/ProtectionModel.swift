@@ -50,7 +50,7 @@ public struct ProtectedPort: Sendable, Equatable {
         return try! IPAddress(bytes: b)
     }
 
-    public func counterName(_ kind: ProtectionKind) -> String { "\(device)/\(kind.counter)" }
+    public func counterName(_ kind: ProtectionKind) -> String { Ruleset.counter(device: device, kind) }
 }
 
 /// The whole nftables ruleset of one topology: one `bridge` table holding
@@ -83,6 +83,8 @@ public struct Ruleset: Sendable, Equatable {
     public static func tenantChain(_ tenant: String) -> String { "tenant/\(tenant)" }
     public static func tenantPorts(_ tenant: String) -> String { "ports/\(tenant)" }
     public static func isolationCounter(_ tenant: String) -> String { "tenant/\(tenant)/isolation" }
+    /// The named counter of a VNIC's drops of one kind: `DEV/mac`, `DEV/ip`, …
+    public static func counter(device: String, _ kind: ProtectionKind) -> String { "\(device)/\(kind.counter)" }
 
     /// Everything in the table (without the table itself), in an order the kernel accepts within
     /// one transaction: counters, chains and sets before the rules and elements that name them.

@@ -58,7 +58,7 @@ extension Fabric {
             let counters = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)
             for (i, v) in desired.vnics.enumerated() {
                 for k in ProtectionKind.allCases where v.protection.contains(k) {
-                    rows[i].spoofDrops[k.counter] = counters["\(v.hostDevice)/\(k.counter)"]?.packets ?? 0
+                    rows[i].spoofDrops[k.counter] = counters[Ruleset.counter(device: v.hostDevice, k)]?.packets ?? 0
                 }
             }
             for tenant in Set(desired.vnics.map(\.tenant)) {

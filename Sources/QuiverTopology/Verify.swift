@@ -34,131 +34,23 @@ struct ResolvedEndpoint {
 
 extension Fabric {
     /// Runs the topology's `expect:` block against what is applied. Probes run inside the
-    /// endpoints' namespaces and address only the topology's own endpoints (or the switch's
-    /// broadcast domain); each is bounded in count and time.
+    /// endpoints' namespaces (or guests, through their agent) and address only the topology's own
+    /// endpoints (or the switch's broadcast domain); each is bounded in count and time.
     public func verify(_ t: Topology, progress: ((VerifyRow) -> Void)? = nil) throws -> [VerifyRow] {
-        let desired = DesiredFabric(t)
-        let names = KernelNames(t.name)
-        var cache: [String: ResolvedEndpoint] = [:]
-        func resolve(_ ref: Topology.EndpointRef) throws -> ResolvedEndpoint {
-            if let r = cache[ref.description] { return r }
-            let host = t.tenants.first { $0.name == ref.tenant }!.hosts.first { $0.name == ref.host }!
-            let v = ref.vnic.map { n in host.vnics.first { $0.name == n }! } ?? host.vnics[0]
-            let dev = names.hostDevice(host: host.name, vnic: v.name)
-            let d = desired.vnics.first { $0.hostDevice == dev }!
-            let ip = v.ips.first { $0.address.isV4 }!.address
-            let r: ResolvedEndpoint
-            if let vm = desired.vms.first(where: { $0.host == host.name }) {
-                guard let s = VMLauncher.status(directory: vm.directory), s.state != "stopped" else {
-                    throw VerifyError("\(ref) is a VM that is not running; run `quiver apply` first")
-                }
-                // A guest that was just started may still be booting: wait for its agent.
-                let agent = try GuestAgent.waitReady(socketPath: vm.directory + "/agent.sock", timeout: 120)
-                r = ResolvedEndpoint(ref: ref, namespace: nil, agent: agent, device: d.name, hostDevice: dev, bridge: d.bridge,
-                                     mac: d.mac!, ipv4: ip, mtu: v.mtu ?? 1500)
-            } else {
-                let ns = NetworkNamespace.named(d.namespace)
-                guard ns.exists else { throw VerifyError("\(ref) is not applied (no namespace \(d.namespace)); run `quiver apply` first") }
-                let link = try NetlinkHandle(namespace: ns).link(named: try InterfaceName(validating: d.name))
-                r = ResolvedEndpoint(ref: ref, namespace: ns, agent: nil, device: d.name, hostDevice: dev, bridge: d.bridge,
-                                     mac: link.mac ?? d.mac!, ipv4: ip, mtu: link.mtu)
-            }
-            cache[ref.description] = r
-            return r
-        }
-
+        var v = Verifier(t: t, desired: DesiredFabric(t), names: KernelNames(t.name), firewall: firewall)
         var rows: [VerifyRow] = []
         for (i, e) in t.expectations.enumerated() {
             var row = VerifyRow(index: i + 1, kind: "", from: "", to: "", passed: false, detail: "", location: e.location.description)
             do {
                 switch e {
-                case .reach(let f, let to, let probes, let port, _), .noReach(let f, let to, let probes, let port, _):
-                    let expectAnswer: Bool
-                    if case .reach = e { expectAnswer = true } else { expectAnswer = false }
-                    row.kind = (expectAnswer ? "reach" : "no-reach") + " (" + probes.map(\.rawValue).joined(separator: ",") + ")"
-                    row.from = f.description
-                    row.to = to.description
-                    let a = try resolve(f), b = try resolve(to)
-                    var notes: [String] = []
-                    var ok = true
-                    for p in probes {
-                        let o = try Self.reach(p, from: a, to: b, port: port)
-                        ok = ok && (o.answered == expectAnswer)
-                        notes.append("\(p.rawValue): \(o.detail)")
-                    }
-                    row.passed = ok
-                    row.detail = notes.joined(separator: "; ")
+                case .reach(let f, let to, let probes, let port, _):
+                    try v.reach(&row, from: f, to: to, probes: probes, port: port, expectAnswer: true)
+                case .noReach(let f, let to, let probes, let port, _):
+                    try v.reach(&row, from: f, to: to, probes: probes, port: port, expectAnswer: false)
                 case .bandwidth(let f, let to, let rate, let tolerance, let seconds, _):
-                    row.kind = "bandwidth \(rate) ±\(Int((tolerance * 100).rounded()))%"
-                    row.from = f.description
-                    row.to = to.description
-                    let a = try resolve(f), b = try resolve(to)
-                    guard let bns = b.namespace else { throw VerifyError("bandwidth towards a VM guest is not supported yet; measure from it") }
-                    let r: TCPBulk.Result
-                    if let ans = a.namespace {
-                        r = try TCPBulk(from: ans, to: bns, address: b.ipv4, port: 5201, duration: seconds + 1, warmup: 1).run()
-                    } else {
-                        // The guest pipes zeros into busybox nc; the receiver times them.
-                        let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
-                        _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) sh -c 'cat /dev/zero | nc \(b.ipv4) 5201'",
-                                             timeout: seconds + 10)
-                        r = sink.finish(warmup: 1, until: seconds + 1)
-                    }
-                    // Caps count whole frames; TCP goodput carries (MTU - 52) of every (MTU + 14) bytes.
-                    let mtu = Double(min(a.mtu, b.mtu))
-                    let wire = r.bitsPerSecond * (mtu + 14) / (mtu - 52)
-                    let want = Double(rate.bitsPerSecond)
-                    row.passed = r.completed && abs(wire - want) <= tolerance * want
-                    row.detail = String(format: "%.2f Mbit/s on the wire (TCP goodput %.2f) = %.3f of %@ over %.0f s",
-                                        wire / 1e6, r.bitsPerSecond / 1e6, wire / want, rate.description, seconds)
-                        + (r.completed ? "" : "; the transfer did not complete")
+                    try v.bandwidth(&row, from: f, to: to, rate: rate, tolerance: tolerance, seconds: seconds)
                 case .spoof(let f, let kinds, let count, _):
-                    row.kind = "spoof (" + kinds.map(\.rawValue).joined(separator: ",") + ") ×\(count)"
-                    row.from = f.description
-                    row.to = "every endpoint on its switch"
-                    let a = try resolve(f)
-                    let v = desired.vnics.first { $0.hostDevice == a.hostDevice }!
-                    let peers = desired.vnics.filter { $0.bridge == a.bridge && $0.hostDevice != a.hostDevice && !$0.isVM }
-                    let listeners = try peers.map { try PacketSocket(in: .named($0.namespace), device: $0.name) }
-                    let sender = try a.namespace.map { try PacketSocket(in: $0, device: a.device) }
-                    var ok = true
-                    var notes: [String] = []
-                    for k in kinds {
-                        let kind = ProtectionKind.allCases.first { $0.counter == k.counter }!
-                        guard v.protection.contains(kind) else {
-                            ok = false
-                            notes.append("\(k.rawValue): \(kind.rawValue) is off for this VNIC")
-                            continue
-                        }
-                        let counter = "\(a.hostDevice)/\(k.counter)"
-                        let before = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)[counter]?.packets ?? 0
-                        listeners.forEach { $0.drain() }
-                        let delivered: Int
-                        if let sender {
-                            let marker = Frames.marker()
-                            sender.send(Self.forged(k, from: a, allowed: v.allowed, marker: marker), count: count)
-                            delivered = listeners.reduce(0) { $0 + $1.count(containing: marker, expected: count, quietSeconds: 0.2) }
-                        } else {
-                            guard let peer = peers.first, let peerIP = t.address(ofHostDevice: peer.hostDevice), let peerMAC = peer.mac else {
-                                ok = false
-                                notes.append("\(k.rawValue): no namespace host on the switch to aim at")
-                                continue
-                            }
-                            guard let (command, needle) = Self.forgedFromGuest(k, from: a, allowed: v.allowed, count: count, peerIP: peerIP, peerMAC: peerMAC) else {
-                                ok = false
-                                notes.append("\(k.rawValue): cannot be forged from inside a guest (busybox has no tool for it)")
-                                continue
-                            }
-                            _ = try a.agent!.run(command, timeout: Double(count) * 0.02 + 10)
-                            delivered = listeners.reduce(0) { $0 + $1.count(containing: needle, expected: count, quietSeconds: 0.3) }
-                        }
-                        let after = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)[counter]?.packets ?? 0
-                        let grew = after &- before
-                        ok = ok && delivered == 0 && grew == UInt64(count)
-                        notes.append("\(k.rawValue): \(delivered) delivered, \(counter) +\(grew)")
-                    }
-                    row.passed = ok
-                    row.detail = notes.joined(separator: "; ")
+                    try v.spoof(&row, from: f, kinds: kinds, count: count)
                 }
             } catch {
                 row.passed = false
@@ -168,6 +60,142 @@ extension Fabric {
             rows.append(row)
         }
         return rows
+    }
+}
+
+/// Runs expectations one by one; endpoints are resolved once each.
+struct Verifier {
+    let t: Topology
+    let desired: DesiredFabric
+    let names: KernelNames
+    let firewall: Firewall
+    var cache: [String: ResolvedEndpoint] = [:]
+
+    init(t: Topology, desired: DesiredFabric, names: KernelNames, firewall: Firewall) {
+        self.t = t
+        self.desired = desired
+        self.names = names
+        self.firewall = firewall
+    }
+
+    mutating func resolve(_ ref: Topology.EndpointRef) throws -> ResolvedEndpoint {
+        if let r = cache[ref.description] { return r }
+        let host = t.tenants.first { $0.name == ref.tenant }!.hosts.first { $0.name == ref.host }!
+        let v = ref.vnic.map { n in host.vnics.first { $0.name == n }! } ?? host.vnics[0]
+        let dev = names.hostDevice(host: host.name, vnic: v.name)
+        let d = desired.vnics.first { $0.hostDevice == dev }!
+        let ip = v.ips.first { $0.address.isV4 }!.address
+        let r: ResolvedEndpoint
+        if let vm = desired.vms.first(where: { $0.host == host.name }) {
+            guard let s = VMLauncher.status(directory: vm.directory), s.state != "stopped" else {
+                throw VerifyError("\(ref) is a VM that is not running; run `quiver apply` first")
+            }
+            // A guest that was just started may still be booting: wait for its agent.
+            let agent = try GuestAgent.waitReady(socketPath: vm.directory + "/agent.sock", timeout: 120)
+            r = ResolvedEndpoint(ref: ref, namespace: nil, agent: agent, device: d.name, hostDevice: dev, bridge: d.bridge,
+                                 mac: d.mac!, ipv4: ip, mtu: v.mtu ?? 1500)
+        } else {
+            let ns = NetworkNamespace.named(d.namespace)
+            guard ns.exists else { throw VerifyError("\(ref) is not applied (no namespace \(d.namespace)); run `quiver apply` first") }
+            let link = try NetlinkHandle(namespace: ns).link(named: try InterfaceName(validating: d.name))
+            r = ResolvedEndpoint(ref: ref, namespace: ns, agent: nil, device: d.name, hostDevice: dev, bridge: d.bridge,
+                                 mac: link.mac ?? d.mac!, ipv4: ip, mtu: link.mtu)
+        }
+        cache[ref.description] = r
+        return r
+    }
+
+    mutating func reach(_ row: inout VerifyRow, from f: Topology.EndpointRef, to: Topology.EndpointRef,
+                        probes: [Topology.ReachProbe], port: UInt16, expectAnswer: Bool) throws {
+        row.kind = (expectAnswer ? "reach" : "no-reach") + " (" + probes.map(\.rawValue).joined(separator: ",") + ")"
+        row.from = f.description
+        row.to = to.description
+        let a = try resolve(f), b = try resolve(to)
+        var notes: [String] = []
+        var ok = true
+        for p in probes {
+            let o = try Self.reach(p, from: a, to: b, port: port)
+            ok = ok && (o.answered == expectAnswer)
+            notes.append("\(p.rawValue): \(o.detail)")
+        }
+        row.passed = ok
+        row.detail = notes.joined(separator: "; ")
+    }
+
+    mutating func bandwidth(_ row: inout VerifyRow, from f: Topology.EndpointRef, to: Topology.EndpointRef,
+                            rate: Bitrate, tolerance: Double, seconds: Double) throws {
+        row.kind = "bandwidth \(rate) ±\(Int((tolerance * 100).rounded()))%"
+        row.from = f.description
+        row.to = to.description
+        let a = try resolve(f), b = try resolve(to)
+        guard let bns = b.namespace else { throw VerifyError("bandwidth towards a VM guest is not supported yet; measure from it") }
+        let r: TCPBulk.Result
+        if let ans = a.namespace {
+            r = try TCPBulk(from: ans, to: bns, address: b.ipv4, port: 5201, duration: seconds + 1, warmup: 1).run()
+        } else {
+            // The guest pipes zeros into busybox nc; the receiver times them.
+            let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
+            _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) sh -c 'cat /dev/zero | nc \(b.ipv4) 5201'",
+                                 timeout: seconds + 10)
+            r = sink.finish(warmup: 1, until: seconds + 1)
+        }
+        // Caps count whole frames; TCP goodput carries (MTU - 52) of every (MTU + 14) bytes.
+        let mtu = Double(min(a.mtu, b.mtu))
+        let wire = r.bitsPerSecond * (mtu + 14) / (mtu - 52)
+        let want = Double(rate.bitsPerSecond)
+        row.passed = r.completed && abs(wire - want) <= tolerance * want
+        row.detail = String(format: "%.2f Mbit/s on the wire (TCP goodput %.2f) = %.3f of %@ over %.0f s",
+                            wire / 1e6, r.bitsPerSecond / 1e6, wire / want, rate.description, seconds)
+            + (r.completed ? "" : "; the transfer did not complete")
+    }
+
+    mutating func spoof(_ row: inout VerifyRow, from f: Topology.EndpointRef, kinds: [Topology.SpoofKind], count: Int) throws {
+        row.kind = "spoof (" + kinds.map(\.rawValue).joined(separator: ",") + ") ×\(count)"
+        row.from = f.description
+        row.to = "every endpoint on its switch"
+        let a = try resolve(f)
+        let v = desired.vnics.first { $0.hostDevice == a.hostDevice }!
+        let peers = desired.vnics.filter { $0.bridge == a.bridge && $0.hostDevice != a.hostDevice && !$0.isVM }
+        let listeners = try peers.map { try PacketSocket(in: .named($0.namespace), device: $0.name) }
+        let sender = try a.namespace.map { try PacketSocket(in: $0, device: a.device) }
+        var ok = true
+        var notes: [String] = []
+        for k in kinds {
+            let kind = ProtectionKind.allCases.first { $0.counter == k.counter }!
+            guard v.protection.contains(kind) else {
+                ok = false
+                notes.append("\(k.rawValue): \(kind.rawValue) is off for this VNIC")
+                continue
+            }
+            let counter = Ruleset.counter(device: a.hostDevice, kind)
+            let before = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)[counter]?.packets ?? 0
+            listeners.forEach { $0.drain() }
+            let delivered: Int
+            if let sender {
+                let marker = Frames.marker()
+                sender.send(Self.forged(k, from: a, allowed: v.allowed, marker: marker), count: count)
+                delivered = listeners.reduce(0) { $0 + $1.count(containing: marker, expected: count, quietSeconds: 0.2) }
+            } else {
+                guard let peer = peers.first, let peerIP = t.address(ofHostDevice: peer.hostDevice), let peerMAC = peer.mac else {
+                    ok = false
+                    notes.append("\(k.rawValue): no namespace host on the switch to aim at")
+                    continue
+                }
+                guard let (command, needle) = Self.forgedFromGuest(k, from: a, allowed: v.allowed, count: count, peerIP: peerIP, peerMAC: peerMAC) else {
+                    ok = false
+                    notes.append("\(k.rawValue): cannot be forged from inside a guest (busybox has no tool for it)")
+                    continue
+                }
+                _ = try a.agent!.run(command, timeout: Double(count) * 0.02 + 10)
+                delivered = listeners.reduce(0) { $0 + $1.count(containing: needle, expected: count, quietSeconds: 0.3) }
+            }
+            let after = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)[counter]?.packets ?? 0
+            let grew = after &- before
+            ok = ok && delivered == 0 && grew == UInt64(count)
+            notes.append("\(k.rawValue): \(delivered) delivered, \(counter) +\(grew)")
+        }
+        row.passed = ok
+        row.detail = notes.joined(separator: "; ")
     }
 
     /// A reachability probe from a namespace, or through a guest's agent with busybox tools.
