@@ -52,17 +52,25 @@ struct VMCommand: ParsableCommand {
     }
 
     struct Console: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "console", abstract: "Print a guest's serial console log; -f follows it.")
+        static let configuration = CommandConfiguration(commandName: "console",
+                                                        abstract: "Follow a guest's serial console (until interrupted or the guest stops).")
         @Argument(help: "TOPOLOGY/HOST, or HOST.") var name: String
-        @Flag(name: .short, help: "Keep printing what the guest writes (until interrupted).") var follow = false
+        @Flag(inversion: .prefixedNo, help: "Keep printing what the guest writes; --no-follow prints the log so far and exits.")
+        var follow = true
 
         func run() throws {
-            let path = try VMCommand.find(name) + "/console.log"
+            let dir = try VMCommand.find(name)
+            let path = dir + "/console.log"
             guard let h = FileHandle(forReadingAtPath: path) else { throw ValidationError("no console log at \(path)") }
             FileHandle.standardOutput.write(h.readDataToEndOfFile())
             while follow {
                 Thread.sleep(forTimeInterval: 0.2)
                 FileHandle.standardOutput.write(h.readDataToEndOfFile())
+                // A stopped guest writes nothing more.
+                if VMLauncher.status(directory: dir).map({ !VMLauncher.isAlive($0.record) }) ?? true {
+                    FileHandle.standardOutput.write(h.readDataToEndOfFile())
+                    return
+                }
             }
         }
     }

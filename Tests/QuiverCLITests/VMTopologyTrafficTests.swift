@@ -61,7 +61,7 @@ import Testing
         let rows = ((try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["rows"] as? [[String: Any]]) ?? []
         #expect(rows.count == 8)
         #expect(rows.allSatisfy { $0["passed"] as? Bool == true }, "\(rows.filter { $0["passed"] as? Bool != true })")
-        #expect(try quiver(["vm", "console", "\(name)/g1"]).stdout.contains("quiver-guest: ready \(name)-g1"))
+        #expect(try quiver(["vm", "console", "\(name)/g1", "--no-follow"]).stdout.contains("quiver-guest: ready \(name)-g1"))
 
         // A guest stopped behind the topology's back is started again by the next apply.
         #expect(try quiver(["vm", "stop", "\(name)/g2", "--timeout", "0.5"]).stdout.contains("stopped"))
