@@ -49,13 +49,6 @@ public struct TCPBulk: Sendable {
     /// `duringAt` seconds, e.g. to change a cap mid-stream.
     public func run(duringAt: Double? = nil, during: (@Sendable () -> Void)? = nil) throws -> Result {
         let sink = try TCPSink(in: to, address: address, port: port, seconds: duration, interval: interval)
-        let sender = try Sockets.open(in: from, SOCK_STREAM, for: address, what: "sender")
-        Sockets.setTimeout(sender, seconds: 3)
-        guard Sockets.connect(sender, address, port) == 0 else {
-            let e = errno
-            close(sender)
-            throw SystemCallError("connect", "\(address) port \(port)", errno: .init(rawValue: e))
-        }
         if let duringAt, let during {
             let t = Thread {
                 Thread.sleep(forTimeInterval: duringAt)
@@ -63,8 +56,49 @@ public struct TCPBulk: Sendable {
             }
             t.start()
         }
+        let sent = try TCPSource(from: from, address: address, port: port, seconds: duration).run()
+        var r = sink.finish(warmup: warmup, until: duration)
+        r.completed = r.completed && sent
+        return r
+    }
+}
+
+/// The sending end of a bulk TCP transfer, inside a namespace: connects (retrying for
+/// `connectWithin` seconds while nothing listens yet), sends zeros for `seconds`, then shuts the
+/// connection down. The receiver may be anything — a ``TCPSink``, or `nc -l` in a guest.
+public struct TCPSource: Sendable {
+    public var from: NetworkNamespace
+    public var address: IPAddress
+    public var port: UInt16
+    public var seconds: Double
+    public var connectWithin: Double
+
+    public init(from: NetworkNamespace, address: IPAddress, port: UInt16, seconds: Double, connectWithin: Double = 0) {
+        self.from = from
+        self.address = address
+        self.port = port
+        self.seconds = seconds
+        self.connectWithin = connectWithin
+    }
+
+    /// Returns true if every send succeeded until the end.
+    public func run() throws -> Bool {
+        let giveUp = Sockets.now() + connectWithin
+        var sender: Int32 = -1
+        while true {
+            sender = try Sockets.open(in: from, SOCK_STREAM, for: address, what: "sender")
+            Sockets.setTimeout(sender, seconds: 3)
+            if Sockets.connect(sender, address, port) == 0 { break }
+            let e = errno
+            close(sender)
+            guard e == ECONNREFUSED, Sockets.now() < giveUp else {
+                throw SystemCallError("connect", "\(address) port \(port)", errno: .init(rawValue: e))
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        defer { close(sender) }
         let chunk = [UInt8](repeating: 0x5A, count: 128 * 1024)
-        let deadline = Sockets.now() + duration
+        let deadline = Sockets.now() + seconds
         var sendOK = true
         while Sockets.now() < deadline {
             let n = chunk.withUnsafeBytes { send(sender, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -75,10 +109,7 @@ public struct TCPBulk: Sendable {
             }
         }
         shutdown(sender, Int32(SHUT_WR))
-        var r = sink.finish(warmup: warmup, until: duration)
-        close(sender)
-        r.completed = r.completed && sendOK
-        return r
+        return sendOK
     }
 }
 

@@ -37,7 +37,7 @@ extension Fabric {
     /// endpoints' namespaces (or guests, through their agent) and address only the topology's own
     /// endpoints (or the switch's broadcast domain); each is bounded in count and time.
     public func verify(_ t: Topology, progress: ((VerifyRow) -> Void)? = nil) throws -> [VerifyRow] {
-        var v = Verifier(t: t, desired: DesiredFabric(t), names: KernelNames(t.name), firewall: firewall)
+        var v = Verifier(t: t, desired: DesiredFabric(t), names: KernelNames(t.name), handle: handle, firewall: firewall)
         var rows: [VerifyRow] = []
         for (i, e) in t.expectations.enumerated() {
             var row = VerifyRow(index: i + 1, kind: "", from: "", to: "", passed: false, detail: "", location: e.location.description)
@@ -68,13 +68,16 @@ struct Verifier {
     let t: Topology
     let desired: DesiredFabric
     let names: KernelNames
+    /// The fabric's route socket (VNIC counters) and nftables socket (protection counters).
+    let handle: NetlinkHandle
     let firewall: Firewall
     var cache: [String: ResolvedEndpoint] = [:]
 
-    init(t: Topology, desired: DesiredFabric, names: KernelNames, firewall: Firewall) {
+    init(t: Topology, desired: DesiredFabric, names: KernelNames, handle: NetlinkHandle, firewall: Firewall) {
         self.t = t
         self.desired = desired
         self.names = names
+        self.handle = handle
         self.firewall = firewall
     }
 
@@ -128,25 +131,46 @@ struct Verifier {
         row.from = f.description
         row.to = to.description
         let a = try resolve(f), b = try resolve(to)
-        guard let bns = b.namespace else { throw VerifyError("bandwidth towards a VM guest is not supported yet; measure from it") }
-        let r: TCPBulk.Result
-        if let ans = a.namespace {
-            r = try TCPBulk(from: ans, to: bns, address: b.ipv4, port: 5201, duration: seconds + 1, warmup: 1).run()
-        } else {
-            // The guest pipes zeros into busybox nc; the receiver times them.
-            let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
-            _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) sh -c 'cat /dev/zero | nc \(b.ipv4) 5201'",
-                                 timeout: seconds + 10)
-            r = sink.finish(warmup: 1, until: seconds + 1)
-        }
-        // Caps count whole frames; TCP goodput carries (MTU - 52) of every (MTU + 14) bytes.
-        let mtu = Double(min(a.mtu, b.mtu))
-        let wire = r.bitsPerSecond * (mtu + 14) / (mtu - 52)
         let want = Double(rate.bitsPerSecond)
-        row.passed = r.completed && abs(wire - want) <= tolerance * want
-        row.detail = String(format: "%.2f Mbit/s on the wire (TCP goodput %.2f) = %.3f of %@ over %.0f s",
-                            wire / 1e6, r.bitsPerSecond / 1e6, wire / want, rate.description, seconds)
-            + (r.completed ? "" : "; the transfer did not complete")
+        let wire: Double, completed: Bool, how: String
+        if let bns = b.namespace {
+            let r: TCPBulk.Result
+            if let ans = a.namespace {
+                r = try TCPBulk(from: ans, to: bns, address: b.ipv4, port: 5201, duration: seconds + 1, warmup: 1).run()
+            } else {
+                // The guest pipes zeros into busybox nc; the receiver times them.
+                let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
+                _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) sh -c 'cat /dev/zero | nc \(b.ipv4) 5201'",
+                                     timeout: seconds + 10)
+                r = sink.finish(warmup: 1, until: seconds + 1)
+            }
+            // Caps count whole frames; TCP goodput carries (MTU - 52) of every (MTU + 14) bytes.
+            let mtu = Double(min(a.mtu, b.mtu))
+            wire = r.bitsPerSecond * (mtu + 14) / (mtu - 52)
+            completed = r.completed
+            how = String(format: " (TCP goodput %.2f)", r.bitsPerSecond / 1e6)
+        } else if let ans = a.namespace {
+            // Towards a guest: busybox nc listens in it; the rate is read off the frames its tap
+            // delivered (the tap's transmit counter), which is what the cap counts.
+            _ = try b.agent!.run("nc -l -p 5201 >/dev/null 2>&1 </dev/null &", timeout: 5)
+            let tap = try InterfaceName(validating: b.hostDevice)
+            let source = TCPSource(from: ans, address: b.ipv4, port: 5201, seconds: seconds + 1, connectWithin: 3)
+            let result = ResultBox<Bool>()
+            Thread { result.set(Result { try source.run() }) }.start()
+            Thread.sleep(forTimeInterval: 1)
+            let t0 = Date(), bytes0 = try handle.link(named: tap).statistics?.txBytes ?? 0
+            Thread.sleep(forTimeInterval: seconds - 0.1)
+            let bytes1 = try handle.link(named: tap).statistics?.txBytes ?? 0
+            wire = Double(bytes1 &- bytes0) * 8 / Date().timeIntervalSince(t0)
+            completed = try result.wait()
+            how = " (counted at \(b.hostDevice))"
+        } else {
+            throw VerifyError("bandwidth between two guests is not supported; measure from or to a namespace host")
+        }
+        row.passed = completed && abs(wire - want) <= tolerance * want
+        row.detail = String(format: "%.2f Mbit/s on the wire%@ = %.3f of %@ over %.0f s",
+                            wire / 1e6, how, wire / want, rate.description, seconds)
+            + (completed ? "" : "; the transfer did not complete")
     }
 
     mutating func spoof(_ row: inout VerifyRow, from f: Topology.EndpointRef, kinds: [Topology.SpoofKind], count: Int) throws {
@@ -273,6 +297,14 @@ struct Verifier {
         case .ethertype: return Frames.raw(dst: Frames.broadcast, src: a.mac, type: 0x88B5, marker)
         }
     }
+}
+
+/// A result handed from a worker thread.
+final class ResultBox<T>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var value: Result<T, Error>?
+    func set(_ r: Result<T, Error>) { value = r; done.signal() }
+    func wait() throws -> T { done.wait(); return try value!.get() }
 }
 
 public struct VerifyError: Error, Sendable, CustomStringConvertible {

@@ -59,7 +59,7 @@ import Testing
         let verify = try quiver(["verify", file, "-o", "json"] + fab)
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
         let rows = ((try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["rows"] as? [[String: Any]]) ?? []
-        #expect(rows.count == 8)
+        #expect(rows.count == 9)
         #expect(rows.allSatisfy { $0["passed"] as? Bool == true }, "\(rows.filter { $0["passed"] as? Bool != true })")
         #expect(try quiver(["vm", "console", "\(name)/g1", "--no-follow"]).stdout.contains("quiver-guest: ready \(name)-g1"))
 
