@@ -68,13 +68,10 @@ public struct Fabric: Sendable {
         // Rules whose every MAC is known go in first, on their own thread: nftables commits
         // under its own lock, not RTNL, so this overlaps the namespace work below; it is waited
         // for before any VNIC is created, so none is ever up without its rules.
-        var early: EarlyInstall?
+        var early: Background<Bool>?
         if plan.operations.contains(where: { if case .installProtection = $0 { return true }; return false }) {
-            var macs: [String: MACAddress] = [:]
-            for v in desired.vnics where v.mac == nil {
-                if let m = current.hosts[v.namespace]?.links.first(where: { $0.name == v.name })?.mac { macs[v.hostDevice] = m }
-            }
-            if let r = desired.ruleset(macs: macs) { early = EarlyInstall(firewall, r) }
+            let macs = current.randomMACs(of: desired)
+            if let r = desired.ruleset(macs: macs) { early = Background { [firewall] in try firewall.install(r) } }
         }
         defer { _ = early?.wait() }
 
@@ -426,27 +423,26 @@ public struct ConflictList: Error, Sendable, CustomStringConvertible {
     public var description: String { conflicts.map(\.description).joined(separator: "\n") }
 }
 
-/// A ruleset installed on a thread of its own while the apply goes on.
-final class EarlyInstall: @unchecked Sendable {
+/// Work running on a thread of its own (a ruleset install during an apply, a TCP source during a
+/// measurement); `wait` returns its result, and the same result again on later calls.
+final class Background<T>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var result: Result<Bool, Error> = .success(false)
+    private var result: Result<T, Error>?
     private var finished = false
 
-    init(_ firewall: Firewall, _ ruleset: Ruleset) {
-        let t = Thread { [self] in
-            result = Result { try firewall.install(ruleset) }
+    init(_ body: @escaping @Sendable () throws -> T) {
+        Thread { [self] in
+            result = Result { try body() }
             done.signal()
-        }
-        t.start()
+        }.start()
     }
 
-    /// Waits for the install (once; later calls return the same result).
-    func wait() -> Result<Bool, Error> {
+    func wait() -> Result<T, Error> {
         if !finished {
             done.wait()
             finished = true
         }
-        return result
+        return result!
     }
 }
 

@@ -188,6 +188,15 @@ public struct CurrentFabric: Sendable {
     public var firewall: FirewallState = .absent
     /// Guests with a run directory, by host name (running or not).
     public var vms: [String: VMStatus] = [:]
+
+    /// The MACs the kernel picked for `desired`'s `mac: random` VNICs that exist, by host device.
+    public func randomMACs(of desired: DesiredFabric) -> [String: MACAddress] {
+        var macs: [String: MACAddress] = [:]
+        for v in desired.vnics where v.mac == nil {
+            if let m = hosts[v.namespace]?.links.first(where: { $0.name == v.name })?.mac { macs[v.hostDevice] = m }
+        }
+        return macs
+    }
     /// Named namespaces that exist, by name, for those the topology wants or owns.
     public var hosts: [String: Host]
     public init(links: [Link], hosts: [String: Host]) {

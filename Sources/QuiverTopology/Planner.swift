@@ -195,10 +195,7 @@ public enum Planner {
             conflicts.append(Conflict(object: "nftables table bridge \(names.firewallTable)",
                                       found: "comment " + (comment.map { "\"\($0)\"" } ?? "none")))
         case .absent, .installed:
-            var macs: [String: MACAddress] = [:]
-            for v in desired.vnics where v.mac == nil {
-                if let m = current.hosts[v.namespace]?.links.first(where: { $0.name == v.name })?.mac { macs[v.hostDevice] = m }
-            }
+            let macs = current.randomMACs(of: desired)
             let installed: (comment: String, use: UInt32)?
             if case .installed(let c, let u) = current.firewall { installed = (c, u) } else { installed = nil }
             if desired.vnics.isEmpty {

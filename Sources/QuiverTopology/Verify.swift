@@ -155,14 +155,13 @@ struct Verifier {
             _ = try b.agent!.run("nc -l -p 5201 >/dev/null 2>&1 </dev/null &", timeout: 5)
             let tap = try InterfaceName(validating: b.hostDevice)
             let source = TCPSource(from: ans, address: b.ipv4, port: 5201, seconds: seconds + 1, connectWithin: 3)
-            let result = ResultBox<Bool>()
-            Thread { result.set(Result { try source.run() }) }.start()
+            let sending = Background { try source.run() }
             Thread.sleep(forTimeInterval: 1)
             let t0 = Date(), bytes0 = try handle.link(named: tap).statistics?.txBytes ?? 0
             Thread.sleep(forTimeInterval: seconds - 0.1)
             let bytes1 = try handle.link(named: tap).statistics?.txBytes ?? 0
             wire = Double(bytes1 &- bytes0) * 8 / Date().timeIntervalSince(t0)
-            completed = try result.wait()
+            completed = try sending.wait().get()
             how = " (counted at \(b.hostDevice))"
         } else {
             throw VerifyError("bandwidth between two guests is not supported; measure from or to a namespace host")
@@ -265,13 +264,11 @@ struct Verifier {
         let ping = "ping -c \(count) -i 0.01 -W 1 -q"
         switch kind {
         case .mac:
-            let foreign = try! MACAddress(bytes: [0x02, 0xde, 0xad, 0xbe, 0xef, a.mac.bytes[5] ^ 0xff])
+            let foreign = foreignMAC(a)
             return ("ip link set \(a.device) address \(foreign); \(neigh); \(ping) \(peerIP); ip link set \(a.device) address \(a.mac)",
                     foreign.bytes)
         case .ip:
-            var b = a.ipv4.bytes
-            b[3] ^= 0x80
-            let foreign = [try! IPAddress(bytes: b), try! IPAddress("198.18.0.1")].first { c in !allowed.contains { $0.contains(c) } }!
+            let foreign = foreignIP(a, allowed: allowed)
             // Source address and destination, as they sit in the IPv4 header.
             return ("\(neigh); ip addr add \(foreign)/32 dev \(a.device); \(ping) -I \(foreign) \(peerIP); ip addr del \(foreign)/32 dev \(a.device); \(unneigh)",
                     foreign.bytes + peerIP.bytes)
@@ -280,15 +277,24 @@ struct Verifier {
         }
     }
 
-    /// A forged frame of `kind` from `a`, broadcast on its switch.
-    static func forged(_ kind: Topology.SpoofKind, from a: ResolvedEndpoint, allowed: [IPPrefix], marker: [UInt8]) -> [UInt8] {
-        let foreignMAC = try! MACAddress(bytes: [0x02, 0xde, 0xad, 0xbe, 0xef, a.mac.bytes[5] ^ 0xff])
-        // A source the VNIC may not use: a neighbour of its own address, else one from the
-        // benchmarking range (198.18.0.0/15), which no topology should allow.
+    /// A source MAC that is not `a`'s (locally administered, derived from it).
+    static func foreignMAC(_ a: ResolvedEndpoint) -> MACAddress {
+        try! MACAddress(bytes: [0x02, 0xde, 0xad, 0xbe, 0xef, a.mac.bytes[5] ^ 0xff])
+    }
+
+    /// A source address `a` may not use: a neighbour of its own address, else one from the
+    /// benchmarking range (198.18.0.0/15), which no topology should allow.
+    static func foreignIP(_ a: ResolvedEndpoint, allowed: [IPPrefix]) -> IPAddress {
         var b = a.ipv4.bytes
         b[3] ^= 0x80
         let candidates = [try! IPAddress(bytes: b), try! IPAddress("198.18.0.1")]
-        let foreignIP = candidates.first { c in !allowed.contains { $0.contains(c) } } ?? candidates[1]
+        return candidates.first { c in !allowed.contains { $0.contains(c) } } ?? candidates[1]
+    }
+
+    /// A forged frame of `kind` from `a`, broadcast on its switch.
+    static func forged(_ kind: Topology.SpoofKind, from a: ResolvedEndpoint, allowed: [IPPrefix], marker: [UInt8]) -> [UInt8] {
+        let foreignMAC = foreignMAC(a)
+        let foreignIP = foreignIP(a, allowed: allowed)
         let broadcast = try! IPAddress("255.255.255.255")
         switch kind {
         case .mac: return Frames.udp4(dstMAC: Frames.broadcast, srcMAC: foreignMAC, src: a.ipv4, dst: broadcast, marker)
@@ -297,14 +303,6 @@ struct Verifier {
         case .ethertype: return Frames.raw(dst: Frames.broadcast, src: a.mac, type: 0x88B5, marker)
         }
     }
-}
-
-/// A result handed from a worker thread.
-final class ResultBox<T>: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var value: Result<T, Error>?
-    func set(_ r: Result<T, Error>) { value = r; done.signal() }
-    func wait() throws -> T { done.wait(); return try value!.get() }
 }
 
 public struct VerifyError: Error, Sendable, CustomStringConvertible {

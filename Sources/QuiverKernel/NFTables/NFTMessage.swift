@@ -27,10 +27,11 @@ public let nftablesSubsystem = UInt16(NFNL_SUBSYS_NFTABLES)
 
 /// Starts an nf_tables message: `nlmsghdr` of type `(NFNL_SUBSYS_NFTABLES << 8) | message`,
 /// then the `nfgenmsg` with the family.
-func nftMessage(_ message: nf_tables_msg_types, family: NFTFamily, flags: Int32 = 0) -> NetlinkMessage {
+/// `family` nil: `NFPROTO_UNSPEC`, every family (dumps).
+func nftMessage(_ message: nf_tables_msg_types, family: NFTFamily?, flags: Int32 = 0) -> NetlinkMessage {
     var m = NetlinkMessage(type: (UInt32(NFNL_SUBSYS_NFTABLES) << 8) | message.rawValue, flags: flags)
     var g = nfgenmsg()
-    g.nfgen_family = family.rawValue
+    g.nfgen_family = family?.rawValue ?? UInt8(NFPROTO_UNSPEC)
     g.version = UInt8(NFNETLINK_V0)
     g.res_id = 0
     m.append(header: g)

@@ -52,12 +52,7 @@ public enum NFTTableRequest {
 
     /// Every table of `family` (`nil`: all families).
     public static func dump(_ family: NFTFamily?) -> NetlinkRequest {
-        var m = nftMessage(NFT_MSG_GETTABLE, family: family ?? .inet, flags: NLM_F_DUMP)
-        if family == nil {
-            m = NetlinkMessage(type: (UInt32(NFNL_SUBSYS_NFTABLES) << 8) | NFT_MSG_GETTABLE.rawValue, flags: NLM_F_DUMP)
-            m.append(header: nfgenmsg(nfgen_family: UInt8(NFPROTO_UNSPEC), version: UInt8(NFNETLINK_V0), res_id: 0))
-        }
-        return NetlinkRequest(m, RequestContext("list nftables tables"))
+        NetlinkRequest(nftMessage(NFT_MSG_GETTABLE, family: family, flags: NLM_F_DUMP), RequestContext("list nftables tables"))
     }
 }
 
