@@ -41,6 +41,7 @@ let package = Package(
         // Topology files: model, validation, pure plan, apply, destroy, show, graph.
         .target(name: "QuiverTopology", dependencies: [
             "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", .product(name: "Yams", package: "Yams"),
+            .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .executableTarget(name: "quiver", dependencies: [
             "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", "QuiverTopology",
@@ -59,7 +60,8 @@ let package = Package(
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", "QuiverTestSupport"]),
         .testTarget(name: "QuiverBandwidthTests", dependencies: ["QuiverBandwidth", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),
-        .testTarget(name: "QuiverProtectionTests", dependencies: ["QuiverProtection", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink", "QuiverTestSupport"]),
+        .testTarget(name: "QuiverProtectionTests", dependencies: ["QuiverProtection", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink", "QuiverTestSupport",
+                                                                     .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "QuiverVMTests", dependencies: ["QuiverVM", "QuiverKernel", "QuiverNetlink", "QuiverProbe"]),
         .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverProtection", "QuiverTestSupport", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe"],
                     resources: [.copy("Fixtures")]),

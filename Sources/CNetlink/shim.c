@@ -60,6 +60,14 @@ int quiver_tun_get_flags(int fd, short *flags) {
     *flags = ifr.ifr_flags;
     return 0;
 }
+int quiver_tun_get_name(int fd, char name[16]) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (ioctl(fd, TUNGETIFF, &ifr) != 0) return -errno;
+    memcpy(name, ifr.ifr_name, IFNAMSIZ);
+    name[IFNAMSIZ - 1] = 0;
+    return 0;
+}
 int quiver_tun_set_persist(int fd, int persist) { return tun_ioctl_int(fd, TUNSETPERSIST, (unsigned long)persist); }
 int quiver_tun_set_owner(int fd, uid_t uid) { return tun_ioctl_int(fd, TUNSETOWNER, (unsigned long)uid); }
 int quiver_tun_set_group(int fd, gid_t gid) { return tun_ioctl_int(fd, TUNSETGROUP, (unsigned long)gid); }

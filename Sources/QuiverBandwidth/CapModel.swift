@@ -63,9 +63,14 @@ public struct CapMember: Sendable, Equatable, Codable {
     /// Overrides of the policy's sizes for this VNIC's classes: bucket bytes, queue bytes.
     public var burst: UInt32?
     public var queueLimit: UInt32?
+    /// The device is the endpoint's own end (a macvtap: what it transmits is what the guest
+    /// sends), not a fabric port facing it (veth host side, tap: what it transmits is what the
+    /// endpoint receives). Its hooks bind to the group's blocks the other way round.
+    public var facesEndpoint: Bool
 
     public init(name: String, device: InterfaceName, mac: MACAddress? = nil, maxbw: Bitrate? = nil, floor: Bitrate? = nil,
-                flows: [FlowCap] = [], burst: UInt32? = nil, queueLimit: UInt32? = nil) {
+                flows: [FlowCap] = [], burst: UInt32? = nil, queueLimit: UInt32? = nil, facesEndpoint: Bool = false) {
+        self.facesEndpoint = facesEndpoint
         self.burst = burst
         self.queueLimit = queueLimit
         self.name = name

@@ -121,7 +121,7 @@ public struct Shaper: Sendable {
         var steps: [NetlinkRequest] = []
         for m in group.members {
             let index = deviceIndex[m.device]!
-            steps += attach(device: m.device, ifindex: index, group: group, qdiscs: qdiscsByDevice[index] ?? [], report: &report)
+            steps += attach(m, ifindex: index, group: group, qdiscs: qdiscsByDevice[index] ?? [], report: &report)
         }
         try handle.perform(steps)
         try reconcileBlocks(group, from: ifbIndex[.fromEndpoint]!, to: ifbIndex[.toEndpoint]!, report: &report)
@@ -216,9 +216,13 @@ public struct Shaper: Sendable {
         try handle.perform(steps)
     }
 
-    /// Binds a member device's clsact hooks to the group's shared blocks.
-    func attach(device: InterfaceName, ifindex: Int32, group: CapGroup, qdiscs: [Qdisc], report: inout ShapingReport) -> [NetlinkRequest] {
-        let want = QdiscKind.clsact(ingressBlock: group.ingressBlock, egressBlock: group.egressBlock)
+    /// Binds a member device's clsact hooks to the group's shared blocks: a fabric port's
+    /// ingress (what the endpoint sends) to the `from` block, its egress to the `to` block; a
+    /// device that is the endpoint's own end (macvtap) the other way round.
+    func attach(_ member: CapMember, ifindex: Int32, group: CapGroup, qdiscs: [Qdisc], report: inout ShapingReport) -> [NetlinkRequest] {
+        let device = member.device
+        let want = member.facesEndpoint ? QdiscKind.clsact(ingressBlock: group.egressBlock, egressBlock: group.ingressBlock)
+            : QdiscKind.clsact(ingressBlock: group.ingressBlock, egressBlock: group.egressBlock)
         let have = qdiscs.first { $0.parent == .ingressParent }
         if have?.kind == want { return [] }
         var steps: [NetlinkRequest] = []

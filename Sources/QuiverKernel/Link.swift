@@ -50,6 +50,8 @@ public struct LinkSettings: Sendable, Equatable {
     /// veth is one per possible CPU, each with its sysfs objects.
     public var txQueues: UInt32?
     public var rxQueues: UInt32?
+    /// At creation only: the interface index to give the link (`ip link add … index N`).
+    public var index: Int32?
 
     public init(up: Bool? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil, masterIndex: Int32? = nil,
                 group: UInt32? = nil, alias: String? = nil, txQueueLength: UInt32? = nil,
@@ -101,7 +103,7 @@ public enum LinkRequest {
                            replace: Bool = false) -> [NetlinkRequest] {
         let flags = replace ? NLM_F_CREATE | NLM_F_REPLACE : NLM_F_CREATE | NLM_F_EXCL
         var m = NetlinkMessage(type: RTM_NEWLINK, flags: flags)
-        m.append(header: settings.header())
+        m.append(header: settings.header(index: settings.index ?? 0))
         m.put(IFLA_IFNAME, string: name.rawValue)
         settings.encode(into: &m)
         kind.encodeLinkAttributes(into: &m)

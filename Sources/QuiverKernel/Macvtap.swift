@@ -49,6 +49,31 @@ public struct Macvtap: LinkKind, Equatable {
         mode = d?.u32(IFLA_MACVLAN_MODE).flatMap(Mode.init(kernelValue:)) ?? .vepa
     }
 
+    /// Creates the macvtap `name` over `lowerIndex` and returns its interface index.
+    ///
+    /// `/dev/tapN` is named by interface index, which is only unique within a namespace: a
+    /// macvtap elsewhere (or one in a namespace still being torn down) with the same index owns
+    /// the node, and the new device gets none. So the link is created with an index above every
+    /// index in its namespace (and above 1000) whose node does not exist yet.
+    public static func create(_ name: InterfaceName, lowerIndex: Int32, mode: Mode = .bridge, _ settings: LinkSettings,
+                              handle: NetlinkHandle) throws -> Int32 {
+        var candidate = max(try handle.links().map(\.index).max() ?? 0, 1000) + 1
+        var attempts = 0
+        while true {
+            while access(characterDevicePath(ifindex: candidate), F_OK) == 0 { candidate += 1 }
+            var s = settings
+            s.index = candidate
+            do {
+                try handle.performLinks(LinkRequest.add(name, Macvtap(lowerIndex: lowerIndex, mode: mode), s))
+                return candidate
+            } catch let e as NetlinkError where (e.errno == .resourceBusy || e.errno == .fileExists) && attempts < 8 {
+                // Another process took the index meanwhile (a name clash fails again, then throws).
+                attempts += 1
+                candidate += 1
+            }
+        }
+    }
+
     /// The character device of a macvtap with this interface index. devtmpfs (or udev) creates
     /// it when the link is made.
     public static func characterDevicePath(ifindex: Int32) -> String { "/dev/tap\(ifindex)" }
@@ -61,6 +86,41 @@ public struct Macvtap: LinkKind, Equatable {
         } catch let e as Errno {
             let hint = e == .noSuchFileOrDirectory ? " (no device node: is devtmpfs mounted on /dev, or udev running?)" : ""
             throw SystemCallError("open", "\(path) of macvtap \(name)\(hint)", errno: e)
+        }
+    }
+
+    /// Opens `options.queues` queue descriptors of the macvtap (each open of the character
+    /// device is one queue), makes sure they belong to `name` — `/dev/tapN` is named by
+    /// interface index, which another namespace may reuse — and sets the vnet header size and
+    /// offloads as ``Tap`` does. What qemu's `-netdev tap,fds=` takes, as libvirt passes it.
+    public static func openQueues(ifindex: Int32, name: InterfaceName, _ options: TapOptions = TapOptions()) throws -> [FileDescriptor] {
+        guard (1...256).contains(options.queues) else {
+            throw InvalidValue("macvtap \(name): queues must be 1–256, got \(options.queues)")
+        }
+        var fds: [FileDescriptor] = []
+        do {
+            for _ in 0..<options.queues {
+                let fd = try openCharacterDevice(ifindex: ifindex, name: name)
+                fds.append(fd)
+                var actual = [CChar](repeating: 0, count: 16)
+                let rc = quiver_tun_get_name(fd.rawValue, &actual)
+                if rc < 0 { throw SystemCallError("TUNGETIFF", "macvtap \(name)", errno: Errno(rawValue: -rc)) }
+                let found = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                guard found == name.rawValue else {
+                    throw InvalidValue("\(characterDevicePath(ifindex: ifindex)) belongs to \(found), not macvtap \(name) "
+                                       + "(interface index \(ifindex) is reused in another network namespace)")
+                }
+            }
+            let first = fds[0].rawValue
+            if options.vnetHeader {
+                var rc = quiver_tun_set_vnet_hdr_size(first, options.vnetHeaderSize)
+                if rc == 0 { rc = quiver_tun_set_offload(first, options.offloads) }
+                if rc < 0 { throw SystemCallError("TUNSETVNETHDRSZ/TUNSETOFFLOAD", "macvtap \(name)", errno: Errno(rawValue: -rc)) }
+            }
+            return fds
+        } catch {
+            for fd in fds { try? fd.close() }
+            throw error
         }
     }
 }

@@ -88,7 +88,8 @@ public enum Frames {
     /// A fresh random 16-byte marker.
     public static func marker() -> [UInt8] { (0..<16).map { _ in UInt8.random(in: 0...255) } }
 
-    static func contains(_ haystack: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
+    /// Whether `needle` occurs in `haystack`.
+    public static func contains(_ haystack: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
         guard !needle.isEmpty, haystack.count >= needle.count else { return needle.isEmpty }
         let first = needle[0]
         var i = haystack.startIndex

@@ -38,42 +38,77 @@ public struct Firewall: Sendable {
 
     public init(handle: NetlinkHandle) { self.handle = handle }
 
-    /// The table's state: nil if absent; throws if it exists and is not ours.
-    public func installed(_ table: String, ownerTag: String) throws -> NFTTable? {
-        guard let t = try handle.nftTable(Ruleset.family, table) else { return nil }
-        guard t.comment?.hasPrefix(ownerTag + " ") == true else {
-            throw ForeignTableError(family: Ruleset.family, table: table, comment: t.comment)
+    /// The topology's two tables (bridge, and netdev for macvtaps), each nil if absent; throws
+    /// if either exists and is not ours.
+    public func tables(_ table: String, ownerTag: String) throws -> (bridge: NFTTable?, netdev: NFTTable?) {
+        func ours(_ family: NFTFamily) throws -> NFTTable? {
+            guard let t = try handle.nftTable(family, table) else { return nil }
+            guard t.comment?.hasPrefix(ownerTag + " ") == true else {
+                throw ForeignTableError(family: family, table: table, comment: t.comment)
+            }
+            return t
         }
-        return t
+        return (try ours(Ruleset.family), try ours(Ruleset.macvtapFamily))
     }
 
-    /// True when the installed table already holds exactly `ruleset` (same fingerprint and the
+    /// The bridge table's state: nil if absent; throws if it (or the netdev table) is not ours.
+    public func installed(_ table: String, ownerTag: String) throws -> NFTTable? {
+        try tables(table, ownerTag: ownerTag).bridge
+    }
+
+    /// True when the installed tables already hold exactly `ruleset` (same fingerprint and the
     /// same number of chains, sets and counters).
     public func isCurrent(_ ruleset: Ruleset) throws -> Bool {
-        guard let t = try installed(ruleset.table, ownerTag: ruleset.ownerTag) else { return false }
-        return t.comment == ruleset.comment && t.use == ruleset.expectedUse
+        Self.isCurrent(ruleset, try tables(ruleset.table, ownerTag: ruleset.ownerTag))
+    }
+
+    static func isCurrent(_ r: Ruleset, _ t: (bridge: NFTTable?, netdev: NFTTable?)) -> Bool {
+        guard let b = t.bridge, b.comment == r.comment else { return false }
+        if r.hasMacvtaps ? t.netdev?.comment != r.comment : t.netdev != nil { return false }
+        return b.use + (t.netdev?.use ?? 0) == r.expectedUse
     }
 
     /// Makes the kernel hold exactly `ruleset`, in one transaction. Returns false when it already
     /// did (nothing sent, counters kept).
     @discardableResult
     public func install(_ ruleset: Ruleset) throws -> Bool {
-        if try isCurrent(ruleset) { return false }
-        try handle.nftTransaction(ruleset.transaction())
+        let t = try tables(ruleset.table, ownerTag: ruleset.ownerTag)
+        if Self.isCurrent(ruleset, t) { return false }
+        try handle.nftTransaction(ruleset.transaction(netdevPresent: t.netdev != nil))
         return true
     }
 
-    /// Deletes the table if it is ours. Returns whether there was one.
+    /// Deletes the tables if they are ours. Returns whether there was one.
     @discardableResult
     public func remove(table: String, ownerTag: String) throws -> Bool {
-        guard try installed(table, ownerTag: ownerTag) != nil else { return false }
-        try handle.nftTransaction([NFTTableRequest.delete(Ruleset.family, table)])
+        let t = try tables(table, ownerTag: ownerTag)
+        var requests: [NetlinkRequest] = []
+        if t.bridge != nil { requests.append(NFTTableRequest.delete(Ruleset.family, table)) }
+        if t.netdev != nil { requests.append(NFTTableRequest.delete(Ruleset.macvtapFamily, table)) }
+        guard !requests.isEmpty else { return false }
+        try handle.nftTransaction(requests)
         return true
     }
 
-    /// Every port's drop counters, read with one dump.
+    /// The named counters of both tables, by name (a tenant's isolation counter, present in
+    /// both, is added up).
+    public func counters(table: String) throws -> [String: NFTCounter] {
+        var all = try handle.nftCounters(Ruleset.family, table: table)
+        for (name, c) in try handle.nftCounters(Ruleset.macvtapFamily, table: table) {
+            if var have = all[name] {
+                have.packets += c.packets
+                have.bytes += c.bytes
+                all[name] = have
+            } else {
+                all[name] = c
+            }
+        }
+        return all
+    }
+
+    /// Every port's drop counters, read with one dump per table.
     public func counters(_ ruleset: Ruleset) throws -> [ProtectionCounters] {
-        let all = try handle.nftCounters(Ruleset.family, table: ruleset.table)
+        let all = try counters(table: ruleset.table)
         return ruleset.ports.map { p in
             var drops: [String: ProtectionCounters.DropCount] = [:]
             for k in ProtectionKind.allCases where p.protection.contains(k) {
@@ -85,7 +120,7 @@ public struct Firewall: Sendable {
 
     /// Frames dropped between tenants, per tenant whose port they were headed to.
     public func isolationDrops(_ ruleset: Ruleset) throws -> [String: UInt64] {
-        let all = try handle.nftCounters(Ruleset.family, table: ruleset.table)
+        let all = try counters(table: ruleset.table)
         return Dictionary(ruleset.tenants.map { ($0, all[Ruleset.isolationCounter($0)]?.packets ?? 0) }, uniquingKeysWith: { a, _ in a })
     }
 }

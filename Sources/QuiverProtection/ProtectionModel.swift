@@ -23,10 +23,19 @@ public enum ProtectionKind: String, Sendable, Hashable, CaseIterable, Codable {
     }
 }
 
-/// One VNIC as the switch sees it: the bridge port its frames enter by, whose tenant it is and
-/// what it may send.
+/// How a VNIC's device meets the fabric, which decides where its rules hang.
+public enum PortAttachment: String, Sendable, Hashable, Codable {
+    /// A port of a switch (veth host side, tap): the bridge table's hooks see its frames.
+    case bridgePort
+    /// A macvtap over a lower link: its frames never cross a bridge hook, so its rules sit on
+    /// the device itself (netdev egress: what the guest sends; netdev ingress: what it gets).
+    case macvtap
+}
+
+/// One VNIC as the fabric sees it: the device its frames enter by, whose tenant it is and what
+/// it may send.
 public struct ProtectedPort: Sendable, Equatable {
-    /// The bridge port (the host side of the VNIC).
+    /// The bridge port (the host side of the VNIC), or the macvtap.
     public var device: String
     public var tenant: String
     public var mac: MACAddress
@@ -34,8 +43,11 @@ public struct ProtectedPort: Sendable, Equatable {
     /// Prefixes allowed as source (ip-nospoof). The IPv6 link-local address derived from the
     /// MAC and the unspecified address (duplicate address detection) are always allowed too.
     public var allowed: [IPPrefix]
+    public var attachment: PortAttachment
 
-    public init(device: String, tenant: String, mac: MACAddress, protection: Set<ProtectionKind>, allowed: [IPPrefix]) {
+    public init(device: String, tenant: String, mac: MACAddress, protection: Set<ProtectionKind>, allowed: [IPPrefix],
+                attachment: PortAttachment = .bridgePort) {
+        self.attachment = attachment
         self.device = device
         self.tenant = tenant
         self.mac = mac
@@ -60,9 +72,23 @@ public struct ProtectedPort: Sendable, Equatable {
 /// - per VNIC chains `vnic/DEV` (+ `/ip4`, `/ip6`, `/arp`) that drop spoofed frames into named
 ///   counters `DEV/mac`, `DEV/ip`, `DEV/restricted`, `DEV/dhcp`; per tenant `tenant/N/isolation`.
 ///
+/// Macvtap VNICs (``PortAttachment/macvtap``) bypass the bridge hooks, so with any of them the
+/// topology also gets a `netdev` table of the same name, hooked on those devices by name:
+/// - `out` (egress: what the guest sends): `oifname vmap @origin` marks the frame with its
+///   tenant's mark, then `oifname vmap @vnics` → the same per-VNIC chains as above;
+/// - `in` (ingress: what the guest gets): `iifname vmap @tenants` → `tenant/N`, which drops frames
+///   carrying another tenant's mark.
+/// The bridge table then marks frames from its ports the same way (`protect`: `iifname vmap
+/// @origin`) and checks marks where frames from macvtaps reach its ports (`isolate-local`, the
+/// output hook: `oifname vmap @local` → `tenant/N/local`). Marks are `markBase | tenant number`;
+/// a frame without one of this topology's marks (from the wire under a lower link) is not a
+/// tenant's and passes.
+///
 /// Pure: it only builds requests. Installing them is ``Firewall``'s job, as one transaction.
 public struct Ruleset: Sendable, Equatable {
     public static let family = NFTFamily.bridge
+    /// The family of the macvtap half.
+    public static let macvtapFamily = NFTFamily.netdev
     public var table: String
     /// Written into the table's comment, with the fingerprint: `quiver:lab/ 1a2b...`.
     public var ownerTag: String
@@ -79,47 +105,150 @@ public struct Ruleset: Sendable, Equatable {
         return ports.map(\.tenant).filter { seen.insert($0).inserted }
     }
 
+    var bridgePorts: [ProtectedPort] { ports.filter { $0.attachment == .bridgePort } }
+    var macvtapPorts: [ProtectedPort] { ports.filter { $0.attachment == .macvtap } }
+    /// Whether the `netdev` half exists.
+    public var hasMacvtaps: Bool { ports.contains { $0.attachment == .macvtap } }
+    /// Tenants with at least one port of this attachment, in ``tenants`` order.
+    func tenants(_ a: PortAttachment) -> [String] { tenants.filter { t in ports.contains { $0.tenant == t && $0.attachment == a } } }
+
+    /// This topology's mark range: `0x51XX0000`, XX from the table name; tenant N (from 1, in
+    /// file order) marks its frames `markBase | N`.
+    public var markBase: UInt32 { 0x5100_0000 | (StableHash.fnv1a32(table) & 0xFF) << 16 }
+    public func mark(_ tenant: String) -> UInt32 { markBase | UInt32((tenants.firstIndex(of: tenant) ?? 0) + 1) }
+
     public static func vnicChain(_ device: String) -> String { "vnic/\(device)" }
     public static func tenantChain(_ tenant: String) -> String { "tenant/\(tenant)" }
     public static func tenantPorts(_ tenant: String) -> String { "ports/\(tenant)" }
     public static func isolationCounter(_ tenant: String) -> String { "tenant/\(tenant)/isolation" }
+    static func markChain(_ tenant: String) -> String { "mark/\(tenant)" }
+    static func localChain(_ tenant: String) -> String { "tenant/\(tenant)/local" }
     /// The named counter of a VNIC's drops of one kind: `DEV/mac`, `DEV/ip`, …
     public static func counter(device: String, _ kind: ProtectionKind) -> String { "\(device)/\(kind.counter)" }
 
-    /// Everything in the table (without the table itself), in an order the kernel accepts within
-    /// one transaction: counters, chains and sets before the rules and elements that name them.
+    /// The bridge table's contents (without the table itself), in an order the kernel accepts
+    /// within one transaction: counters, chains and sets before the rules and elements that name
+    /// them.
     public func body() -> [NetlinkRequest] {
         let f = Self.family
-        var r: [NetlinkRequest] = []
-        var rules: [NetlinkRequest] = []
-        func rule(_ chain: String, _ e: [NFTExpression]) { rules.append(NFTRuleRequest.add(f, table: table, chain: chain, e)) }
-        func drop(_ counter: String) -> [NFTExpression] { [.counter(named: counter), .verdict(.drop)] }
+        let bridged = bridgePorts
+        var b = Builder(family: f, table: table)
+        if hasMacvtaps {
+            // Marks first: the verdict map below jumps to `vnic/DEV` with goto, never to return.
+            b.requests.append(NFTChainRequest.addBase(f, table: table, "protect", hook: .prerouting, priority: -200))
+            b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "origin", id: 3, verdictMap: true, size: bridged.count))
+            b.rule("protect", [.meta(.inputInterfaceName), .lookup(set: "origin", map: true, inverted: false)])
+        } else {
+            b.requests.append(NFTChainRequest.addBase(f, table: table, "protect", hook: .prerouting, priority: -200))
+        }
+        b.requests.append(NFTChainRequest.addBase(f, table: table, "isolate", hook: .forward, priority: -200))
+        b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "vnics", id: 1, verdictMap: true,
+                                                        size: bridged.filter { !$0.protection.isEmpty }.count))
+        b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "tenants", id: 2, verdictMap: true, size: bridged.count))
+        b.rule("protect", [.meta(.inputInterfaceName), .lookup(set: "vnics", map: true, inverted: false)])
+        b.rule("isolate", [.meta(.outputInterfaceName), .lookup(set: "tenants", map: true, inverted: false)])
 
-        r.append(NFTChainRequest.addBase(f, table: table, "protect", hook: .prerouting, priority: -200))
-        r.append(NFTChainRequest.addBase(f, table: table, "isolate", hook: .forward, priority: -200))
-        r.append(NFTSetRequest.addInterfaceSet(f, table: table, "vnics", id: 1, verdictMap: true,
-                                               size: ports.filter { !$0.protection.isEmpty }.count))
-        r.append(NFTSetRequest.addInterfaceSet(f, table: table, "tenants", id: 2, verdictMap: true, size: ports.count))
-        rule("protect", [.meta(.inputInterfaceName), .lookup(set: "vnics", map: true, inverted: false)])
-        rule("isolate", [.meta(.outputInterfaceName), .lookup(set: "tenants", map: true, inverted: false)])
-
-        for (i, t) in tenants.enumerated() {
+        let bridgeTenants = tenants(.bridgePort)
+        for (i, t) in bridgeTenants.enumerated() {
             let chain = Self.tenantChain(t), set = Self.tenantPorts(t), counter = Self.isolationCounter(t)
-            r.append(NFTCounterRequest.add(f, table: table, counter))
-            r.append(NFTChainRequest.add(f, table: table, chain))
-            r.append(NFTSetRequest.addInterfaceSet(f, table: table, set, id: UInt32(16 + i), verdictMap: false,
-                                                   size: ports.filter { $0.tenant == t }.count))
-            rule(chain, [.meta(.inputInterfaceName), .lookup(set: set, map: false, inverted: true)] + drop(counter))
+            b.requests.append(NFTCounterRequest.add(f, table: table, counter))
+            b.requests.append(NFTChainRequest.add(f, table: table, chain))
+            b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, set, id: UInt32(16 + i), verdictMap: false,
+                                                            size: bridged.filter { $0.tenant == t }.count))
+            b.rule(chain, [.meta(.inputInterfaceName), .lookup(set: set, map: false, inverted: true)] + Builder.drop(counter))
+        }
+        var elements: [NetlinkRequest] = []
+        if hasMacvtaps {
+            b.requests.append(NFTChainRequest.addBase(f, table: table, "isolate-local", hook: .output, priority: -200))
+            b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "local", id: 4, verdictMap: true, size: bridged.count))
+            b.rule("isolate-local", [.meta(.outputInterfaceName), .lookup(set: "local", map: true, inverted: false)])
+            for t in bridgeTenants {
+                b.markChain(Self.markChain(t), mark(t))
+                b.otherTenantsDrop(Self.localChain(t), own: mark(t), base: markBase, counter: Self.isolationCounter(t))
+            }
+            elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "origin", bridged.map { ($0.device, .jump(Self.markChain($0.tenant))) })
+            elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "local", bridged.map { ($0.device, .goto(Self.localChain($0.tenant))) })
+        }
+        for p in bridged where !p.protection.isEmpty { b.protectionChains(p) }
+        elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "vnics",
+                                                       bridged.filter { !$0.protection.isEmpty }.map { ($0.device, .goto(Self.vnicChain($0.device))) })
+        elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "tenants", bridged.map { ($0.device, .goto(Self.tenantChain($0.tenant))) })
+        for t in bridgeTenants {
+            elements += NFTSetRequest.addInterfaceElements(f, table: table, set: Self.tenantPorts(t),
+                                                           bridged.filter { $0.tenant == t }.map { ($0.device, nil) })
+        }
+        return b.requests + elements + b.rules
+    }
+
+    /// The `netdev` table's contents (empty without macvtaps).
+    public func macvtapBody() -> [NetlinkRequest] {
+        let macvtaps = macvtapPorts
+        guard !macvtaps.isEmpty else { return [] }
+        let f = Self.macvtapFamily
+        let devices = macvtaps.map(\.device)
+        var b = Builder(family: f, table: table)
+        b.requests.append(NFTChainRequest.addBase(f, table: table, "out", hook: .egress, priority: -200, devices: devices))
+        b.requests.append(NFTChainRequest.addBase(f, table: table, "in", hook: .ingress, priority: -200, devices: devices))
+        b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "origin", id: 1001, verdictMap: true, size: macvtaps.count))
+        b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "vnics", id: 1002, verdictMap: true,
+                                                        size: macvtaps.filter { !$0.protection.isEmpty }.count))
+        b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "tenants", id: 1003, verdictMap: true, size: macvtaps.count))
+        b.rule("out", [.meta(.outputInterfaceName), .lookup(set: "origin", map: true, inverted: false)])
+        b.rule("out", [.meta(.outputInterfaceName), .lookup(set: "vnics", map: true, inverted: false)])
+        b.rule("in", [.meta(.inputInterfaceName), .lookup(set: "tenants", map: true, inverted: false)])
+        for t in tenants(.macvtap) {
+            b.requests.append(NFTCounterRequest.add(f, table: table, Self.isolationCounter(t)))
+            b.markChain(Self.markChain(t), mark(t))
+            b.otherTenantsDrop(Self.tenantChain(t), own: mark(t), base: markBase, counter: Self.isolationCounter(t))
+        }
+        for p in macvtaps where !p.protection.isEmpty { b.protectionChains(p) }
+        var elements: [NetlinkRequest] = []
+        elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "origin", macvtaps.map { ($0.device, .jump(Self.markChain($0.tenant))) })
+        elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "vnics",
+                                                       macvtaps.filter { !$0.protection.isEmpty }.map { ($0.device, .goto(Self.vnicChain($0.device))) })
+        elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "tenants", macvtaps.map { ($0.device, .goto(Self.tenantChain($0.tenant))) })
+        return b.requests + elements + b.rules
+    }
+
+    /// Collects object-creating requests and rules separately, so rules go last.
+    struct Builder {
+        let family: NFTFamily
+        let table: String
+        var requests: [NetlinkRequest] = []
+        var rules: [NetlinkRequest] = []
+
+        init(family: NFTFamily, table: String) {
+            self.family = family
+            self.table = table
         }
 
-        var vnicElements: [(key: String, verdict: NFTVerdict?)] = []
-        for p in ports where !p.protection.isEmpty {
-            let chain = Self.vnicChain(p.device)
-            r.append(NFTChainRequest.add(f, table: table, chain))
+        static func drop(_ counter: String) -> [NFTExpression] { [.counter(named: counter), .verdict(.drop)] }
+
+        mutating func rule(_ chain: String, _ e: [NFTExpression]) { rules.append(NFTRuleRequest.add(family, table: table, chain: chain, e)) }
+
+        /// A chain that sets `meta mark` and returns.
+        mutating func markChain(_ chain: String, _ mark: UInt32) {
+            requests.append(NFTChainRequest.add(family, table: table, chain))
+            rule(chain, [.load(NFTExpression.markBytes(mark)), .setMeta(.mark)])
+        }
+
+        /// A chain that drops (and counts) frames marked by another tenant of the topology:
+        /// `meta mark & 0xffff0000 == base meta mark != own counter name C drop`.
+        mutating func otherTenantsDrop(_ chain: String, own: UInt32, base: UInt32, counter: String) {
+            requests.append(NFTChainRequest.add(family, table: table, chain))
+            rule(chain, [.meta(.mark), .mask(NFTExpression.markBytes(0xFFFF_0000)), .compare(equal: true, NFTExpression.markBytes(base)),
+                         .meta(.mark), .compare(equal: false, NFTExpression.markBytes(own))] + Self.drop(counter))
+        }
+
+        /// `vnic/DEV` and its sub-chains and counters: what the VNIC may send.
+        mutating func protectionChains(_ p: ProtectedPort) {
+            let f = family
+            let drop = Self.drop
+            let chain = Ruleset.vnicChain(p.device)
+            requests.append(NFTChainRequest.add(f, table: table, chain))
             for k in ProtectionKind.allCases where p.protection.contains(k) {
-                r.append(NFTCounterRequest.add(f, table: table, p.counterName(k)))
+                requests.append(NFTCounterRequest.add(f, table: table, p.counterName(k)))
             }
-            vnicElements.append((p.device, .goto(chain)))
             let mac = p.mac.bytes
             let ip = ProtectionKind.ipNospoof, macKind = ProtectionKind.macNospoof
             // ARP sender hardware address (Ethernet/IPv4 ARP: after 8 bytes of header).
@@ -131,13 +260,13 @@ public struct Ruleset: Sendable, Equatable {
             }
             if p.protection.contains(.dhcpNospoof) {
                 // UDP 68 → 67 whose BOOTP chaddr (UDP payload offset 28) is not the VNIC's MAC.
-                rule(chain, NFTMatch.etherType(0x0800) + Self.dhcpClient
+                rule(chain, NFTMatch.etherType(0x0800) + Ruleset.dhcpClient
                      + [.payload(.transport, offset: 8 + 28, length: 6), .compare(equal: false, mac)]
                      + drop(p.counterName(.dhcpNospoof)))
             }
             if p.protection.contains(ip) {
                 let c4 = chain + "/ip4", c6 = chain + "/ip6", ca = chain + "/arp"
-                for c in [c4, c6, ca] { r.append(NFTChainRequest.add(f, table: table, c)) }
+                for c in [c4, c6, ca] { requests.append(NFTChainRequest.add(f, table: table, c)) }
                 rule(chain, NFTMatch.etherType(0x0800) + [.verdict(.goto(c4))])
                 rule(chain, NFTMatch.etherType(0x86DD) + [.verdict(.goto(c6))])
                 rule(chain, NFTMatch.etherType(0x0806) + [.verdict(.goto(ca))])
@@ -148,7 +277,7 @@ public struct Ruleset: Sendable, Equatable {
                          + [.verdict(.accept)])
                 }
                 // A DHCP client has no address yet: 0.0.0.0 → UDP 67 is allowed.
-                rule(c4, NFTMatch.prefix(.payload(.network, offset: 12, length: 4), [0, 0, 0, 0], bits: 32) + Self.dhcpClient
+                rule(c4, NFTMatch.prefix(.payload(.network, offset: 12, length: 4), [0, 0, 0, 0], bits: 32) + Ruleset.dhcpClient
                      + [.verdict(.accept)])
                 rule(c4, drop(p.counterName(ip)))
                 let implicit6 = [try! IPPrefix(address: p.linkLocal, length: 128), try! IPPrefix("::/128")]
@@ -174,13 +303,6 @@ public struct Ruleset: Sendable, Equatable {
                 rule(chain, drop(p.counterName(.restricted)))
             }
         }
-        r += NFTSetRequest.addInterfaceElements(f, table: table, set: "vnics", vnicElements)
-        r += NFTSetRequest.addInterfaceElements(f, table: table, set: "tenants", ports.map { ($0.device, .goto(Self.tenantChain($0.tenant))) })
-        for t in tenants {
-            r += NFTSetRequest.addInterfaceElements(f, table: table, set: Self.tenantPorts(t),
-                                                    ports.filter { $0.tenant == t }.map { ($0.device, nil) })
-        }
-        return r + rules
     }
 
     /// `ip protocol udp udp sport 68 udp dport 67`
@@ -200,6 +322,7 @@ public struct Ruleset: Sendable, Equatable {
             mix(p.device); mix(p.tenant); mix(p.mac.description)
             mix(ProtectionKind.allCases.filter { p.protection.contains($0) }.map(\.rawValue).joined(separator: ","))
             mix(p.allowed.map(\.description).joined(separator: ","))
+            mix(p.attachment.rawValue)
         }
         return String(h, radix: 16)
     }
@@ -210,31 +333,47 @@ public struct Ruleset: Sendable, Equatable {
         let sample = Ruleset(table: "t", ownerTag: "o", ports: [
             ProtectedPort(device: "d", tenant: "t", mac: try! MACAddress(bytes: [2, 0, 0, 0, 0, 1]), protection: Set(ProtectionKind.allCases),
                           allowed: [try! IPPrefix("10.0.0.1/32"), try! IPPrefix("fd00::1/128")]),
+            ProtectedPort(device: "m", tenant: "u", mac: try! MACAddress(bytes: [2, 0, 0, 0, 0, 2]), protection: Set(ProtectionKind.allCases),
+                          allowed: [try! IPPrefix("10.0.0.2/32")], attachment: .macvtap),
         ])
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for r in sample.body() { for b in r.message.bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
+        for r in sample.body() + sample.macvtapBody() { for b in r.message.bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
         return h
     }()
 
     /// The table's comment: owner tag and fingerprint.
     public var comment: String { "\(ownerTag) \(fingerprint)" }
 
-    /// How many chains, sets and counters the table holds when installed (the kernel's
-    /// `NFTA_TABLE_USE`): a cheap check that nobody deleted parts of it.
+    /// How many chains, sets and counters the tables hold when installed (the kernel's
+    /// `NFTA_TABLE_USE`, bridge and netdev added up): a cheap check that nobody deleted parts.
     public var expectedUse: UInt32 {
-        var n = 2 + 2 + 3 * tenants.count
-        for p in ports where !p.protection.isEmpty {
-            n += 1 + (p.protection.contains(.ipNospoof) ? 3 : 0) + p.protection.count
+        func perPort(_ p: ProtectedPort) -> Int {
+            p.protection.isEmpty ? 0 : 1 + (p.protection.contains(.ipNospoof) ? 3 : 0) + p.protection.count
+        }
+        var n = 2 + 2 + 3 * tenants(.bridgePort).count + bridgePorts.map(perPort).reduce(0, +)
+        if hasMacvtaps {
+            // bridge: `origin`, `local`, `isolate-local`, and mark/N + tenant/N/local per tenant;
+            // netdev: two base chains, three maps, per tenant mark/N, tenant/N and its counter.
+            n += 3 + 2 * tenants(.bridgePort).count
+            n += 2 + 3 + 3 * tenants(.macvtap).count + macvtapPorts.map(perPort).reduce(0, +)
         }
         return UInt32(n)
     }
 
-    /// The whole transaction: make sure the table exists, delete it with everything in it, and
+    /// The whole transaction: make sure each table exists, delete it with everything in it, and
     /// build it again — atomically, so there is never a moment without rules and never a
-    /// duplicate.
-    public func transaction() -> [NetlinkRequest] {
+    /// duplicate. `netdevPresent`: a netdev table of Quiver's is there (it goes when no macvtap
+    /// is left).
+    public func transaction(netdevPresent: Bool = false) -> [NetlinkRequest] {
         let c = comment
-        return [NFTTableRequest.add(Self.family, table, comment: c), NFTTableRequest.delete(Self.family, table),
-                NFTTableRequest.add(Self.family, table, comment: c)] + body()
+        var r = [NFTTableRequest.add(Self.family, table, comment: c), NFTTableRequest.delete(Self.family, table),
+                 NFTTableRequest.add(Self.family, table, comment: c)] + body()
+        if hasMacvtaps {
+            r += [NFTTableRequest.add(Self.macvtapFamily, table, comment: c), NFTTableRequest.delete(Self.macvtapFamily, table),
+                  NFTTableRequest.add(Self.macvtapFamily, table, comment: c)] + macvtapBody()
+        } else if netdevPresent {
+            r += [NFTTableRequest.delete(Self.macvtapFamily, table)]
+        }
+        return r
     }
 }

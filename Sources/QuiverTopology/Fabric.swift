@@ -4,6 +4,7 @@ import QuiverKernel
 import QuiverNetlink
 import QuiverProtection
 import QuiverVM
+import SystemPackage
 
 /// What an apply or destroy did.
 public struct ApplyResult: @unchecked Sendable {
@@ -325,23 +326,35 @@ public struct Fabric: Sendable {
         return stopped
     }
 
-    /// Opens the guest's taps in the fabric (Quiver's link group and tag, on their switch, up) and
-    /// starts qemu with their descriptors; the taps then live as long as qemu.
+    /// Opens the guest's NICs in the fabric — taps (Quiver's link group and tag, on their switch,
+    /// up) or macvtaps over the switch's bridge (made anew, with the guest's MAC) — and starts
+    /// qemu with their descriptors. A tap then lives as long as qemu; a macvtap is a link of the
+    /// topology and stays until destroy.
     func startVM(_ vm: DesiredFabric.VM, group: UInt32, bridgeIndex: [String: Int32]) throws {
         // A qemu left by an interrupted start still holds the taps: it goes first.
         try VMLauncher.prepare(directory: vm.directory)
-        var taps: [Tap] = []
-        defer { taps.forEach { $0.close() } }
+        var queues: [[FileDescriptor]] = []
+        var handedOver = false
+        defer { if !handedOver { for q in queues { for fd in q { try? fd.close() } } } }
         for (nic, t) in zip(vm.spec.nics, vm.taps) {
             guard let br = bridgeIndex[t.bridge] else {
                 throw NetlinkError(context: RequestContext("start vm", vm.host), errno: .noSuchDevice, hint: "switch \(t.bridge) missing")
             }
             let name = try InterfaceName(validating: t.name)
+            if t.macvtap {
+                // The planner only starts a guest whose NIC names are free or the topology's own.
+                if try handle.linkIfPresent(named: name) != nil { try handle.deleteLink(name) }
+                let q = UInt32(nic.queues)
+                let index = try Macvtap.create(name, lowerIndex: br, LinkSettings(up: true, mac: nic.mac, group: group, alias: t.tag,
+                                                                                  txQueues: q, rxQueues: q), handle: handle)
+                queues.append(try Macvtap.openQueues(ifindex: index, name: name, TapOptions(queues: nic.queues)))
+                continue
+            }
             // A tap whose qemu just died may take a moment to go away (EBUSY until then).
             let deadline = Date().addingTimeInterval(3)
             while true {
                 do {
-                    taps.append(try Tap.create(name, TapOptions(queues: nic.queues), in: fabricNamespace))
+                    queues.append(try Tap.create(name, TapOptions(queues: nic.queues), in: fabricNamespace).takeQueues())
                     break
                 } catch let e as SystemCallError where e.errno == .resourceBusy && Date() < deadline {
                     Thread.sleep(forTimeInterval: 0.05)
@@ -349,7 +362,8 @@ public struct Fabric: Sendable {
             }
             try handle.perform([LinkRequest.change(name, LinkSettings(up: true, masterIndex: br, group: group, alias: t.tag))])
         }
-        _ = try VMLauncher.start(vm.spec, taps: taps, directory: vm.directory)
+        handedOver = true
+        _ = try VMLauncher.start(vm.spec, queues: queues, directory: vm.directory)
     }
 
     func removeCaps(topology: String, tenant: String, current: CurrentFabric) throws {

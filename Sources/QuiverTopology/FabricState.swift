@@ -33,6 +33,9 @@ public struct DesiredFabric: Sendable, Equatable {
         /// A VM host's NIC: `hostDevice` is a tap fed to qemu, `name` is the guest's `ethN`,
         /// `namespace` is empty.
         public var isVM = false
+        /// A VM NIC in `mode: macvtap`: `hostDevice` is a macvtap over `bridge`, the guest's own
+        /// end (its transmit is what the guest sends).
+        public var isMacvtap = false
     }
 
     /// A `kind: vm` host: what to start and where its run directory is.
@@ -41,12 +44,13 @@ public struct DesiredFabric: Sendable, Equatable {
         public var host: String
         public var directory: String
         public var spec: VMSpec
-        /// Each NIC's tap and the switch it is plugged into, with the tag it carries.
-        public var taps: [(name: String, bridge: String, tag: String)]
+        /// Each NIC's device (tap, or macvtap over the switch) and the switch, with the tag it carries.
+        public var taps: [(name: String, bridge: String, tag: String, macvtap: Bool)]
 
         public static func == (a: VM, b: VM) -> Bool {
             a.tenant == b.tenant && a.host == b.host && a.directory == b.directory && a.spec == b.spec
                 && a.taps.map(\.name) == b.taps.map(\.name) && a.taps.map(\.bridge) == b.taps.map(\.bridge)
+                && a.taps.map(\.macvtap) == b.taps.map(\.macvtap)
         }
     }
 
@@ -79,14 +83,14 @@ public struct DesiredFabric: Sendable, Equatable {
                 let ns = host.vm == nil ? n.namespace(tenant: tenant.name, host: host.name) : ""
                 if let m = host.vm {
                     var nics: [VMNIC] = []
-                    var taps: [(name: String, bridge: String, tag: String)] = []
+                    var taps: [(name: String, bridge: String, tag: String, macvtap: Bool)] = []
                     for (i, v) in host.vnics.enumerated() {
                         let mac: MACAddress
                         if case .fixed(let f) = v.mac { mac = f } else { mac = n.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name) }
                         nics.append(VMNIC(tap: n.hostDevice(host: host.name, vnic: v.name), mac: mac, queues: v.queues, guestDevice: "eth\(i)",
                                           address: v.ips.first { $0.address.isV4 }, gateway: v.gateway))
                         taps.append((n.hostDevice(host: host.name, vnic: v.name), n.bridge(v.over),
-                                     n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name)))
+                                     n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name), v.mode == "macvtap"))
                     }
                     let spec = VMSpec(name: "\(t.name)-\(host.name)", kernel: m.kernel, initrd: m.initrd, cmdline: m.cmdline, disk: m.disk,
                                       memoryMiB: m.memoryMiB, cpus: m.cpus, accel: Accelerator(rawValue: m.accel) ?? .auto, nics: nics)
@@ -109,12 +113,13 @@ public struct DesiredFabric: Sendable, Equatable {
                                       protection: Set(v.protection.compactMap { ProtectionKind(rawValue: $0.rawValue) }),
                                       allowed: v.allowedIPs.isEmpty
                                         ? v.ips.map { try! IPPrefix(address: $0.address, length: $0.address.bitWidth) } : v.allowedIPs,
-                                      isVM: host.vm != nil))
+                                      isVM: host.vm != nil, isMacvtap: host.vm != nil && v.mode == "macvtap"))
                     if v.maxbw != nil || v.floor != nil || !v.flows.isEmpty || tenant.maxbw != nil {
                         // The MAC tells members apart on the tenant's IFBs; a random MAC is
                         // filled in from the kernel before the caps are applied.
                         members.append(CapMember(name: "\(host.name)/\(v.name)", device: try! InterfaceName(validating: dev), mac: mac,
-                                                 maxbw: v.maxbw, floor: v.floor, flows: v.flows, burst: v.burst, queueLimit: v.queue))
+                                                 maxbw: v.maxbw, floor: v.floor, flows: v.flows, burst: v.burst, queueLimit: v.queue,
+                                                 facesEndpoint: host.vm != nil && v.mode == "macvtap"))
                     }
                 }
             }
@@ -137,27 +142,33 @@ public struct DesiredFabric: Sendable, Equatable {
         var ports: [ProtectedPort] = []
         for v in vnics {
             guard let mac = v.mac ?? macs[v.hostDevice] else { return nil }
-            ports.append(ProtectedPort(device: v.hostDevice, tenant: v.tenant, mac: mac, protection: v.protection, allowed: v.allowed))
+            ports.append(ProtectedPort(device: v.hostDevice, tenant: v.tenant, mac: mac, protection: v.protection, allowed: v.allowed,
+                                       attachment: v.isMacvtap ? .macvtap : .bridgePort))
         }
         let n = KernelNames(topology)
         return Ruleset(table: n.firewallTable, ownerTag: n.tagPrefix, ports: ports)
     }
 }
 
-/// The topology's nftables table as found in the fabric namespace.
+/// The topology's nftables tables as found in the fabric namespace.
 public enum FirewallState: Sendable, Equatable {
     case absent
-    /// Quiver's: its comment (owner tag and fingerprint) and how many chains/sets/counters it holds.
+    /// Quiver's: its comment (owner tag and fingerprint) and how many chains/sets/counters the
+    /// tables hold together. A netdev table whose comment differs from the bridge table's (or one
+    /// without a bridge table) reads as comment "", which no ruleset has.
     case installed(comment: String, use: UInt32)
     /// A table of that name Quiver did not make.
-    case foreign(comment: String?)
+    case foreign(family: String, comment: String?)
 
     static func read(_ firewall: Firewall, table: String, ownerTag: String) throws -> FirewallState {
         do {
-            guard let t = try firewall.installed(table, ownerTag: ownerTag) else { return .absent }
-            return .installed(comment: t.comment ?? "", use: t.use)
+            let t = try firewall.tables(table, ownerTag: ownerTag)
+            if t.bridge == nil && t.netdev == nil { return .absent }
+            var comment = t.bridge?.comment ?? ""
+            if let n = t.netdev, n.comment != t.bridge?.comment { comment = "" }
+            return .installed(comment: comment, use: (t.bridge?.use ?? 0) + (t.netdev?.use ?? 0))
         } catch let e as ForeignTableError {
-            return .foreign(comment: e.comment)
+            return .foreign(family: e.family.name, comment: e.comment)
         }
     }
 }

@@ -130,7 +130,13 @@ public enum Planner {
         for vm in desired.vms {
             let have = current.vms[vm.host]
             let running = have.map { $0.state != "stopped" } ?? false
-            let tapsOK = vm.taps.allSatisfy { t in byName[t.name].map(owned) ?? false }
+            // Each NIC is the topology's, of the kind the file says, on the right switch (a
+            // macvtap over the bridge device, a tap plugged into it); else the guest restarts.
+            let tapsOK = vm.taps.allSatisfy { t in
+                guard let l = byName[t.name], owned(l), let br = byName[t.bridge]?.index else { return false }
+                if t.macvtap { if case .macvtap(let m)? = l.data { return m.lowerIndex == br && m.mode == .bridge } else { return false } }
+                if case .tun? = l.data { return l.masterIndex == br } else { return false }
+            }
             for t in vm.taps { if let l = byName[t.name], !owned(l) { conflicts.append(Conflict(object: "link \(t.name)", found: "a \(l.linkClass) in link group \(l.group)")) } }
             if running, tapsOK, have?.record.spec == vm.spec { continue }
             if have != nil { ops.append(.stopVM(host: vm.host)) }
@@ -191,8 +197,8 @@ public enum Planner {
 
         // Isolation and protection: one table, replaced whole when its fingerprint differs.
         switch current.firewall {
-        case .foreign(let comment):
-            conflicts.append(Conflict(object: "nftables table bridge \(names.firewallTable)",
+        case .foreign(let family, let comment):
+            conflicts.append(Conflict(object: "nftables table \(family) \(names.firewallTable)",
                                       found: "comment " + (comment.map { "\"\($0)\"" } ?? "none")))
         case .absent, .installed:
             let macs = current.randomMACs(of: desired)

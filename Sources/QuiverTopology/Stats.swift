@@ -36,11 +36,12 @@ extension Fabric {
         var rows: [VNICStats] = desired.vnics.map { v in
             var r = VNICStats(topology: t.name, tenant: v.tenant, host: v.host, vnic: v.name, link: v.hostDevice)
             if let l = links[v.hostDevice], l.group == desired.group, let s = l.statistics {
-                // The fabric side's transmit is what the VNIC receives.
-                r.ipackets = s.txPackets
-                r.rbytes = s.txBytes
-                r.opackets = s.rxPackets
-                r.obytes = s.rxBytes
+                // The fabric side's transmit is what the VNIC receives; a macvtap is the guest's
+                // own end, so there it is the other way round.
+                r.ipackets = v.isMacvtap ? s.rxPackets : s.txPackets
+                r.rbytes = v.isMacvtap ? s.rxBytes : s.txBytes
+                r.opackets = v.isMacvtap ? s.txPackets : s.rxPackets
+                r.obytes = v.isMacvtap ? s.txBytes : s.rxBytes
             }
             return r
         }
@@ -55,7 +56,7 @@ extension Fabric {
         var isolation: [String: UInt64] = [:]
         let names = KernelNames(t.name)
         if case .installed = try FirewallState.read(firewall, table: names.firewallTable, ownerTag: names.tagPrefix) {
-            let counters = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)
+            let counters = try firewall.counters(table: names.firewallTable)
             for (i, v) in desired.vnics.enumerated() {
                 for k in ProtectionKind.allCases where v.protection.contains(k) {
                     rows[i].spoofDrops[k.counter] = counters[Ruleset.counter(device: v.hostDevice, k)]?.packets ?? 0

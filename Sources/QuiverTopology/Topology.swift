@@ -95,7 +95,8 @@ public struct Topology: Sendable, Equatable {
         public var flows: [FlowCap]
         /// VM hosts: virtio queues (tap queues, one vhost-net fd each where available).
         public var queues: Int = 1
-        /// VM hosts: `tap` (on a switch; the only mode so far).
+        /// VM hosts: `tap` (a port of the switch `over`) or `macvtap` (a macvtap in bridge mode
+        /// over the switch's bridge device, the `dladm create-vnic -l etherstub` analogue).
         public var mode: String = "tap"
         public var location: SourceLocation
     }

@@ -169,10 +169,8 @@ public struct TopologyParser {
         }
         var mode = "tap"
         if let n = m["mode"], let s = scalar(n, "mode") {
-            if s == "macvtap" {
-                errors.append(TopologyError(loc(n), "mode macvtap is not supported yet", hint: "use mode: tap (the VNIC on a switch)"))
-            } else if s != "tap" {
-                errors.append(TopologyError(loc(n), "unknown mode \"\(s)\"", hint: "use mode: tap"))
+            if s != "tap" && s != "macvtap" {
+                errors.append(TopologyError(loc(n), "unknown mode \"\(s)\"", hint: "use mode: tap (a port of the switch) or macvtap (over the switch)"))
             }
             mode = s
         }

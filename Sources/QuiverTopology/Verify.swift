@@ -151,15 +151,21 @@ struct Verifier {
             how = String(format: " (TCP goodput %.2f)", r.bitsPerSecond / 1e6)
         } else if let ans = a.namespace {
             // Towards a guest: busybox nc listens in it; the rate is read off the frames its tap
-            // delivered (the tap's transmit counter), which is what the cap counts.
+            // delivered (the tap's transmit counter; a macvtap's receive counter), which is what
+            // the cap counts.
             _ = try b.agent!.run("nc -l -p 5201 >/dev/null 2>&1 </dev/null &", timeout: 5)
             let tap = try InterfaceName(validating: b.hostDevice)
+            let macvtap = desired.vnics.first { $0.hostDevice == b.hostDevice }?.isMacvtap == true
+            func delivered() throws -> UInt64 {
+                let s = try handle.link(named: tap).statistics
+                return (macvtap ? s?.rxBytes : s?.txBytes) ?? 0
+            }
             let source = TCPSource(from: ans, address: b.ipv4, port: 5201, seconds: seconds + 1, connectWithin: 3)
             let sending = Background { try source.run() }
             Thread.sleep(forTimeInterval: 1)
-            let t0 = Date(), bytes0 = try handle.link(named: tap).statistics?.txBytes ?? 0
+            let t0 = Date(), bytes0 = try delivered()
             Thread.sleep(forTimeInterval: seconds - 0.1)
-            let bytes1 = try handle.link(named: tap).statistics?.txBytes ?? 0
+            let bytes1 = try delivered()
             wire = Double(bytes1 &- bytes0) * 8 / Date().timeIntervalSince(t0)
             completed = try sending.wait().get()
             how = " (counted at \(b.hostDevice))"
@@ -191,7 +197,7 @@ struct Verifier {
                 continue
             }
             let counter = Ruleset.counter(device: a.hostDevice, kind)
-            let before = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)[counter]?.packets ?? 0
+            let before = try firewall.counters(table: names.firewallTable)[counter]?.packets ?? 0
             listeners.forEach { $0.drain() }
             let delivered: Int
             if let sender {
@@ -212,7 +218,7 @@ struct Verifier {
                 _ = try a.agent!.run(command, timeout: Double(count) * 0.02 + 10)
                 delivered = listeners.reduce(0) { $0 + $1.count(containing: needle, expected: count, quietSeconds: 0.3) }
             }
-            let after = try firewall.handle.nftCounters(Ruleset.family, table: names.firewallTable)[counter]?.packets ?? 0
+            let after = try firewall.counters(table: names.firewallTable)[counter]?.packets ?? 0
             let grew = after &- before
             ok = ok && delivered == 0 && grew == UInt64(count)
             notes.append("\(k.rawValue): \(delivered) delivered, \(counter) +\(grew)")

@@ -83,7 +83,16 @@ public enum VMLauncher {
     /// Starts `spec` with the queues of `taps` (one `Tap` per NIC, same order). The taps' fds are
     /// handed to qemu and closed here; a non-persistent tap then lives exactly as long as qemu.
     public static func start(_ spec: VMSpec, taps: [Tap], directory: String, binary: String = "qemu-system-x86_64") throws -> VMRecord {
-        precondition(taps.count == spec.nics.count)
+        try start(spec, queues: taps.map { $0.takeQueues() }, directory: directory, binary: binary)
+    }
+
+    /// Starts `spec` with each NIC's queue descriptors (a tap's, or a macvtap's character device
+    /// opened once per queue), same order as `spec.nics`. The descriptors are handed to qemu and
+    /// closed here, whether or not qemu starts.
+    public static func start(_ spec: VMSpec, queues nicQueues: [[FileDescriptor]], directory: String,
+                             binary: String = "qemu-system-x86_64") throws -> VMRecord {
+        precondition(nicQueues.count == spec.nics.count)
+        defer { for q in nicQueues { for fd in q { try? fd.close() } } }
         try prepare(directory: directory)
         var notices: [String] = []
         let (accel, accelNotice) = resolve(spec.accel)
@@ -93,17 +102,17 @@ public enum VMLauncher {
         var mapping: [Int32] = []
         var next: Int32 = 3
         var tapNumbers: [[Int32]] = []
-        for t in taps {
-            tapNumbers.append(t.queues.map { fd in defer { next += 1 }; mapping.append(fd.rawValue); return next })
+        for q in nicQueues {
+            tapNumbers.append(q.map { fd in defer { next += 1 }; mapping.append(fd.rawValue); return next })
         }
         var vhost: [FileDescriptor] = []
         defer { for v in vhost { try? v.close() } }
         var vhostNumbers: [[Int32]]?
         if vhostAvailable {
             var numbers: [[Int32]] = []
-            for t in taps {
+            for q in nicQueues {
                 var perNIC: [Int32] = []
-                for _ in t.queues {
+                for _ in q {
                     let v = try FileDescriptor.open(vhostDevice, .readWrite, options: [.closeOnExec])
                     vhost.append(v)
                     mapping.append(v.rawValue)
@@ -119,7 +128,6 @@ public enum VMLauncher {
         let files = QemuCommand.Files(directory: directory)
         let argv = QemuCommand.argv(spec, files: files, tapFDs: tapNumbers, vhostFDs: vhostNumbers, accel: accel, binary: binary)
         let (status, stderr) = try Spawn.run(argv, descriptors: mapping)
-        for t in taps { t.close() }
         guard status == 0 else {
             throw VMError("qemu for \(spec.name) exited with status \(status): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }

@@ -49,6 +49,46 @@ import Testing
         #expect(Array(bytes[16...]) == expected)
     }
 
+    /// `nft add rule netdev t x meta mark set 0x51000001`: the mark is loaded into register 1 in
+    /// host byte order, then `meta set` takes it from there.
+    @Test func metaMarkSet() {
+        let r = NFTRuleRequest.add(.netdev, table: "t", chain: "x", [.load(NFTExpression.markBytes(0x5100_0001)), .setMeta(.mark)])
+        let expected: [UInt8] = [
+            0x05, 0x00, 0x00, 0x00,                         // nfgenmsg: NFPROTO_NETDEV
+            0x06, 0x00, 0x01, 0x00, 0x74, 0x00, 0x00, 0x00, // NFTA_RULE_TABLE "t"
+            0x06, 0x00, 0x02, 0x00, 0x78, 0x00, 0x00, 0x00, // NFTA_RULE_CHAIN "x"
+            0x54, 0x00, 0x04, 0x80,                         // NFTA_RULE_EXPRESSIONS (84)
+            0x2c, 0x00, 0x01, 0x80,                         //  NFTA_LIST_ELEM
+            0x0e, 0x00, 0x01, 0x00, 0x69, 0x6d, 0x6d, 0x65, 0x64, 0x69, 0x61, 0x74, 0x65, 0x00, 0x00, 0x00, // "immediate"
+            0x18, 0x00, 0x02, 0x80,
+            0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, //    DREG 1
+            0x0c, 0x00, 0x02, 0x80,                         //    DATA
+            0x08, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x51, //     VALUE 0x51000001, host order
+            0x24, 0x00, 0x01, 0x80,                         //  NFTA_LIST_ELEM
+            0x09, 0x00, 0x01, 0x00, 0x6d, 0x65, 0x74, 0x61, 0x00, 0x00, 0x00, 0x00, // "meta"
+            0x14, 0x00, 0x02, 0x80,
+            0x08, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x03, //    KEY NFT_META_MARK
+            0x08, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01, //    SREG 1
+        ]
+        #expect(Array(r.message.bytes[16...]) == expected)
+    }
+
+    /// The hook of `nft add chain netdev t c { type filter hook egress devices = { qa } priority -200; }`:
+    /// hook number, priority, then the device names in an NFTA_HOOK_DEVS nest.
+    @Test func netdevChainHookWithDevices() throws {
+        let r = NFTChainRequest.addBase(.netdev, table: "t", "c", hook: .egress, priority: -200, devices: ["qa"])
+        let hook: [UInt8] = [
+            0x20, 0x00, 0x04, 0x80,                         // NFTA_CHAIN_HOOK (32)
+            0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, //  HOOKNUM NF_NETDEV_EGRESS
+            0x08, 0x00, 0x02, 0x00, 0xff, 0xff, 0xff, 0x38, //  PRIORITY -200
+            0x0c, 0x00, 0x04, 0x80,                         //  NFTA_HOOK_DEVS
+            0x07, 0x00, 0x01, 0x00, 0x71, 0x61, 0x00, 0x00, //   NFTA_DEVICE_NAME "qa"
+        ]
+        let bytes = Array(r.message.bytes[16...])
+        let at = try #require((0..<bytes.count - 4).first { bytes[$0...].starts(with: hook.prefix(4)) })
+        #expect(Array(bytes[at..<at + hook.count]) == hook)
+    }
+
     /// A /20 prefix needs a mask: `payload`, `bitwise` (mask, xor 0), `cmp` of the masked network.
     @Test func prefixMatchMasksPartialBytes() {
         let e = NFTMatch.prefix(.payload(.network, offset: 12, length: 4), [10, 1, 31, 7], bits: 20)

@@ -54,6 +54,41 @@ import Testing
         #expect(Int(mixed.expectedUse) == mixedCreating.count)
     }
 
+    @Test func macvtapsGetANetdevHalfAndMarks() {
+        var m = Self.port("m1", "a", 5)
+        m.attachment = .macvtap
+        let r = Ruleset(table: "quiver-t", ownerTag: "quiver:t/", ports: [Self.port("a1", "a", 1), Self.port("b1", "b", 2), m])
+        #expect(r.hasMacvtaps)
+        let bridge = r.body().map(\.context.description), netdev = r.macvtapBody().map(\.context.description)
+        // The macvtap's protection chains live in the netdev table only.
+        #expect(!bridge.contains { $0.contains("vnic/m1") })
+        #expect(netdev.contains("create nftables chain quiver-t vnic/m1/ip4"))
+        #expect(netdev.contains("create nftables counter quiver-t m1/mac"))
+        // Marks: the bridge marks its ports' frames and checks them at its output hook; the
+        // netdev table only has tenant a's chains (b has no macvtap).
+        for c in ["isolate-local", "mark/a", "mark/b", "tenant/a/local", "tenant/b/local"] {
+            #expect(bridge.contains("create nftables chain quiver-t \(c)"), "\(c)")
+        }
+        for c in ["out", "in", "mark/a", "tenant/a"] { #expect(netdev.contains("create nftables chain quiver-t \(c)"), "\(c)") }
+        #expect(!netdev.contains("create nftables chain quiver-t tenant/b"))
+        #expect(r.mark("a") & 0xFFFF_0000 == r.markBase && r.mark("a") != r.mark("b"))
+        // What the kernel will count in both tables together.
+        let creating = (r.body() + r.macvtapBody()).filter {
+            [NFTMessageType.newChain, NFTMessageType.newSet, NFTMessageType.newObject].contains($0.message.type)
+        }
+        #expect(Int(r.expectedUse) == creating.count)
+        // Both tables in one transaction; without macvtaps the bridge table is as before and a
+        // leftover netdev table is deleted.
+        let t = r.transaction().map(\.context.description)
+        #expect(t.contains("create nftables table netdev quiver-t"))
+        var plain = r
+        plain.ports.removeAll { $0.attachment == .macvtap }
+        #expect(plain.macvtapBody().isEmpty && !plain.body().contains { $0.context.description.contains("mark/") })
+        #expect(plain.transaction(netdevPresent: true).last?.context.description == "delete nftables table netdev quiver-t")
+        #expect(!plain.transaction().contains { $0.context.description.contains("netdev") })
+        #expect(plain.comment != r.comment)
+    }
+
     @Test func transactionReplacesTheTableAtomically() {
         let r = Ruleset(table: "quiver-t", ownerTag: "quiver:t/", ports: [Self.port("a1", "a", 1)])
         let t = r.transaction().prefix(3).map(\.context.description)

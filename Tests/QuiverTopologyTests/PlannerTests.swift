@@ -81,7 +81,7 @@ import Testing
 
         // A foreign nftables table of the topology's name.
         state = applied()
-        state.firewall = .foreign(comment: "someone else's")
+        state.firewall = .foreign(family: "bridge", comment: "someone else's")
         plan = Planner.plan(current: state, desired: desired)
         #expect(plan.conflicts.map(\.object) == ["nftables table bridge quiver-pl"])
     }

@@ -58,6 +58,8 @@ int quiver_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /* /dev/net/tun ioctls: request numbers are _IOW() macros. Each returns 0 or -errno. */
 int quiver_tun_set_iff(int fd, const char *name, short flags, char actual_name[16]);
 int quiver_tun_get_flags(int fd, short *flags);
+/* TUNGETIFF: the name of the tap or macvtap behind a queue descriptor. */
+int quiver_tun_get_name(int fd, char name[16]);
 int quiver_tun_set_persist(int fd, int persist);
 int quiver_tun_set_owner(int fd, uid_t uid);
 int quiver_tun_set_group(int fd, gid_t gid);

@@ -46,12 +46,15 @@ public enum NFTMetaKey: Sendable {
     case inputInterfaceName
     case outputInterfaceName
     case protocolType
+    /// The packet mark (`meta mark`): host byte order.
+    case mark
 
     var raw: UInt32 {
         switch self {
         case .inputInterfaceName: return NFT_META_IIFNAME.rawValue
         case .outputInterfaceName: return NFT_META_OIFNAME.rawValue
         case .protocolType: return NFT_META_PROTOCOL.rawValue
+        case .mark: return NFT_META_MARK.rawValue
         }
     }
 }
@@ -74,6 +77,13 @@ public enum NFTExpression: Sendable, Equatable {
     case counter(named: String)
     /// `immediate reg 0 VERDICT`
     case verdict(NFTVerdict)
+    /// `immediate reg 1 DATA`
+    case load([UInt8])
+    /// `meta set KEY with reg 1`
+    case setMeta(NFTMetaKey)
+
+    /// A `meta mark` value as the kernel keeps it in a register (host byte order).
+    public static func markBytes(_ mark: UInt32) -> [UInt8] { withUnsafeBytes(of: mark) { Array($0) } }
 
     static func interfaceName(_ name: String) -> [UInt8] {
         var b = Array(name.utf8.prefix(15))
@@ -83,13 +93,13 @@ public enum NFTExpression: Sendable, Equatable {
 
     var kernelName: String {
         switch self {
-        case .meta: return "meta"
+        case .meta, .setMeta: return "meta"
         case .payload: return "payload"
         case .compare: return "cmp"
         case .mask: return "bitwise"
         case .lookup: return "lookup"
         case .counter: return "objref"
-        case .verdict: return "immediate"
+        case .verdict, .load: return "immediate"
         }
     }
 
@@ -130,6 +140,12 @@ public enum NFTExpression: Sendable, Equatable {
                 case .verdict(let v):
                     d.put(NFTA_IMMEDIATE_DREG.rawValue, be32: UInt32(NFT_REG_VERDICT.rawValue))
                     d.nest(NFTA_IMMEDIATE_DATA.rawValue) { v.encode(into: &$0) }
+                case .load(let data):
+                    d.put(NFTA_IMMEDIATE_DREG.rawValue, be32: reg1)
+                    d.nest(NFTA_IMMEDIATE_DATA.rawValue) { $0.put(NFTA_DATA_VALUE.rawValue, bytes: data) }
+                case .setMeta(let key):
+                    d.put(NFTA_META_KEY.rawValue, be32: key.raw)
+                    d.put(NFTA_META_SREG.rawValue, be32: reg1)
                 }
             }
         }
