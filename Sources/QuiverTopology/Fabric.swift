@@ -100,7 +100,12 @@ public struct Fabric: Sendable {
         }
         let deletions = ops.compactMap { if case .deleteLink(let l) = $0 { return l } else { return nil } }
         if !deletions.isEmpty {
-            try handle.performLinks(deletions.map { LinkRequest.delete(try! InterfaceName(validating: $0)) })
+            let macvtaps = current.links.filter { l in
+                if case .macvtap? = l.data { return deletions.contains(l.name) } else { return false }
+            }
+            try deleteMacvtaps(macvtaps)
+            let rest = deletions.filter { d in !macvtaps.contains { $0.name == d } }
+            try handle.performLinks(rest.map { LinkRequest.delete(try! InterfaceName(validating: $0)) })
             result.deleted += deletions.count
             tick(deletions.count)
         }
@@ -341,12 +346,23 @@ public struct Fabric: Sendable {
                 throw NetlinkError(context: RequestContext("start vm", vm.host), errno: .noSuchDevice, hint: "switch \(t.bridge) missing")
             }
             let name = try InterfaceName(validating: t.name)
+            // The planner only starts a guest whose NIC names are free or the topology's own; a
+            // macvtap of that name (this guest's, or its NIC before a change of mode) goes first.
+            if let l = try handle.linkIfPresent(named: name), case .macvtap = l.data {
+                try deleteMacvtaps([l])
+            }
             if t.macvtap {
-                // The planner only starts a guest whose NIC names are free or the topology's own.
-                if try handle.linkIfPresent(named: name) != nil { try handle.deleteLink(name) }
+                // A tap of that name (the NIC before a change of mode) goes with its qemu.
+                let deadline = Date().addingTimeInterval(3)
+                while let l = try handle.linkIfPresent(named: name), case .tun = l.data, Date() < deadline {
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
                 let q = UInt32(nic.queues)
                 let index = try Macvtap.create(name, lowerIndex: br, LinkSettings(up: true, mac: nic.mac, group: group, alias: t.tag,
                                                                                   txQueues: q, rxQueues: q), handle: handle)
+                // Frames to the guest's MAC go up the bridge device to the macvtap, not out of
+                // every port: the bridge never learns a MAC that only sends through its device.
+                try handle.perform([BridgeFDBRequest.addLocal(nic.mac, bridgeIndex: br, bridgeName: t.bridge)])
                 queues.append(try Macvtap.openQueues(ifindex: index, name: name, TapOptions(queues: nic.queues)))
                 continue
             }
@@ -364,6 +380,18 @@ public struct Fabric: Sendable {
         }
         handedOver = true
         _ = try VMLauncher.start(vm.spec, queues: queues, directory: vm.directory)
+    }
+
+    /// Deletes macvtaps with the local fdb entries startVM gave their MACs on their bridges (an
+    /// entry left behind would swallow frames for a later port with the same MAC).
+    func deleteMacvtaps(_ links: [Link]) throws {
+        for l in links {
+            guard case .macvtap(let m)? = l.data, let mac = l.mac else { continue }
+            do {
+                try handle.perform([BridgeFDBRequest.deleteLocal(mac, bridgeIndex: m.lowerIndex, bridgeName: "index \(m.lowerIndex)")])
+            } catch let e as NetlinkError where e.errno == .noSuchFileOrDirectory || e.errno == .noSuchDevice {}
+        }
+        try handle.performLinks(links.map { LinkRequest.delete(try! InterfaceName(validating: $0.name)) })
     }
 
     func removeCaps(topology: String, tenant: String, current: CurrentFabric) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
 import QuiverProbe
@@ -150,15 +151,22 @@ struct Verifier {
             completed = r.completed
             how = String(format: " (TCP goodput %.2f)", r.bitsPerSecond / 1e6)
         } else if let ans = a.namespace {
-            // Towards a guest: busybox nc listens in it; the rate is read off the frames its tap
-            // delivered (the tap's transmit counter; a macvtap's receive counter), which is what
-            // the cap counts.
+            // Towards a guest: busybox nc listens in it; the rate is what its cap let through —
+            // the bytes its class on the tenant's inbound IFB sent (whole frames, what the cap
+            // counts) — or, uncapped, what its tap transmitted. (A macvtap counts frames as
+            // received before its ingress hook hands them to the shaper, so only the class
+            // shows what reached the guest.)
             _ = try b.agent!.run("nc -l -p 5201 >/dev/null 2>&1 </dev/null &", timeout: 5)
             let tap = try InterfaceName(validating: b.hostDevice)
-            let macvtap = desired.vnics.first { $0.hostDevice == b.hostDevice }?.isMacvtap == true
+            let vnic = desired.vnics.first { $0.hostDevice == b.hostDevice }
+            let capped = desired.capGroups.lazy.compactMap { g in g.members.first { $0.device.rawValue == b.hostDevice }.map { (g, $0.name) } }.first
+            let shaper = Shaper(handle: handle)
             func delivered() throws -> UInt64 {
+                if let (group, label) = capped {
+                    return try shaper.status(group).first { $0.direction == .toEndpoint && $0.label == label }?.statistics.bytes ?? 0
+                }
                 let s = try handle.link(named: tap).statistics
-                return (macvtap ? s?.rxBytes : s?.txBytes) ?? 0
+                return (vnic?.isMacvtap == true ? s?.rxBytes : s?.txBytes) ?? 0
             }
             let source = TCPSource(from: ans, address: b.ipv4, port: 5201, seconds: seconds + 1, connectWithin: 3)
             let sending = Background { try source.run() }
@@ -168,7 +176,7 @@ struct Verifier {
             let bytes1 = try delivered()
             wire = Double(bytes1 &- bytes0) * 8 / Date().timeIntervalSince(t0)
             completed = try sending.wait().get()
-            how = " (counted at \(b.hostDevice))"
+            how = capped != nil ? " (sent by its inbound cap class)" : " (counted at \(b.hostDevice))"
         } else {
             throw VerifyError("bandwidth between two guests is not supported; measure from or to a namespace host")
         }

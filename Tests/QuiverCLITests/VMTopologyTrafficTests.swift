@@ -1,11 +1,13 @@
 import Foundation
 import QuiverKernel
 import QuiverNetlink
+import QuiverTestSupport
 import Testing
 
 /// End to end with real guests (TCG here): two tenants, each with a VM and a namespace host on one
-/// switch — `topologies/vms.yaml` under a fresh name, in a fabric namespace the test owns. The
-/// guest is built from Debian packages by scripts/build-test-guest.sh.
+/// switch — `topologies/vms.yaml` under a fresh name, in a fabric namespace the test owns. g1's NIC
+/// is a two-queue tap on the switch, g2's a two-queue macvtap over it. The guest is built from
+/// Debian packages by scripts/build-test-guest.sh.
 @Suite(.serialized) struct VMTopologyTrafficTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
@@ -48,18 +50,36 @@ import Testing
         let mine = try pids(list.stdout, name)
         #expect(list.stdout.contains("\"\(name)/g1\"") && list.stdout.contains("\"\(name)/g2\""))
         #expect(list.stdout.contains("\"backend\" : \"userspace\"") || list.stdout.contains("\"backend\" : \"vhost\""))
-        // g2 has `queues: 2`: its qemu holds two descriptors of one multi-queue tap.
-        let g2pid = try String(contentsOfFile: "/run/quiver/vms/\(name)/g2/qemu.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        let g2fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(g2pid)/fd").compactMap {
-            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(g2pid)/fd/\($0)")
+        // Both NICs have `queues: 2`: g1's qemu holds two descriptors of one multi-queue tap, g2's
+        // two of its macvtap's character device (and nothing else of the network).
+        func fds(_ host: String) throws -> [String] {
+            let pid = try String(contentsOfFile: "/run/quiver/vms/\(name)/\(host)/qemu.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            return try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap {
+                try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")
+            }
         }
-        #expect(g2fds.filter { $0 == "/dev/net/tun" }.count == 2, "\(g2fds)")
+        let fabric = try NetlinkHandle(namespace: fabricNS)
+        let macvtap = try fabric.link(named: try InterfaceName(validating: "\(name)-g2-eth0"))
+        let sw = try fabric.link(named: try InterfaceName(validating: "\(name)-sw0"))
+        let g1fds = try fds("g1"), g2fds = try fds("g2")
+        #expect(g1fds.filter { $0 == "/dev/net/tun" }.count == 2, "\(g1fds)")
+        #expect(g2fds.filter { $0 == "/dev/tap\(macvtap.index)" }.count == 2, "\(g2fds)")
+        #expect(!g2fds.contains("/dev/net/tun"))
+        if case .macvtap(let m)? = macvtap.data {
+            #expect(m.lowerIndex == sw.index && m.mode == .bridge)
+        } else {
+            Issue.record("\(macvtap.name) is a \(macvtap.kind ?? "?"), not a macvtap")
+        }
+        // The switch delivers frames for g2's MAC to its own device (to the macvtap), not to
+        // every port: a local entry in its forwarding database (witness: `bridge fdb`).
+        let fdb = try witnessText(["ip", "netns", "exec", fabricName, "bridge", "fdb", "show", "br", sw.name])
+        #expect(fdb.contains("\(macvtap.mac!) dev \(sw.name) master \(sw.name) permanent"), "\(fdb)")
 
         // Reach, isolation, the guest's egress cap and a forged MAC from inside the guest.
         let verify = try quiver(["verify", file, "-o", "json"] + fab)
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
         let rows = ((try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["rows"] as? [[String: Any]]) ?? []
-        #expect(rows.count == 9)
+        #expect(rows.count == 11)
         #expect(rows.allSatisfy { $0["passed"] as? Bool == true }, "\(rows.filter { $0["passed"] as? Bool != true })")
         #expect(try quiver(["vm", "console", "\(name)/g1", "--no-follow"]).stdout.contains("quiver-guest: ready \(name)-g1"))
 

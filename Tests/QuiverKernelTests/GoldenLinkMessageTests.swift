@@ -46,6 +46,26 @@ import Testing
         ])
     }
 
+    /// `bridge fdb replace 02:00:00:00:00:aa dev br0 self local` with br0 at index 7, and an
+    /// explicit interface index on a new macvtap (`ip link add … index 1001`).
+    @Test func bridgeLocalFDBEntryAndRequestedIndex() throws {
+        let mac = try MACAddress("02:00:00:00:00:aa")
+        #expect(bytes(BridgeFDBRequest.addLocal(mac, bridgeIndex: 7, bridgeName: "br0")) == [
+            0x28, 0x00, 0x00, 0x00, 0x1c, 0x00, 0x01, 0x05, // len 40, RTM_NEWNEIGH, REQUEST|REPLACE|CREATE
+            0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // seq 1, pid 0
+            0x07, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00, 0x00, // ndmsg: AF_BRIDGE, pad, ifindex 7
+            0x80, 0x00, 0x02, 0x00,                         //   state NUD_PERMANENT, flags NTF_SELF, type 0
+            0x0a, 0x00, 0x02, 0x00, 0x02, 0x00, 0x00, 0x00, // NDA_LLADDR 02:00:00:00:00:aa
+            0x00, 0xaa, 0x00, 0x00,
+        ])
+        #expect(bytes(BridgeFDBRequest.deleteLocal(mac, bridgeIndex: 7, bridgeName: "br0"))[4..<8] == [0x1d, 0x00, 0x01, 0x00])
+        var settings = LinkSettings(up: true)
+        settings.index = 1001
+        let add = bytes(LinkRequest.add("mt0", Macvtap(lowerIndex: 7), settings)[0])
+        #expect(Array(add[16..<32]) == [0x00, 0x00, 0x00, 0x00, 0xe9, 0x03, 0x00, 0x00, // ifinfomsg: index 1001
+                                        0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00]) //   IFF_UP in flags and change
+    }
+
     @Test func aliasIsASecondRequest() {
         let r = LinkRequest.add("br0", Bridge(), LinkSettings(alias: "quiver:lab/stub0"))
         #expect(r.count == 2)
