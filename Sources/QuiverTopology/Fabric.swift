@@ -64,6 +64,13 @@ public struct Fabric: Sendable {
         phase("read kernel state and plan")
         var result = ApplyResult(plan: plan)
         guard plan.conflicts.isEmpty else { throw ConflictList(conflicts: plan.conflicts) }
+        // Host links under macvtaps are the operator's: they must be there before anything changes.
+        let missing = desired.vms.flatMap { vm in
+            vm.taps.filter { d in !d.overSwitch && !current.links.contains { $0.name == d.bridge } }.map { (vm.host, $0) }
+        }
+        if let (host, d) = missing.first {
+            throw MissingLowerLink(host: host, link: d.bridge, fabric: fabricNamespace.map { "network namespace \($0.name)" } ?? "host namespace")
+        }
         if dryRun { return result }
 
         // Rules whose every MAC is known go in first, on their own thread: nftables commits
@@ -343,7 +350,8 @@ public struct Fabric: Sendable {
         defer { if !handedOver { for q in queues { for fd in q { try? fd.close() } } } }
         for (nic, t) in zip(vm.spec.nics, vm.taps) {
             guard let br = bridgeIndex[t.bridge] else {
-                throw NetlinkError(context: RequestContext("start vm", vm.host), errno: .noSuchDevice, hint: "switch \(t.bridge) missing")
+                throw NetlinkError(context: RequestContext("start vm", vm.host), errno: .noSuchDevice,
+                                   hint: (t.overSwitch ? "switch " : "lower link ") + "\(t.bridge) missing")
             }
             let name = try InterfaceName(validating: t.name)
             // The planner only starts a guest whose NIC names are free or the topology's own; a
@@ -362,7 +370,8 @@ public struct Fabric: Sendable {
                                                                                   txQueues: q, rxQueues: q), handle: handle)
                 // Frames to the guest's MAC go up the bridge device to the macvtap, not out of
                 // every port: the bridge never learns a MAC that only sends through its device.
-                try handle.perform([BridgeFDBRequest.addLocal(nic.mac, bridgeIndex: br, bridgeName: t.bridge)])
+                // (A host link under a macvtap is not Quiver's and is left as it is.)
+                if t.overSwitch { try handle.perform([BridgeFDBRequest.addLocal(nic.mac, bridgeIndex: br, bridgeName: t.bridge)]) }
                 queues.append(try Macvtap.openQueues(ifindex: index, name: name, TapOptions(queues: nic.queues)))
                 continue
             }
@@ -456,6 +465,17 @@ public struct Fabric: Sendable {
             l.rlim_cur = l.rlim_max
             setrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
         }
+    }
+}
+
+/// A macvtap's `over:` names a host link that does not exist: nothing was changed.
+public struct MissingLowerLink: Error, Sendable, CustomStringConvertible {
+    public var host: String
+    public var link: String
+    public var fabric: String
+    public var description: String {
+        "vm host \(host): lower link \(link) of its macvtap does not exist in the \(fabric); nothing was changed — "
+            + "create the link (Quiver never makes or changes a host link) or name a switch in `over:`"
     }
 }
 

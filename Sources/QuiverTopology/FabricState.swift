@@ -44,14 +44,21 @@ public struct DesiredFabric: Sendable, Equatable {
         public var host: String
         public var directory: String
         public var spec: VMSpec
-        /// Each NIC's device (tap, or macvtap over the switch) and the switch, with the tag it carries.
-        public var taps: [(name: String, bridge: String, tag: String, macvtap: Bool)]
+        /// Where each NIC's device goes, same order as `spec.nics`.
+        public var taps: [NICDevice]
+    }
 
-        public static func == (a: VM, b: VM) -> Bool {
-            a.tenant == b.tenant && a.host == b.host && a.directory == b.directory && a.spec == b.spec
-                && a.taps.map(\.name) == b.taps.map(\.name) && a.taps.map(\.bridge) == b.taps.map(\.bridge)
-                && a.taps.map(\.macvtap) == b.taps.map(\.macvtap)
-        }
+    /// A VM NIC's device in the fabric.
+    public struct NICDevice: Sendable, Equatable {
+        /// The tap or macvtap.
+        public var name: String
+        /// A tap's switch, or a macvtap's lower link: a switch's bridge or a host link.
+        public var bridge: String
+        /// ifalias: the owner tag.
+        public var tag: String
+        public var macvtap: Bool
+        /// The lower link is a switch of the topology (not a host link Quiver does not own).
+        public var overSwitch: Bool
     }
 
     public struct Namespace: Sendable, Equatable {
@@ -83,14 +90,16 @@ public struct DesiredFabric: Sendable, Equatable {
                 let ns = host.vm == nil ? n.namespace(tenant: tenant.name, host: host.name) : ""
                 if let m = host.vm {
                     var nics: [VMNIC] = []
-                    var taps: [(name: String, bridge: String, tag: String, macvtap: Bool)] = []
+                    var taps: [NICDevice] = []
                     for (i, v) in host.vnics.enumerated() {
                         let mac: MACAddress
                         if case .fixed(let f) = v.mac { mac = f } else { mac = n.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name) }
                         nics.append(VMNIC(tap: n.hostDevice(host: host.name, vnic: v.name), mac: mac, queues: v.queues, guestDevice: "eth\(i)",
                                           address: v.ips.first { $0.address.isV4 }, gateway: v.gateway))
-                        taps.append((n.hostDevice(host: host.name, vnic: v.name), n.bridge(v.over),
-                                     n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name), v.mode == "macvtap"))
+                        let overSwitch = t.switches.contains { $0.name == v.over }
+                        taps.append(NICDevice(name: n.hostDevice(host: host.name, vnic: v.name), bridge: overSwitch ? n.bridge(v.over) : v.over,
+                                              tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),
+                                              macvtap: v.mode == "macvtap", overSwitch: overSwitch))
                     }
                     let spec = VMSpec(name: "\(t.name)-\(host.name)", kernel: m.kernel, initrd: m.initrd, cmdline: m.cmdline, disk: m.disk,
                                       memoryMiB: m.memoryMiB, cpus: m.cpus, accel: Accelerator(rawValue: m.accel) ?? .auto, nics: nics)
@@ -107,7 +116,9 @@ public struct DesiredFabric: Sendable, Equatable {
                     case .fixed(let m): mac = m
                     }
                     let dev = n.hostDevice(host: host.name, vnic: v.name)
-                    vnics.append(VNIC(tenant: tenant.name, host: host.name, name: host.vm == nil ? v.name : "eth\(vi)", hostDevice: dev, bridge: n.bridge(v.over),
+                    // A macvtap may sit on a host link (`over:` names no switch): it is its own lower.
+                    let lower = t.switches.contains { $0.name == v.over } ? n.bridge(v.over) : v.over
+                    vnics.append(VNIC(tenant: tenant.name, host: host.name, name: host.vm == nil ? v.name : "eth\(vi)", hostDevice: dev, bridge: lower,
                                       namespace: ns, mac: mac, mtu: v.mtu ?? t.switches.first { $0.name == v.over }?.mtu,
                                       ips: v.ips, gateway: v.gateway, tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),
                                       protection: Set(v.protection.compactMap { ProtectionKind(rawValue: $0.rawValue) }),

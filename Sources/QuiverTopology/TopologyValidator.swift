@@ -88,9 +88,16 @@ public enum TopologyValidator {
                     checkName(v.name, "VNIC", v.location)
                     if (try? InterfaceName(validating: v.name)) == nil { fail(v.location, "VNIC name \"\(v.name)\" is not a valid interface name") }
                     kernelName(names.hostDevice(host: host.name, vnic: v.name), "VNIC \(host.name)/\(v.name)", v.location)
-                    if !switchNames.contains(v.over) {
+                    if v.mode == "macvtap" && host.kind == .vm && !switchNames.contains(v.over) {
+                        // Over a host link, like `dladm create-vnic -l LINK`: checked against the
+                        // kernel when applied.
+                        if (try? InterfaceName(validating: v.over)) == nil {
+                            fail(v.location, "VNIC \(host.name)/\(v.name) is over \"\(v.over)\", which is neither a switch of this topology nor a valid link name")
+                        }
+                    } else if !switchNames.contains(v.over) {
                         fail(v.location, "VNIC \(host.name)/\(v.name) is over \"\(v.over)\", which is not a switch of this topology",
-                             t.switches.isEmpty ? "add it under `switches:`" : "switches: " + t.switches.map(\.name).joined(separator: ", "))
+                             (t.switches.isEmpty ? "add it under `switches:`" : "switches: " + t.switches.map(\.name).joined(separator: ", "))
+                                + (host.kind == .vm ? "; a `mode: macvtap` NIC may name a host link instead" : ""))
                     }
                     for p in v.ips {
                         if let first = ips[p.address] { fail(v.location, "address \(p.address) of \(host.name)/\(v.name) is also used at \(first)") }

@@ -213,10 +213,17 @@ struct Verifier {
                 sender.send(Self.forged(k, from: a, allowed: v.allowed, marker: marker), count: count)
                 delivered = listeners.reduce(0) { $0 + $1.count(containing: marker, expected: count, quietSeconds: 0.2) }
             } else {
-                guard let peer = peers.first, let peerIP = t.address(ofHostDevice: peer.hostDevice), let peerMAC = peer.mac else {
+                // Aimed at a namespace host on the same switch or lower link (which listens), else
+                // at another guest there (then only the counter shows what happened).
+                let aims = peers + desired.vnics.filter { $0.bridge == a.bridge && $0.hostDevice != a.hostDevice && $0.isVM }
+                guard let peer = aims.first(where: { t.address(ofHostDevice: $0.hostDevice) != nil && $0.mac != nil }),
+                      let peerIP = t.address(ofHostDevice: peer.hostDevice), let peerMAC = peer.mac else {
                     ok = false
-                    notes.append("\(k.rawValue): no namespace host on the switch to aim at")
+                    notes.append("\(k.rawValue): no other endpoint with an IPv4 address on its switch or link to aim at")
                     continue
+                }
+                if listeners.isEmpty && !notes.contains(where: { $0.hasPrefix("aimed at") }) {
+                    notes.append("aimed at guest \(peer.tenant)/\(peer.host), no namespace host listens: the counters tell")
                 }
                 guard let (command, needle) = Self.forgedFromGuest(k, from: a, allowed: v.allowed, count: count, peerIP: peerIP, peerMAC: peerMAC) else {
                     ok = false

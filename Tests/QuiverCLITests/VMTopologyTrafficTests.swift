@@ -1,6 +1,7 @@
 import Foundation
 import QuiverKernel
 import QuiverNetlink
+import QuiverProbe
 import QuiverTestSupport
 import Testing
 
@@ -126,6 +127,96 @@ import Testing
         let links = try NetlinkHandle(namespace: fabricNS).links().map(\.name)
         #expect(links == ["lo"], "left in the fabric: \(links)")
         #expect(!NetworkNamespace.listNamed().contains { $0.hasPrefix(name + "-") })
+        #expect(!FileManager.default.fileExists(atPath: "/run/quiver/vms/\(name)"))
+    }
+
+    /// `dladm create-vnic -l LINK` for guests: two tenants' guests on macvtaps over one host link
+    /// Quiver does not own (a veth end in the fabric namespace, its peer "the wire" in a namespace
+    /// of the test's). The wire reaches both guests; the guests do not reach each other; the link
+    /// is left exactly as it was.
+    @Test func guestsOnAHostLinkAreIsolatedAndTheLinkIsLeftAlone() throws {
+        try buildGuest()
+        let name = "w" + String(UUID().uuidString.prefix(3)).lowercased()
+        let fabricName = "qcw-" + String(UUID().uuidString.prefix(6)).lowercased()
+        let fabricNS = try NetworkNamespace.create(named: fabricName)
+        defer { try? NetworkNamespace.delete(named: fabricName) }
+        let wire = try NetworkNamespace.create(named: fabricName + "-wire")
+        defer { try? NetworkNamespace.delete(named: fabricName + "-wire") }
+        let fabric = try NetlinkHandle(namespace: fabricNS)
+        let wireFD = try wire.open()
+        defer { try? wireFD.close() }
+        let veth = Veth(peer: "eth0", peerSettings: LinkSettings(up: true, namespace: .fd(wireFD.rawValue)))
+        try fabric.addLink("upl0", veth, LinkSettings(up: true, alias: "the operator's uplink"))
+        let wireHandle = try NetlinkHandle(namespace: wire)
+        if let up = veth.peerFollowUp { try wireHandle.perform(up) }
+        try wireHandle.addAddress(try IPPrefix("10.31.0.1/24"), to: "eth0")
+        let uplinkBefore = try fabric.link(named: "upl0")
+
+        let guest = Self.repo + "/.build-guest"
+        let text = """
+        name: \(name)
+        tenants:
+          - name: red
+            hosts:
+              - name: g3
+                kind: vm
+                kernel: \(guest)/vmlinuz
+                initrd: \(guest)/initrd.img
+                cmdline: ipv6.disable=1
+                vnics:
+                  - {name: eth0, over: upl0, mode: macvtap, ips: [10.31.0.33/24]}
+          - name: blue
+            hosts:
+              - name: g4
+                kind: vm
+                kernel: \(guest)/vmlinuz
+                initrd: \(guest)/initrd.img
+                cmdline: ipv6.disable=1
+                vnics:
+                  - {name: eth0, over: upl0, mode: macvtap, ips: [10.31.0.34/24]}
+        expect:
+          - reach: {from: red/g3, to: blue/g4, probe: [icmp]}
+        """
+        // The expectation above is wrong on purpose: verify must report it as failing.
+        let file = NSTemporaryDirectory() + "quiver-\(name).yaml"
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let fab = ["--fabric-netns", fabricName]
+        defer { _ = try? quiver(["destroy", name] + fab) }
+
+        // A host link that does not exist is refused before anything changes.
+        let missing = file + ".missing.yaml"
+        try text.replacingOccurrences(of: "over: upl0", with: "over: upl9").write(toFile: missing, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: missing) }
+        let refused = try quiver(["apply", missing] + fab)
+        #expect(refused.status == 1 && refused.stderr.contains("lower link upl9"), "\(refused.stderr)")
+        #expect(try fabric.links().map(\.name).sorted() == ["lo", "upl0"])
+
+        let apply = try quiver(["apply", file] + fab)
+        #expect(apply.status == 0, "\(apply.stderr)")
+        let verify = try quiver(["verify", file, "-o", "json"] + fab)
+        #expect(verify.status == 1, "guest to guest across tenants must not answer: \(verify.stdout)")
+        #expect(verify.stdout.contains("no echo reply"), "\(verify.stdout)")
+        // The wire reaches both guests (an address in the namespace the test made).
+        for ip in ["10.31.0.33", "10.31.0.34"] {
+            let r = try Reach.icmpEcho(from: wire, to: try IPAddress(ip), count: 5, timeout: 1)
+            #expect(r.answered, "wire → \(ip): \(r.detail)")
+        }
+        // Forged frames from a guest on the host link: dropped and counted.
+        let spoofFile = file + ".spoof.yaml"
+        try text.replacingOccurrences(of: "  - reach: {from: red/g3, to: blue/g4, probe: [icmp]}",
+                                      with: "  - no-reach: {from: red/g3, to: blue/g4, probe: [icmp, arp]}\n  - no-reach: {from: blue/g4, to: red/g3}\n"
+                                          + "  - spoof: {from: red/g3, kind: [mac, ip], count: 50}")
+            .write(toFile: spoofFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: spoofFile) }
+        let verify2 = try quiver(["verify", spoofFile] + fab)
+        #expect(verify2.status == 0, "\(verify2.stdout)\(verify2.stderr)")
+        #expect(try quiver(["apply", file] + fab).stdout.contains("no changes"))
+
+        #expect(try quiver(["destroy", name] + fab).status == 0)
+        let after = try fabric.link(named: "upl0")
+        #expect(after.alias == uplinkBefore.alias && after.isUp && after.masterIndex == uplinkBefore.masterIndex && after.mtu == uplinkBefore.mtu)
+        #expect(try fabric.links().map(\.name).sorted() == ["lo", "upl0"])
         #expect(!FileManager.default.fileExists(atPath: "/run/quiver/vms/\(name)"))
     }
 }

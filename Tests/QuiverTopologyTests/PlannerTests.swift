@@ -3,6 +3,7 @@ import QuiverKernel
 import QuiverNetlink
 import QuiverProtection
 import QuiverTopology
+import QuiverVM
 import Testing
 
 /// Pure: the plan from (kernel state, file) — add, change, remove, no-op, conflicts.
@@ -92,6 +93,61 @@ import Testing
         state.hosts["pl-acme-foreign"] = .init(tagged: false, links: [], addresses: [], routes: [])
         let ops = Planner.plan(current: state, desired: desired).operations
         #expect(ops == [.deleteNamespace("pl-acme-old")])
+    }
+
+    /// A guest with one macvtap over a switch and one over a host link: where they go, how
+    /// they are protected and capped, and when the guest must restart.
+    @Test func macvtapNICsAreCheckedForKindAndLowerLink() throws {
+        let t = try TopologyParser.parse("""
+        name: pv
+        switches:
+          - name: sw0
+        tenants:
+          - name: acme
+            hosts:
+              - name: g1
+                kind: vm
+                kernel: /etc/hostname
+                vnics:
+                  - {name: eth0, over: sw0, mode: macvtap, ips: [10.1.0.12/24], maxbw: 10M}
+                  - {name: eth1, over: upl0, mode: macvtap, ips: [10.2.0.12/24]}
+        """, file: "v.yaml")
+        let d = DesiredFabric(t)
+        let nics = d.vms[0].taps
+        #expect(nics.map(\.bridge) == ["pv-sw0", "upl0"] && nics.map(\.overSwitch) == [true, false] && nics.allSatisfy { $0.macvtap })
+        #expect(d.vnics.allSatisfy { $0.isMacvtap })
+        #expect(d.ruleset()!.ports.allSatisfy { $0.attachment == .macvtap })
+        #expect(d.capGroups[0].members.map(\.facesEndpoint) == [true])
+
+        // The kernel as apply leaves it: switch, the operator's uplink, two macvtaps, the guest running.
+        var sw = link("pv-sw0", index: 2, group: d.group)
+        sw.data = .bridge(Bridge(stp: false))
+        let uplink = link("upl0", index: 3, group: 0)
+        var m0 = link("pv-g1-eth0", index: 1001, group: d.group)
+        m0.data = .macvtap(Macvtap(lowerIndex: 2))
+        var m1 = link("pv-g1-eth1", index: 1002, group: d.group)
+        m1.data = .macvtap(Macvtap(lowerIndex: 3))
+        var state = CurrentFabric(links: [sw, uplink, m0, m1], hosts: [:])
+        let spec = try JSONSerialization.jsonObject(with: JSONEncoder().encode(d.vms[0].spec))
+        let status: [String: Any] = ["state": "running", "record": [
+            "name": "pv-g1", "pid": 1, "accel": "tcg", "backend": "userspace", "nics": (spec as! [String: Any])["nics"]!,
+            "directory": d.vms[0].directory, "notices": [String](), "startedAt": 0, "spec": spec,
+        ]]
+        state.vms["g1"] = try JSONDecoder().decode(VMStatus.self, from: JSONSerialization.data(withJSONObject: status))
+        func guestOps(_ s: CurrentFabric) -> [String] {
+            Planner.plan(current: s, desired: d).operations.map(\.description).filter { $0.contains("vm g1") }
+        }
+        #expect(guestOps(state) == [])
+        // A NIC on the wrong lower link, or a device of another kind where a macvtap belongs (the
+        // NIC's mode changed): the guest restarts.
+        var moved = state
+        moved.links[3].data = .macvtap(Macvtap(lowerIndex: 2))
+        #expect(guestOps(moved) == ["stop vm g1", "start vm g1"])
+        var other = state
+        other.links[2].data = .veth
+        #expect(guestOps(other) == ["stop vm g1", "start vm g1"])
+        // The operator's uplink is never adopted, changed or deleted.
+        #expect(!Planner.plan(current: state, desired: d).operations.map(\.description).contains { $0.contains("upl0") })
     }
 
     /// The kernel state right after applying `topology`.
