@@ -110,5 +110,20 @@ import Testing
         let mermaid = TopologyGraph.render(t, format: .mermaid)
         #expect(mermaid.hasPrefix("graph LR"))
         #expect(mermaid.contains("subgraph t_globex[\"tenant globex maxbw 20M\"]"))
+        // Macvtaps are marked, and a host link under one is drawn as such.
+        let vm = try TopologyParser.parse("""
+        name: hl
+        switches: [{name: sw0}]
+        tenants:
+          - name: red
+            hosts:
+              - name: g3
+                kind: vm
+                kernel: /etc/hostname
+                vnics: [{name: eth0, over: upl0, mode: macvtap, ips: [10.31.0.33/24]}]
+        """, file: "hl.yaml")
+        let m = TopologyGraph.render(vm, format: .mermaid)
+        #expect(m.contains("sw_upl0[/\"upl0 (host link)\"/]") && m.contains("---|\"eth0 (macvtap) 10.31.0.33/24\"| sw_upl0"), "\(m)")
+        #expect(TopologyGraph.render(vm, format: .dot).contains("\"switch:upl0\" [label=\"upl0 (host link)\", shape=parallelogram];"))
     }
 }
