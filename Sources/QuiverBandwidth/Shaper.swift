@@ -52,6 +52,17 @@ public struct Shaper: Sendable {
         guard problems.isEmpty else { throw InvalidValue(problems.joined(separator: "; ")) }
         var snapshot = Snapshot(links: try handle.links(), qdiscs: try handle.qdiscs())
         var total = ShapingReport()
+        // Every group's missing IFBs in one batch, then one fresh look at links and qdiscs (not
+        // one per group: each is a dump of every device in the namespace).
+        // Nothing is created before every group's member devices are known to exist and to carry
+        // nothing foreign.
+        for g in groups { _ = try memberIndexes(g, snapshot: snapshot) }
+        var create: [NetlinkRequest] = []
+        for g in groups { create += try missingIFBs(g, snapshot: snapshot, report: &total) }
+        if !create.isEmpty {
+            try handle.performLinks(create)
+            snapshot = Snapshot(links: try handle.links(), qdiscs: try handle.qdiscs())
+        }
         for g in groups {
             let r = try apply(g, snapshot: &snapshot)
             total.created += r.created
@@ -79,30 +90,10 @@ public struct Shaper: Sendable {
         let linksByName = snapshot.linksByName
         let qdiscsByDevice = snapshot.qdiscsByDevice
 
-        // Member devices must exist and carry nothing foreign.
-        var deviceIndex: [InterfaceName: Int32] = [:]
-        for m in group.members {
-            guard let l = linksByName[m.device.rawValue] else {
-                throw NetlinkError(context: RequestContext("cap", m.device.rawValue), errno: .noSuchDevice,
-                                   hint: "device \(m.device) of \(m.name) not found in the \(handle.location)")
-            }
-            deviceIndex[m.device] = l.index
-            try checkDeviceOwnership(l, qdiscs: qdiscsByDevice[l.index] ?? [])
-        }
+        let deviceIndex = try memberIndexes(group, snapshot: snapshot)
 
-        // The group's IFBs: ours by tag, created when missing.
-        var create: [NetlinkRequest] = []
-        for d in Direction.allCases {
-            let name = group.ifb(d)
-            if let l = linksByName[name.rawValue] {
-                guard l.alias == group.ownerTag else {
-                    throw OwnershipConflict(device: name.rawValue, found: "the name (an existing \(l.linkClass) link, alias \"\(l.alias ?? "")\")")
-                }
-            } else {
-                create += LinkRequest.add(name, IFB(), LinkSettings(up: true, group: group.linkGroup, alias: group.ownerTag))
-                report.created += 1
-            }
-        }
+        // The group's IFBs: ours by tag, created when missing (``apply(_:)`` made them already).
+        let create = try missingIFBs(group, snapshot: snapshot, report: &report)
         if !create.isEmpty {
             try handle.performLinks(create)
             snapshot = Snapshot(links: try handle.links(), qdiscs: try handle.qdiscs())
@@ -126,6 +117,39 @@ public struct Shaper: Sendable {
         try handle.perform(steps)
         try reconcileBlocks(group, from: ifbIndex[.fromEndpoint]!, to: ifbIndex[.toEndpoint]!, report: &report)
         return report
+    }
+
+    /// Each member's interface index; throws if a member device is missing or carries a qdisc
+    /// Quiver did not make.
+    func memberIndexes(_ group: CapGroup, snapshot: Snapshot) throws -> [InterfaceName: Int32] {
+        var deviceIndex: [InterfaceName: Int32] = [:]
+        for m in group.members {
+            guard let l = snapshot.linksByName[m.device.rawValue] else {
+                throw NetlinkError(context: RequestContext("cap", m.device.rawValue), errno: .noSuchDevice,
+                                   hint: "device \(m.device) of \(m.name) not found in the \(handle.location)")
+            }
+            deviceIndex[m.device] = l.index
+            try checkDeviceOwnership(l, qdiscs: snapshot.qdiscsByDevice[l.index] ?? [])
+        }
+        return deviceIndex
+    }
+
+    /// Requests for the group's IFBs that do not exist yet; an IFB of that name without the
+    /// group's tag is a conflict.
+    func missingIFBs(_ group: CapGroup, snapshot: Snapshot, report: inout ShapingReport) throws -> [NetlinkRequest] {
+        var create: [NetlinkRequest] = []
+        for d in Direction.allCases {
+            let name = group.ifb(d)
+            if let l = snapshot.linksByName[name.rawValue] {
+                guard l.alias == group.ownerTag else {
+                    throw OwnershipConflict(device: name.rawValue, found: "the name (an existing \(l.linkClass) link, alias \"\(l.alias ?? "")\")")
+                }
+            } else {
+                create += LinkRequest.add(name, IFB(), LinkSettings(up: true, group: group.linkGroup, alias: group.ownerTag))
+                report.created += 1
+            }
+        }
+        return create
     }
 
     /// Refuses devices with a root, ingress or clsact qdisc someone else added. Quiver's clsact
