@@ -87,7 +87,6 @@ public struct Shaper: Sendable {
 
     func apply(_ group: CapGroup, snapshot: inout Snapshot) throws -> ShapingReport {
         var report = ShapingReport()
-        let linksByName = snapshot.linksByName
         let qdiscsByDevice = snapshot.qdiscsByDevice
 
         let deviceIndex = try memberIndexes(group, snapshot: snapshot)
