@@ -47,10 +47,13 @@ public struct Shaper: Sendable {
     /// Applies several groups reading the namespace's links and qdiscs once (a dump of every
     /// qdisc of a large fabric is the expensive part of a no-op re-apply).
     @discardableResult
-    public func apply(_ groups: [CapGroup]) throws -> ShapingReport {
+    ///
+    /// `links`: the namespace's links as the caller just read them, if nothing changed since
+    /// (saves a dump of every link).
+    public func apply(_ groups: [CapGroup], links: [Link]? = nil) throws -> ShapingReport {
         let problems = groups.flatMap { $0.problems() }
         guard problems.isEmpty else { throw InvalidValue(problems.joined(separator: "; ")) }
-        var snapshot = Snapshot(links: try handle.links(), qdiscs: try handle.qdiscs())
+        var snapshot = Snapshot(links: try links ?? handle.links(), qdiscs: try handle.qdiscs())
         var total = ShapingReport()
         // Every group's missing IFBs in one batch, then one fresh look at links and qdiscs (not
         // one per group: each is a dump of every device in the namespace).

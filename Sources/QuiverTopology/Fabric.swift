@@ -242,7 +242,12 @@ public struct Fabric: Sendable {
         }
         let shaper = Shaper(handle: handle)
         if !groups.isEmpty {
-            let r = try shaper.apply(groups)
+            // When this apply changed no link in the fabric, the links read while planning serve.
+            let linksUnchanged = ops.allSatisfy { o in
+                switch o { case .applyCaps, .installProtection, .addAddress, .removeAddress, .setGateway, .removeGateway, .changeMAC, .bringUp: return true
+                default: return false }
+            }
+            let r = try shaper.apply(groups, links: linksUnchanged ? current.links : nil)
             result.created += r.created
             result.changed += r.changed
             result.deleted += r.deleted
