@@ -69,7 +69,7 @@ public struct Fabric: Sendable {
             vm.taps.filter { d in !d.overSwitch && !current.links.contains { $0.name == d.bridge } }.map { (vm.host, $0) }
         }
         if let (host, d) = missing.first {
-            throw MissingLowerLink(host: host, link: d.bridge, fabric: fabricNamespace.map { "network namespace \($0.name)" } ?? "host namespace")
+            throw MissingLowerLink(host: host, link: d.bridge, fabric: fabricNamespace.map { "network namespace \($0.name ?? "\($0)")" } ?? "host namespace")
         }
         if dryRun { return result }
 
@@ -397,10 +397,14 @@ public struct Fabric: Sendable {
     }
 
     /// Deletes macvtaps with the local fdb entries startVM gave their MACs on their bridges (an
-    /// entry left behind would swallow frames for a later port with the same MAC).
+    /// entry left behind would swallow frames for a later port with the same MAC). A macvtap over
+    /// a host link has no such entry, and the host link is not touched: on a device that is not a
+    /// bridge the same request would take the MAC off the device's own address list.
     func deleteMacvtaps(_ links: [Link]) throws {
+        guard !links.isEmpty else { return }
+        let bridges = Set(try handle.links().filter { if case .bridge? = $0.data { return true } else { return false } }.map(\.index))
         for l in links {
-            guard case .macvtap(let m)? = l.data, let mac = l.mac else { continue }
+            guard case .macvtap(let m)? = l.data, let mac = l.mac, bridges.contains(m.lowerIndex) else { continue }
             do {
                 try handle.perform([BridgeFDBRequest.deleteLocal(mac, bridgeIndex: m.lowerIndex, bridgeName: "index \(m.lowerIndex)")])
             } catch let e as NetlinkError where e.errno == .noSuchFileOrDirectory || e.errno == .noSuchDevice {}

@@ -151,6 +151,8 @@ import Testing
         if let up = veth.peerFollowUp { try wireHandle.perform(up) }
         try wireHandle.addAddress(try IPPrefix("10.31.0.1/24"), to: "eth0")
         let uplinkBefore = try fabric.link(named: "upl0")
+        // The uplink's own address lists (what `bridge fdb show dev` prints for a non-bridge device).
+        let addressesBefore = try witnessText(["ip", "netns", "exec", fabricName, "bridge", "fdb", "show", "dev", "upl0"])
 
         let guest = Self.repo + "/.build-guest"
         let text = """
@@ -217,6 +219,7 @@ import Testing
         let after = try fabric.link(named: "upl0")
         #expect(after.alias == uplinkBefore.alias && after.isUp && after.masterIndex == uplinkBefore.masterIndex && after.mtu == uplinkBefore.mtu)
         #expect(try fabric.links().map(\.name).sorted() == ["lo", "upl0"])
+        #expect(try witnessText(["ip", "netns", "exec", fabricName, "bridge", "fdb", "show", "dev", "upl0"]) == addressesBefore)
         #expect(!FileManager.default.fileExists(atPath: "/run/quiver/vms/\(name)"))
     }
 }
