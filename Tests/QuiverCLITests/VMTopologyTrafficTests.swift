@@ -155,27 +155,21 @@ import Testing
         let addressesBefore = try witnessText(["ip", "netns", "exec", fabricName, "bridge", "fdb", "show", "dev", "upl0"])
 
         let guest = Self.repo + "/.build-guest"
-        let text = """
-        name: \(name)
-        tenants:
-          - name: red
-            hosts:
-              - name: g3
-                kind: vm
-                kernel: \(guest)/vmlinuz
-                initrd: \(guest)/initrd.img
-                cmdline: ipv6.disable=1
-                vnics:
-                  - {name: eth0, over: upl0, mode: macvtap, ips: [10.31.0.33/24]}
-          - name: blue
-            hosts:
-              - name: g4
-                kind: vm
-                kernel: \(guest)/vmlinuz
-                initrd: \(guest)/initrd.img
-                cmdline: ipv6.disable=1
-                vnics:
-                  - {name: eth0, over: upl0, mode: macvtap, ips: [10.31.0.34/24]}
+        // One guest per tenant, each on a macvtap over the uplink.
+        let tenants = [("red", "g3", 33), ("blue", "g4", 34)].map { tenant, host, last in
+            """
+              - name: \(tenant)
+                hosts:
+                  - name: \(host)
+                    kind: vm
+                    kernel: \(guest)/vmlinuz
+                    initrd: \(guest)/initrd.img
+                    cmdline: ipv6.disable=1
+                    vnics: [{name: eth0, over: upl0, mode: macvtap, ips: [10.31.0.\(last)/24]}]
+            """
+        }
+        let text = "name: \(name)\ntenants:\n" + tenants.joined(separator: "\n") + """
+
         expect:
           - reach: {from: red/g3, to: blue/g4, probe: [icmp]}
         """
