@@ -95,7 +95,7 @@ public struct DesiredFabric: Sendable, Equatable {
                         let mac: MACAddress
                         if case .fixed(let f) = v.mac { mac = f } else { mac = n.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name) }
                         nics.append(VMNIC(tap: n.hostDevice(host: host.name, vnic: v.name), mac: mac, queues: v.queues, guestDevice: "eth\(i)",
-                                          address: v.ips.first { $0.address.isV4 }, gateway: v.gateway))
+                                          address: v.ips.first { $0.address.isV4 }, gateway: v.gateway, macvtap: v.mode == "macvtap"))
                         let overSwitch = t.switches.contains { $0.name == v.over }
                         taps.append(NICDevice(name: n.hostDevice(host: host.name, vnic: v.name), bridge: overSwitch ? n.bridge(v.over) : v.over,
                                               tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),

@@ -11,10 +11,13 @@ public enum NetBackend: String, Sendable, Codable {
     case userspace
 }
 
-/// One guest NIC: a tap (already on its switch) whose queues Quiver opens and hands to qemu.
+/// One guest NIC: a tap (already on its switch) or a macvtap whose queues Quiver opens and hands
+/// to qemu.
 public struct VMNIC: Sendable, Codable, Equatable {
-    /// The tap's name (the bridge port).
+    /// The device's name (the tap on the switch, or the macvtap).
     public var tap: String
+    /// "macvtap" for a macvtap; nil for a tap (records written before macvtaps read the same).
+    public var device: String?
     public var mac: MACAddress
     public var queues: Int
     /// Inside the guest: `eth0`, `eth1`, … and what the init sets up.
@@ -22,8 +25,10 @@ public struct VMNIC: Sendable, Codable, Equatable {
     public var address: IPPrefix?
     public var gateway: IPAddress?
 
-    public init(tap: String, mac: MACAddress, queues: Int = 1, guestDevice: String, address: IPPrefix? = nil, gateway: IPAddress? = nil) {
+    public init(tap: String, mac: MACAddress, queues: Int = 1, guestDevice: String, address: IPPrefix? = nil, gateway: IPAddress? = nil,
+                macvtap: Bool = false) {
         self.tap = tap
+        device = macvtap ? "macvtap" : nil
         self.mac = mac
         self.queues = queues
         self.guestDevice = guestDevice

@@ -43,7 +43,7 @@ struct VMCommand: ParsableCommand {
                 var t = Table(["NAME", "STATE", "PID", "ACCEL", "BACKEND", "NICS"])
                 for (name, s) in rows {
                     t.add([name, s.state, String(s.record.pid), s.record.accel.rawValue, s.record.backend.rawValue,
-                           s.record.nics.map { "\($0.guestDevice)=\($0.tap)(\($0.mac)\($0.queues > 1 ? ",\($0.queues)q" : ""))" }.joined(separator: " ")])
+                           s.record.nics.map { "\($0.guestDevice)=\($0.tap)(\($0.device.map { "\($0),"} ?? "")\($0.mac)\($0.queues > 1 ? ",\($0.queues)q" : ""))" }.joined(separator: " ")])
                 }
                 print(t.render())
                 for n in Set(rows.flatMap { $0.1.record.notices }).sorted() { print("note: \(n)") }

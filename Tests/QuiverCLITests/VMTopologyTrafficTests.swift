@@ -51,6 +51,8 @@ import Testing
         let mine = try pids(list.stdout, name)
         #expect(list.stdout.contains("\"\(name)/g1\"") && list.stdout.contains("\"\(name)/g2\""))
         #expect(list.stdout.contains("\"backend\" : \"userspace\"") || list.stdout.contains("\"backend\" : \"vhost\""))
+        #expect(list.stdout.contains("\"device\" : \"macvtap\""), "g2's NIC is listed as a macvtap: \(list.stdout)")
+        #expect(try quiver(["vm", "list"]).stdout.contains("eth0=\(name)-g2-eth0(macvtap,"))
         // Both NICs have `queues: 2`: g1's qemu holds two descriptors of one multi-queue tap, g2's
         // two of its macvtap's character device (and nothing else of the network).
         func fds(_ host: String) throws -> [String] {
