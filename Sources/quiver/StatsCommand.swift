@@ -106,7 +106,9 @@ struct StatsCommand: ParsableCommand {
     static func prometheus(_ stats: [TopologyStats]) -> String {
         let registry = PrometheusCollectorRegistry()
         func add(_ name: String, _ help: String, _ labels: [(String, String)], _ value: UInt64) {
-            registry.makeCounter(name: name, labels: labels, help: help).increment(by: Int64(clamping: value))
+            // Every name here ends in `_total`, the unit suffix of a counter.
+            let descriptor = MetricNameDescriptor(metricName: String(name.dropLast("_total".count)), unitName: "total", helpText: help)
+            registry.makeCounter(descriptor: descriptor, labels: labels).increment(by: Int64(clamping: value))
         }
         for s in stats {
             for r in s.vnics {
