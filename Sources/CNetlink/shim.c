@@ -75,6 +75,10 @@ int quiver_tun_set_offload(int fd, unsigned int offloads) { return tun_ioctl_int
 int quiver_tun_set_vnet_hdr_size(int fd, int size) {
     return ioctl(fd, TUNSETVNETHDRSZ, &size) == 0 ? 0 : -errno;
 }
+int quiver_tun_get_vnet_hdr_size(int fd) {
+    int size = 0;
+    return ioctl(fd, TUNGETVNETHDRSZ, &size) == 0 ? size : -errno;
+}
 int quiver_tun_set_queue(int fd, int attach) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);

@@ -111,11 +111,15 @@ public struct Macvtap: LinkKind, Equatable {
                                        + "(interface index \(ifindex) is reused in another network namespace)")
                 }
             }
-            let first = fds[0].rawValue
             if options.vnetHeader {
-                var rc = quiver_tun_set_vnet_hdr_size(first, options.vnetHeaderSize)
-                if rc == 0 { rc = quiver_tun_set_offload(first, options.offloads) }
-                if rc < 0 { throw SystemCallError("TUNSETVNETHDRSZ/TUNSETOFFLOAD", "macvtap \(name)", errno: Errno(rawValue: -rc)) }
+                // A macvtap keeps the header size per queue (a tap per device); offloads are the
+                // device's.
+                for fd in fds {
+                    let rc = quiver_tun_set_vnet_hdr_size(fd.rawValue, options.vnetHeaderSize)
+                    if rc < 0 { throw SystemCallError("TUNSETVNETHDRSZ", "macvtap \(name)", errno: Errno(rawValue: -rc)) }
+                }
+                let rc = quiver_tun_set_offload(fds[0].rawValue, options.offloads)
+                if rc < 0 { throw SystemCallError("TUNSETOFFLOAD", "macvtap \(name)", errno: Errno(rawValue: -rc)) }
             }
             return fds
         } catch {

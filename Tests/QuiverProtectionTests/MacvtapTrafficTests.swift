@@ -1,3 +1,4 @@
+import CNetlink
 import Foundation
 import Glibc
 import QuiverKernel
@@ -94,6 +95,22 @@ import Testing
         }
         let hosts = try f.endpoints.map { try PacketSocket(in: $0.ns, device: "eth0") }
         try body(Lab(fabric: f, firewall: firewall, ruleset: ruleset, hosts: hosts, guests: guests))
+    }
+
+    /// Each open of `/dev/tapN` is a queue with its own virtio-net header size: every queue is
+    /// set to 12 bytes (what virtio-net 1.0 uses), not only the first.
+    @Test func everyQueueOfAMacvtapGetsTheHeaderSize() throws {
+        let f = try ScratchFabric(endpoints: 1, prefix: "qm")
+        defer { f.tearDown() }
+        let br = try f.handle.link(named: "br0").index
+        let name = try InterfaceName(validating: "mq0")
+        let index = try Macvtap.create(name, lowerIndex: br, LinkSettings(up: true, txQueues: 4, rxQueues: 4), handle: f.handle)
+        let fds = try Macvtap.openQueues(ifindex: index, name: name, TapOptions(queues: 4))
+        defer { for fd in fds { try? fd.close() } }
+        #expect(fds.count == 4)
+        #expect(fds.map { quiver_tun_get_vnet_hdr_size($0.rawValue) } == [12, 12, 12, 12])
+        // A descriptor of another device under this index's name is refused.
+        #expect(throws: (any Error).self) { _ = try Macvtap.openQueues(ifindex: index, name: try InterfaceName(validating: "other0")) }
     }
 
     @Test func whatAGuestSendsIsCheckedOnItsMacvtap() throws {

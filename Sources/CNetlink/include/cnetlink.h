@@ -65,6 +65,8 @@ int quiver_tun_set_owner(int fd, uid_t uid);
 int quiver_tun_set_group(int fd, gid_t gid);
 int quiver_tun_set_offload(int fd, unsigned int offloads);
 int quiver_tun_set_vnet_hdr_size(int fd, int size);
+/* TUNGETVNETHDRSZ: the header size (>= 0) or -errno. */
+int quiver_tun_get_vnet_hdr_size(int fd);
 int quiver_tun_set_queue(int fd, int attach);
 
 /* Linux ifreq/ioctl helper: interface index by name in the calling thread's namespace. */
