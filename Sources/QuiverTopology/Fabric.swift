@@ -175,9 +175,13 @@ public struct Fabric: Sendable {
         }
         try handle.performLinks(changes)
         tick(changes.count)
+        // What goes up last (step 7): new endpoints, endpoints found down, then default routes.
+        var lastPerHost: [String: [NetlinkRequest]] = [:]
         let vnics = ops.compactMap { if case .createVNIC(let v) = $0 { return v } else { return nil } }
         if !vnics.isEmpty {
-            try createVNICs(vnics, desired: desired, bridgeIndex: bridgeIndex, handles: handles)
+            for (ns, up) in try createVNICs(vnics, desired: desired, bridgeIndex: bridgeIndex) {
+                lastPerHost[ns, default: []].append(contentsOf: up)
+            }
             result.created += vnics.count
             tick(vnics.count)
         }
@@ -190,7 +194,8 @@ public struct Fabric: Sendable {
         bridgeIndex = [:]
 
         phase("switches and vnics")
-        // 4. Inside each host: MACs, addresses, default routes — one pipelined batch per host.
+        // 4. Inside each host: MACs and addresses — one pipelined batch per host. Endpoints stay
+        //    down until their caps and rules are in place (step 7).
         var perHost: [String: [NetlinkRequest]] = [:]
         var hostIndex: [String: [String: Int32]] = [:]
         func index(_ ns: String, _ dev: String) throws -> Int32 {
@@ -209,13 +214,14 @@ public struct Fabric: Sendable {
             case .changeMAC(let ns, let dev, let mac):
                 perHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(mac: mac)))
             case .bringUp(let ns, let dev):
-                perHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(up: true)))
+                lastPerHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(up: true)))
             case .addAddress(let ns, let dev, let p):
                 perHost[ns, default: []].append(AddressRequest.add(p, linkIndex: try index(ns, dev), linkName: dev, replace: true))
             case .removeAddress(let ns, let dev, let p):
                 perHost[ns, default: []].append(AddressRequest.delete(p, linkIndex: try index(ns, dev), linkName: dev))
             case .setGateway(let ns, let dev, let g):
-                perHost[ns, default: []].append(RouteRequest.add(Route(destination: nil, gateway: g, outputIndex: try index(ns, dev)), replace: true))
+                // A route needs its device up: with the endpoints, at the end.
+                lastPerHost[ns, default: []].append(RouteRequest.add(Route(destination: nil, gateway: g, outputIndex: try index(ns, dev)), replace: true))
             case .removeGateway(let ns, let g):
                 perHost[ns, default: []].append(RouteRequest.delete(Route(destination: nil, gateway: g)))
             default:
@@ -228,7 +234,7 @@ public struct Fabric: Sendable {
             tick(requests.count)
         }
 
-        phase("addresses and routes")
+        phase("addresses")
         // 5. Caps, tenant by tenant; VNICs no longer capped lose their redirects.
         var groups: [CapGroup] = []
         for case .applyCaps(let tenant) in ops {
@@ -290,6 +296,14 @@ public struct Fabric: Sendable {
             }
         }
         phase("isolation and protection")
+        // 7. Endpoints up, now that their caps and rules are in place (even those of a `mac:
+        //    random` VNIC, whose rules could only be written once the kernel picked its MAC), and
+        //    default routes, which need their device up.
+        for (ns, requests) in lastPerHost {
+            try handles[ns]!.perform(requests)
+            tick(requests.count)
+        }
+        phase("endpoints up and routes")
         journal.pendingNamespaces = []
         journal.appliedAt = Date()
         try journal.save()
@@ -298,8 +312,10 @@ public struct Fabric: Sendable {
         return result
     }
 
-    func createVNICs(_ vnics: [DesiredFabric.VNIC], desired: DesiredFabric, bridgeIndex: [String: Int32],
-                     handles: [String: NetlinkHandle]) throws {
+    /// Creates the VNICs' veth pairs — host side up on its switch, endpoint (still down) straight
+    /// into its namespace — in one pipelined batch. Returns, per namespace, the requests that
+    /// bring the endpoints up, for the caller to send once caps and rules are in place.
+    func createVNICs(_ vnics: [DesiredFabric.VNIC], desired: DesiredFabric, bridgeIndex: [String: Int32]) throws -> [String: [NetlinkRequest]] {
         var fds: [String: FileDescriptorBox] = [:]
         defer { fds.values.forEach { $0.close() } }
         for ns in Set(vnics.map(\.namespace)) { fds[ns] = FileDescriptorBox(try NetworkNamespace.named(ns).open().rawValue) }
@@ -318,7 +334,7 @@ public struct Fabric: Sendable {
             if let up = veth.peerFollowUp { followUps[v.namespace, default: []].append(up) }
         }
         try handle.performLinks(requests)
-        for (ns, r) in followUps { try handles[ns]!.perform(r) }
+        return followUps
     }
 
     /// Stops guests all at once (each may wait out its powerdown) and removes their run
