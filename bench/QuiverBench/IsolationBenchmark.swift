@@ -42,7 +42,7 @@ enum IsolationBenchmark {
                 let file = "/tmp/quiver-bench-\(getpid()).nft"
                 defer { unlink(file) }
                 for _ in 0..<reps {
-                    build += try measure { requests = ruleset.transaction().count }
+                    build += measure { requests = ruleset.transaction().count }
                     install += try measure { try fw.install(ruleset) }
                     noop += try measure { _ = try fw.install(ruleset) }
                     try runCommand(["sh", "-c", "ip netns exec \(ns.name!) nft list table bridge quiver-bench > \(file)"])
