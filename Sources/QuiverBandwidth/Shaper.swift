@@ -46,19 +46,18 @@ public struct Shaper: Sendable {
 
     /// Applies several groups reading the namespace's links and qdiscs once (a dump of every
     /// qdisc of a large fabric is the expensive part of a no-op re-apply).
-    @discardableResult
     ///
     /// `links`: the namespace's links as the caller just read them, if nothing changed since
     /// (saves a dump of every link).
+    @discardableResult
     public func apply(_ groups: [CapGroup], links: [Link]? = nil) throws -> ShapingReport {
         let problems = groups.flatMap { $0.problems() }
         guard problems.isEmpty else { throw InvalidValue(problems.joined(separator: "; ")) }
         var snapshot = Snapshot(links: try links ?? handle.links(), qdiscs: try handle.qdiscs())
         var total = ShapingReport()
-        // Every group's missing IFBs in one batch, then one fresh look at links and qdiscs (not
-        // one per group: each is a dump of every device in the namespace).
         // Nothing is created before every group's member devices are known to exist and to carry
-        // nothing foreign.
+        // nothing foreign. Then every group's missing IFBs go in one batch, followed by one fresh
+        // look at links and qdiscs (not one per group: each is a dump of every device).
         for g in groups { _ = try memberIndexes(g, snapshot: snapshot) }
         var create: [NetlinkRequest] = []
         for g in groups { create += try missingIFBs(g, snapshot: snapshot, report: &total) }
