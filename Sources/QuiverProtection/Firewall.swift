@@ -13,6 +13,16 @@ public struct ForeignTableError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// The kernel refused a netdev chain hooked on a macvtap that does not exist yet: kernels before
+/// 6.16 only hook devices that exist, and the rules must be in place before the macvtaps are made.
+public struct MacvtapHooksUnsupported: Error, Sendable, CustomStringConvertible {
+    public var underlying: NetlinkTransactionError
+    public var description: String {
+        "\(underlying); this kernel cannot hook a netdev chain on a device that does not exist yet, which the rules of "
+            + "`mode: macvtap` NICs need (Linux 6.16 or later) — use `mode: tap` on this kernel"
+    }
+}
+
 /// What a VNIC's protection dropped, by kind.
 public struct ProtectionCounters: Sendable, Equatable, Codable {
     public var device: String
@@ -74,7 +84,12 @@ public struct Firewall: Sendable {
     public func install(_ ruleset: Ruleset) throws -> Bool {
         let t = try tables(ruleset.table, ownerTag: ruleset.ownerTag)
         if Self.isCurrent(ruleset, t) { return false }
-        try handle.nftTransaction(ruleset.transaction(netdevPresent: t.netdev != nil))
+        do {
+            try handle.nftTransaction(ruleset.transaction(netdevPresent: t.netdev != nil))
+        } catch let e as NetlinkTransactionError where ruleset.hasMacvtaps && e.first.errno == .noSuchFileOrDirectory
+            && e.first.context.operation == "create nftables chain" {
+            throw MacvtapHooksUnsupported(underlying: e)
+        }
         return true
     }
 
