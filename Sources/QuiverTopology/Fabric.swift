@@ -223,7 +223,8 @@ public struct Fabric: Sendable {
                 // A route needs its device up: with the endpoints, at the end.
                 lastPerHost[ns, default: []].append(RouteRequest.add(Route(destination: nil, gateway: g, outputIndex: try index(ns, dev)), replace: true))
             case .removeGateway(let ns, let g):
-                perHost[ns, default: []].append(RouteRequest.delete(Route(destination: nil, gateway: g)))
+                // In the same batch as the new one, so a host is not left without a route meanwhile.
+                lastPerHost[ns, default: []].append(RouteRequest.delete(Route(destination: nil, gateway: g)))
             default:
                 continue
             }
