@@ -133,13 +133,11 @@ public struct Ruleset: Sendable, Equatable {
         let f = Self.family
         let bridged = bridgePorts
         var b = Builder(family: f, table: table)
+        b.requests.append(NFTChainRequest.addBase(f, table: table, "protect", hook: .prerouting, priority: -200))
         if hasMacvtaps {
             // Marks first: the verdict map below jumps to `vnic/DEV` with goto, never to return.
-            b.requests.append(NFTChainRequest.addBase(f, table: table, "protect", hook: .prerouting, priority: -200))
             b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "origin", id: 3, verdictMap: true, size: bridged.count))
             b.rule("protect", [.meta(.inputInterfaceName), .lookup(set: "origin", map: true, inverted: false)])
-        } else {
-            b.requests.append(NFTChainRequest.addBase(f, table: table, "protect", hook: .prerouting, priority: -200))
         }
         b.requests.append(NFTChainRequest.addBase(f, table: table, "isolate", hook: .forward, priority: -200))
         b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "vnics", id: 1, verdictMap: true,
