@@ -61,11 +61,6 @@ public struct Firewall: Sendable {
         return (try ours(Ruleset.family), try ours(Ruleset.macvtapFamily))
     }
 
-    /// The bridge table's state: nil if absent; throws if it (or the netdev table) is not ours.
-    public func installed(_ table: String, ownerTag: String) throws -> NFTTable? {
-        try tables(table, ownerTag: ownerTag).bridge
-    }
-
     /// True when the installed tables already hold exactly `ruleset` (same fingerprint and the
     /// same number of chains, sets and counters).
     public func isCurrent(_ ruleset: Ruleset) throws -> Bool {
