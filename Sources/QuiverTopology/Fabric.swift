@@ -4,7 +4,6 @@ import QuiverKernel
 import QuiverNetlink
 import QuiverProtection
 import QuiverVM
-import SystemPackage
 
 /// What an apply or destroy did.
 public struct ApplyResult: @unchecked Sendable {
@@ -110,7 +109,7 @@ public struct Fabric: Sendable {
             let macvtaps = current.links.filter { l in
                 if case .macvtap? = l.data { return deletions.contains(l.name) } else { return false }
             }
-            try deleteMacvtaps(macvtaps)
+            try deleteMacvtaps(macvtaps, bridges: current.bridgeIndexes)
             let rest = deletions.filter { d in !macvtaps.contains { $0.name == d } }
             try handle.performLinks(rest.map { LinkRequest.delete(try! InterfaceName(validating: $0)) })
             result.deleted += deletions.count
@@ -187,7 +186,7 @@ public struct Fabric: Sendable {
         }
         for case .startVM(let host) in ops {
             let vm = desired.vms.first { $0.host == host }!
-            try startVM(vm, group: desired.group, bridgeIndex: bridgeIndex)
+            try startVM(vm, group: desired.group, bridgeIndex: bridgeIndex, bridges: current.bridgeIndexes)
             result.created += 1
             tick(1)
         }
@@ -338,97 +337,6 @@ public struct Fabric: Sendable {
         return followUps
     }
 
-    /// Stops guests all at once (each may wait out its powerdown) and removes their run
-    /// directories. Returns how many were running.
-    static func stopGuests(_ directories: [String]) throws -> Int {
-        let results = ResultSlots<Bool>(count: directories.count)
-        DispatchQueue.concurrentPerform(iterations: directories.count) { i in
-            results.set(i, Result { try VMLauncher.stop(directory: directories[i]) })
-        }
-        var stopped = 0
-        var failure: Error?
-        for (i, d) in directories.enumerated() {
-            do {
-                if try results.get(i) { stopped += 1 }
-                // Only a guest that is surely gone loses its directory (pidfile, QMP socket).
-                try? FileManager.default.removeItem(atPath: d)
-            } catch {
-                failure = failure ?? error
-            }
-        }
-        if let failure { throw failure }
-        return stopped
-    }
-
-    /// Opens the guest's NICs in the fabric — taps (Quiver's link group and tag, on their switch,
-    /// up) or macvtaps over the switch's bridge (made anew, with the guest's MAC) — and starts
-    /// qemu with their descriptors. A tap then lives as long as qemu; a macvtap is a link of the
-    /// topology and stays until destroy.
-    func startVM(_ vm: DesiredFabric.VM, group: UInt32, bridgeIndex: [String: Int32]) throws {
-        // A qemu left by an interrupted start still holds the taps: it goes first.
-        try VMLauncher.prepare(directory: vm.directory)
-        var queues: [[FileDescriptor]] = []
-        var handedOver = false
-        defer { if !handedOver { for q in queues { for fd in q { try? fd.close() } } } }
-        for (nic, t) in zip(vm.spec.nics, vm.taps) {
-            guard let br = bridgeIndex[t.bridge] else {
-                throw NetlinkError(context: RequestContext("start vm", vm.host), errno: .noSuchDevice,
-                                   hint: (t.overSwitch ? "switch " : "lower link ") + "\(t.bridge) missing")
-            }
-            let name = try InterfaceName(validating: t.name)
-            // The planner only starts a guest whose NIC names are free or the topology's own; a
-            // macvtap of that name (this guest's, or its NIC before a change of mode) goes first.
-            if let l = try handle.linkIfPresent(named: name), case .macvtap = l.data {
-                try deleteMacvtaps([l])
-            }
-            if t.macvtap {
-                // A tap of that name (the NIC before a change of mode) goes with its qemu.
-                let deadline = Date().addingTimeInterval(3)
-                while let l = try handle.linkIfPresent(named: name), case .tun = l.data, Date() < deadline {
-                    Thread.sleep(forTimeInterval: 0.05)
-                }
-                let q = UInt32(nic.queues)
-                let index = try Macvtap.create(name, lowerIndex: br, LinkSettings(up: true, mac: nic.mac, group: group, alias: t.tag,
-                                                                                  txQueues: q, rxQueues: q), handle: handle)
-                // Frames to the guest's MAC go up the bridge device to the macvtap, not out of
-                // every port: the bridge never learns a MAC that only sends through its device.
-                // (A host link under a macvtap is not Quiver's and is left as it is.)
-                if t.overSwitch { try handle.perform([BridgeFDBRequest.addLocal(nic.mac, bridgeIndex: br, bridgeName: t.bridge)]) }
-                queues.append(try Macvtap.openQueues(ifindex: index, name: name, TapOptions(queues: nic.queues)))
-                continue
-            }
-            // A tap whose qemu just died may take a moment to go away (EBUSY until then).
-            let deadline = Date().addingTimeInterval(3)
-            while true {
-                do {
-                    queues.append(try Tap.create(name, TapOptions(queues: nic.queues), in: fabricNamespace).takeQueues())
-                    break
-                } catch let e as SystemCallError where e.errno == .resourceBusy && Date() < deadline {
-                    Thread.sleep(forTimeInterval: 0.05)
-                }
-            }
-            try handle.perform([LinkRequest.change(name, LinkSettings(up: true, masterIndex: br, group: group, alias: t.tag))])
-        }
-        handedOver = true
-        _ = try VMLauncher.start(vm.spec, queues: queues, directory: vm.directory)
-    }
-
-    /// Deletes macvtaps with the local fdb entries startVM gave their MACs on their bridges (an
-    /// entry left behind would swallow frames for a later port with the same MAC). A macvtap over
-    /// a host link has no such entry, and the host link is not touched: on a device that is not a
-    /// bridge the same request would take the MAC off the device's own address list.
-    func deleteMacvtaps(_ links: [Link]) throws {
-        guard !links.isEmpty else { return }
-        let bridges = Set(try handle.links().filter { if case .bridge? = $0.data { return true } else { return false } }.map(\.index))
-        for l in links {
-            guard case .macvtap(let m)? = l.data, let mac = l.mac, bridges.contains(m.lowerIndex) else { continue }
-            do {
-                try handle.perform([BridgeFDBRequest.deleteLocal(mac, bridgeIndex: m.lowerIndex, bridgeName: "index \(m.lowerIndex)")])
-            } catch let e as NetlinkError where e.errno == .noSuchFileOrDirectory || e.errno == .noSuchDevice {}
-        }
-        try handle.performLinks(links.map { LinkRequest.delete(try! InterfaceName(validating: $0.name)) })
-    }
-
     func removeCaps(topology: String, tenant: String, current: CurrentFabric) throws {
         let names = KernelNames(topology)
         let shaper = Shaper(handle: handle)
@@ -491,17 +399,6 @@ public struct Fabric: Sendable {
             l.rlim_cur = l.rlim_max
             setrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
         }
-    }
-}
-
-/// A macvtap's `over:` names a host link that does not exist: nothing was changed.
-public struct MissingLowerLink: Error, Sendable, CustomStringConvertible {
-    public var host: String
-    public var link: String
-    public var fabric: String
-    public var description: String {
-        "vm host \(host): lower link \(link) of its macvtap does not exist in the \(fabric); nothing was changed — "
-            + "create the link (Quiver never makes or changes a host link) or name a switch in `over:`"
     }
 }
 

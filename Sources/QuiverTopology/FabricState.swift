@@ -36,6 +36,14 @@ public struct DesiredFabric: Sendable, Equatable {
         /// A VM NIC in `mode: macvtap`: `hostDevice` is a macvtap over `bridge`, the guest's own
         /// end (its transmit is what the guest sends).
         public var isMacvtap = false
+
+        /// The endpoint's own view of `hostDevice`'s counters: a fabric port's transmit is what
+        /// the endpoint receives; a macvtap is the guest's own end, so there it is the other way
+        /// round.
+        public func endpointCounters(_ s: LinkStatistics) -> (receivedPackets: UInt64, receivedBytes: UInt64,
+                                                              sentPackets: UInt64, sentBytes: UInt64) {
+            isMacvtap ? (s.rxPackets, s.rxBytes, s.txPackets, s.txBytes) : (s.txPackets, s.txBytes, s.rxPackets, s.rxBytes)
+        }
     }
 
     /// A `kind: vm` host: what to start and where its run directory is.
@@ -80,6 +88,11 @@ public struct DesiredFabric: Sendable, Equatable {
         topology = t.name
         group = n.group
         bridges = t.switches.map { Bridge(name: n.bridge($0.name), tag: n.switchTag($0.name), mtu: $0.mtu) }
+        // A VNIC's lower link: its switch's bridge, or — a macvtap whose `over:` names no switch —
+        // a host link of that name.
+        func lower(_ v: Topology.VNIC) -> (name: String, isSwitch: Bool) {
+            t.switches.contains { $0.name == v.over } ? (n.bridge(v.over), true) : (v.over, false)
+        }
         var namespaces: [Namespace] = []
         var vnics: [VNIC] = []
         var groups: [CapGroup] = []
@@ -96,8 +109,8 @@ public struct DesiredFabric: Sendable, Equatable {
                         if case .fixed(let f) = v.mac { mac = f } else { mac = n.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name) }
                         nics.append(VMNIC(tap: n.hostDevice(host: host.name, vnic: v.name), mac: mac, queues: v.queues, guestDevice: "eth\(i)",
                                           address: v.ips.first { $0.address.isV4 }, gateway: v.gateway, macvtap: v.mode == "macvtap"))
-                        let overSwitch = t.switches.contains { $0.name == v.over }
-                        taps.append(NICDevice(name: n.hostDevice(host: host.name, vnic: v.name), bridge: overSwitch ? n.bridge(v.over) : v.over,
+                        let (bridge, overSwitch) = lower(v)
+                        taps.append(NICDevice(name: n.hostDevice(host: host.name, vnic: v.name), bridge: bridge,
                                               tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),
                                               macvtap: v.mode == "macvtap", overSwitch: overSwitch))
                     }
@@ -116,21 +129,20 @@ public struct DesiredFabric: Sendable, Equatable {
                     case .fixed(let m): mac = m
                     }
                     let dev = n.hostDevice(host: host.name, vnic: v.name)
-                    // A macvtap may sit on a host link (`over:` names no switch): it is its own lower.
-                    let lower = t.switches.contains { $0.name == v.over } ? n.bridge(v.over) : v.over
-                    vnics.append(VNIC(tenant: tenant.name, host: host.name, name: host.vm == nil ? v.name : "eth\(vi)", hostDevice: dev, bridge: lower,
+                    let macvtap = host.vm != nil && v.mode == "macvtap"
+                    vnics.append(VNIC(tenant: tenant.name, host: host.name, name: host.vm == nil ? v.name : "eth\(vi)", hostDevice: dev, bridge: lower(v).name,
                                       namespace: ns, mac: mac, mtu: v.mtu ?? t.switches.first { $0.name == v.over }?.mtu,
                                       ips: v.ips, gateway: v.gateway, tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),
                                       protection: Set(v.protection.compactMap { ProtectionKind(rawValue: $0.rawValue) }),
                                       allowed: v.allowedIPs.isEmpty
                                         ? v.ips.map { try! IPPrefix(address: $0.address, length: $0.address.bitWidth) } : v.allowedIPs,
-                                      isVM: host.vm != nil, isMacvtap: host.vm != nil && v.mode == "macvtap"))
+                                      isVM: host.vm != nil, isMacvtap: macvtap))
                     if v.maxbw != nil || v.floor != nil || !v.flows.isEmpty || tenant.maxbw != nil {
                         // The MAC tells members apart on the tenant's IFBs; a random MAC is
                         // filled in from the kernel before the caps are applied.
                         members.append(CapMember(name: "\(host.name)/\(v.name)", device: try! InterfaceName(validating: dev), mac: mac,
                                                  maxbw: v.maxbw, floor: v.floor, flows: v.flows, burst: v.burst, queueLimit: v.queue,
-                                                 facesEndpoint: host.vm != nil && v.mode == "macvtap"))
+                                                 facesEndpoint: macvtap))
                     }
                 }
             }
@@ -210,6 +222,11 @@ public struct CurrentFabric: Sendable {
     public var firewall: FirewallState = .absent
     /// Guests with a run directory, by host name (running or not).
     public var vms: [String: VMStatus] = [:]
+
+    /// Interface indexes of the bridges in the fabric namespace.
+    public var bridgeIndexes: Set<Int32> {
+        Set(links.filter { if case .bridge? = $0.data { return true } else { return false } }.map(\.index))
+    }
 
     /// The MACs the kernel picked for `desired`'s `mac: random` VNICs that exist, by host device.
     public func randomMACs(of desired: DesiredFabric) -> [String: MACAddress] {

@@ -36,12 +36,7 @@ extension Fabric {
         var rows: [VNICStats] = desired.vnics.map { v in
             var r = VNICStats(topology: t.name, tenant: v.tenant, host: v.host, vnic: v.name, link: v.hostDevice)
             if let l = links[v.hostDevice], l.group == desired.group, let s = l.statistics {
-                // The fabric side's transmit is what the VNIC receives; a macvtap is the guest's
-                // own end, so there it is the other way round.
-                r.ipackets = v.isMacvtap ? s.rxPackets : s.txPackets
-                r.rbytes = v.isMacvtap ? s.rxBytes : s.txBytes
-                r.opackets = v.isMacvtap ? s.txPackets : s.rxPackets
-                r.obytes = v.isMacvtap ? s.txBytes : s.rxBytes
+                (r.ipackets, r.rbytes, r.opackets, r.obytes) = v.endpointCounters(s)
             }
             return r
         }

@@ -165,8 +165,8 @@ struct Verifier {
                 if let (group, label) = capped {
                     return try shaper.status(group).first { $0.direction == .toEndpoint && $0.label == label }?.statistics.bytes ?? 0
                 }
-                let s = try handle.link(named: tap).statistics
-                return (vnic?.isMacvtap == true ? s?.rxBytes : s?.txBytes) ?? 0
+                guard let s = try handle.link(named: tap).statistics, let vnic else { return 0 }
+                return vnic.endpointCounters(s).receivedBytes
             }
             let source = TCPSource(from: ans, address: b.ipv4, port: 5201, seconds: seconds + 1, connectWithin: 3)
             let sending = Background { try source.run() }
