@@ -129,9 +129,11 @@ public struct Fabric: Sendable {
             journal.pendingNamespaces = Array(Set(journal.pendingNamespaces).union(newNamespaces)).sorted()
             try journal.save()
             try NetworkNamespace.create(named: newNamespaces)
+            phase("namespaces: create")
             for (n, h) in zip(newNamespaces, try NetlinkHandle.open(namespaces: newNamespaces.map(NetworkNamespace.named))) {
                 handles[n] = h
             }
+            phase("namespaces: open")
             for n in newNamespaces {
                 let tag = desired.namespaces.first { $0.name == n }!.tag
                 try handles[n]!.perform([LinkRequest.change("lo", LinkSettings(up: true, alias: tag))])

@@ -47,14 +47,34 @@ enum ApplyBenchmark {
         printTable(["VNICs", "operation", "quiver ms", "ip+tc -batch ms", "ip/tc per cmd ms", "vs per cmd", "vs batch", "ms per VNIC"], rows)
     }
 
-    static func quiver(_ t: Topology) throws -> (Double, Double, Double) {
+    static func runQuiverOnly(n: Int, rounds: Int) throws {
+        let t = try TopologyParser.parse(topology("b\(n)", n), file: "bench-\(n).yaml")
+        var rows: [[String]] = []
+        for round in 1...rounds {
+            let (apply, noop, destroy) = try quiver(t, showPhases: true)
+            rows.append(["\(round)", String(format: "%.0f", apply * 1000), String(format: "%.0f", noop * 1000), String(format: "%.0f", destroy * 1000)])
+            Thread.sleep(forTimeInterval: 3)
+        }
+        printTable(["round (\(n) VNICs)", "apply ms", "no-op ms", "destroy ms"], rows)
+    }
+
+    static func quiver(_ t: Topology, showPhases: Bool = ProcessInfo.processInfo.environment["QUIVER_BENCH_PHASES"] == "1") throws -> (Double, Double, Double) {
         try withBenchNamespace { ns in
             let fabric = try Fabric(fabric: ns)
-            let apply = try measure { _ = try fabric.apply(t) }
+            func show(_ what: String, _ phases: [(String, Double)]) {
+                guard showPhases else { return }
+                print("  \(what): " + phases.map { "\($0.0) \(String(format: "%.0f", $0.1))" }.joined(separator: ", "))
+            }
+            var applyResult: ApplyResult?
+            let apply = try measure { applyResult = try fabric.apply(t) }
+            show("apply", applyResult!.phases)
             var noopResult: ApplyResult?
             let noop = try measure { noopResult = try fabric.apply(t) }
             guard noopResult?.isNoOp == true else { throw BenchError("re-apply was not a no-op: \(noopResult!.summary)") }
-            let destroy = try measure { _ = try fabric.destroy(topology: t.name) }
+            show("no-op", noopResult!.phases)
+            var destroyResult: ApplyResult?
+            let destroy = try measure { destroyResult = try fabric.destroy(topology: t.name) }
+            show("destroy", destroyResult!.phases)
             Thread.sleep(forTimeInterval: 1)
             return (apply, noop, destroy)
         }

@@ -23,6 +23,11 @@ struct QuiverBench {
             // QUIVER_BENCH_PER_COMMAND_LIMIT=0 skips the slow one-process-per-command baseline.
             let limit = ProcessInfo.processInfo.environment["QUIVER_BENCH_PER_COMMAND_LIMIT"].flatMap { Int($0) } ?? 1000
             try ApplyBenchmark.run(sizes: sizes.isEmpty ? [10, 100, 1000] : sizes, perCommandLimit: limit)
+        case "apply-quiver":
+            // Quiver alone, R rounds with phases: `quiver-bench apply-quiver N [R]` (for A/B runs).
+            let n = args.dropFirst().first.flatMap { Int($0) } ?? 1000
+            let rounds = args.dropFirst(2).first.flatMap { Int($0) } ?? 3
+            try ApplyBenchmark.runQuiverOnly(n: n, rounds: rounds)
         case "read-cost":
             let names = NetworkNamespace.listNamed().filter { $0.hasPrefix(args.dropFirst().first ?? "perf-") }
             var handles: [NetlinkHandle] = []
