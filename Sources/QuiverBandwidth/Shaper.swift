@@ -53,7 +53,7 @@ public struct Shaper: Sendable {
     public func apply(_ groups: [CapGroup], links: [Link]? = nil) throws -> ShapingReport {
         let problems = groups.flatMap { $0.problems() }
         guard problems.isEmpty else { throw InvalidValue(problems.joined(separator: "; ")) }
-        var snapshot = Snapshot(links: try links ?? handle.links(), qdiscs: try handle.qdiscs())
+        var snapshot = Snapshot(links: try links ?? handle.links(statistics: false), qdiscs: try handle.qdiscs())
         var total = ShapingReport()
         // Nothing is created before every group's member devices are known to exist and to carry
         // nothing foreign. Then every group's missing IFBs go in one batch, followed by one fresh
@@ -63,7 +63,7 @@ public struct Shaper: Sendable {
         for g in groups { create += try missingIFBs(g, snapshot: snapshot, report: &total) }
         if !create.isEmpty {
             try handle.performLinks(create)
-            snapshot = Snapshot(links: try handle.links(), qdiscs: try handle.qdiscs())
+            snapshot = Snapshot(links: try handle.links(statistics: false), qdiscs: try handle.qdiscs())
         }
         for g in groups {
             let r = try apply(g, snapshot: &snapshot)
@@ -97,7 +97,7 @@ public struct Shaper: Sendable {
         let create = try missingIFBs(group, snapshot: snapshot, report: &report)
         if !create.isEmpty {
             try handle.performLinks(create)
-            snapshot = Snapshot(links: try handle.links(), qdiscs: try handle.qdiscs())
+            snapshot = Snapshot(links: try handle.links(statistics: false), qdiscs: try handle.qdiscs())
         }
         let ifbIndex = Dictionary(uniqueKeysWithValues: Direction.allCases.map { d in
             (d, snapshot.linksByName[group.ifb(d).rawValue]!.index)

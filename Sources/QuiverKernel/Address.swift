@@ -58,10 +58,12 @@ public enum AddressRequest {
                        RequestContext("delete address \(prefix) from link", linkName))
     }
 
-    /// `ip addr show` (both families).
-    public static func dump() -> NetlinkRequest {
+    /// `ip addr show` (`-4`/`-6` with a family).
+    public static func dump(family: Int32 = AF_UNSPEC) -> NetlinkRequest {
         var m = NetlinkMessage(type: RTM_GETADDR, flags: NLM_F_DUMP)
-        m.append(header: ifaddrmsg())
+        var h = ifaddrmsg()
+        h.ifa_family = UInt8(family)
+        m.append(header: h)
         return NetlinkRequest(m, RequestContext("list addresses"))
     }
 }
@@ -85,10 +87,14 @@ extension NetlinkHandle {
         }
     }
 
-    /// Every address in the namespace. Equivalent to `ip addr show`.
+    /// Every address in the namespace. Equivalent to `ip addr show`. One dump per family: the
+    /// kernel serves those without the RTNL lock, a dump of both families holds it throughout
+    /// (and hosts are read from several threads at once).
     public func addresses() throws -> [Address] {
-        let r = AddressRequest.dump()
-        return try socket.dump(r.message, r.context).filter { $0.type == UInt16(RTM_NEWADDR) }.map(Address.init(decoding:))
+        try [AF_INET, AF_INET6].flatMap { family in
+            let r = AddressRequest.dump(family: family)
+            return try socket.dump(r.message, r.context).filter { $0.type == UInt16(RTM_NEWADDR) }.map(Address.init(decoding:))
+        }
     }
 
     /// Addresses of one link.

@@ -152,10 +152,13 @@ public enum LinkRequest {
         return NetlinkRequest(m, RequestContext("get link", name.rawValue))
     }
 
-    /// `ip link show` (dump).
-    public static func dump() -> NetlinkRequest {
+    /// `ip link show` (dump). Without `statistics` the kernel leaves out every counter block
+    /// (`RTEXT_FILTER_SKIP_STATS`: the link's own and IPv6's, summed over CPUs for each link),
+    /// which is most of what it would compute and copy for a link.
+    public static func dump(statistics: Bool = true) -> NetlinkRequest {
         var m = NetlinkMessage(type: RTM_GETLINK, flags: NLM_F_DUMP)
         m.append(header: ifinfomsg())
+        if !statistics { m.put(IFLA_EXT_MASK, u32: UInt32(RTEXT_FILTER_SKIP_STATS)) }
         return NetlinkRequest(m, RequestContext("list links"))
     }
 }
@@ -232,9 +235,10 @@ extension NetlinkHandle {
         do { return try link(named: name) } catch let e as NetlinkError where e.errno == .noSuchDevice { return nil }
     }
 
-    /// Every link of the namespace, with statistics. Equivalent to `ip -s link show`.
-    public func links() throws -> [Link] {
-        let request = LinkRequest.dump()
+    /// Every link of the namespace. Equivalent to `ip -s link show`, or `ip link show` without
+    /// `statistics` (counters read as zero then; cheaper for the kernel, for planning).
+    public func links(statistics: Bool = true) throws -> [Link] {
+        let request = LinkRequest.dump(statistics: statistics)
         return try socket.dump(request.message, request.context)
             .filter { $0.type == UInt16(RTM_NEWLINK) }
             .map { try Link(decoding: $0) }

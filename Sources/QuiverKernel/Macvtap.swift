@@ -57,7 +57,7 @@ public struct Macvtap: LinkKind, Equatable {
     /// index in its namespace (and above 1000) whose node does not exist yet.
     public static func create(_ name: InterfaceName, lowerIndex: Int32, mode: Mode = .bridge, _ settings: LinkSettings,
                               handle: NetlinkHandle) throws -> Int32 {
-        var candidate = max(try handle.links().map(\.index).max() ?? 0, 1000) + 1
+        var candidate = max(try handle.links(statistics: false).map(\.index).max() ?? 0, 1000) + 1
         var attempts = 0
         while true {
             while access(characterDevicePath(ifindex: candidate), F_OK) == 0 { candidate += 1 }

@@ -61,10 +61,13 @@ public enum RouteRequest {
         NetlinkRequest(message(RTM_DELROUTE, 0, route), RequestContext("delete route", route.description))
     }
 
+    /// Routes of the main table: on a socket with strict checking the kernel skips the other
+    /// tables (the local table holds a few routes per address) instead of sending them.
     public static func dump(family: Int32 = AF_UNSPEC) -> NetlinkRequest {
         var m = NetlinkMessage(type: RTM_GETROUTE, flags: NLM_F_DUMP)
         var h = rtmsg()
         h.rtm_family = UInt8(family)
+        h.rtm_table = UInt8(RT_TABLE_MAIN.rawValue)
         m.append(header: h)
         return NetlinkRequest(m, RequestContext("list routes"))
     }
@@ -81,8 +84,10 @@ extension NetlinkHandle {
         try perform(RouteRequest.delete(route))
     }
 
-    /// Routes of the main table. Equivalent to `ip route show` (and `ip -6 route show`).
+    /// Routes of the main table. Equivalent to `ip route show` (and `ip -6 route show`): one
+    /// dump per family, which the kernel serves without the RTNL lock.
     public func routes(family: Int32 = AF_UNSPEC) throws -> [Route] {
+        if family == AF_UNSPEC { return try routes(family: AF_INET) + routes(family: AF_INET6) }
         let r = RouteRequest.dump(family: family)
         return try socket.dump(r.message, r.context)
             .filter { $0.type == UInt16(RTM_NEWROUTE) }

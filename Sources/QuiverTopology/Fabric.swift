@@ -167,7 +167,7 @@ public struct Fabric: Sendable {
         let needIndex = ops.contains {
             switch $0 { case .createVNIC, .changeVNIC, .startVM: return true; default: return false }
         }
-        var bridgeIndex = needIndex ? Dictionary(try handle.links().map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a }) : [:]
+        var bridgeIndex = needIndex ? Dictionary(try handle.links(statistics: false).map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a }) : [:]
         var changes: [NetlinkRequest] = []
         for case .changeVNIC(let dev, let bridge, let mtu) in ops {
             changes.append(LinkRequest.change(try InterfaceName(validating: dev),
@@ -203,7 +203,7 @@ public struct Fabric: Sendable {
             // The links read while planning serve, unless this apply made the device.
             if let i = hostIndex[ns]?[dev] ?? current.hosts[ns]?.links.first(where: { $0.name == dev })?.index { return i }
             if hostIndex[ns] == nil {
-                hostIndex[ns] = Dictionary(try handles[ns]!.links().map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a })
+                hostIndex[ns] = Dictionary(try handles[ns]!.links(statistics: false).map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a })
             }
             guard let i = hostIndex[ns]![dev] else {
                 throw NetlinkError(context: RequestContext("configure", dev), errno: .noSuchDevice, hint: "\(dev) missing in netns \(ns)")
@@ -363,7 +363,7 @@ public struct Fabric: Sendable {
         let guests = ((try? FileManager.default.contentsOfDirectory(atPath: vmRoot)) ?? []).map { "\(vmRoot)/\($0)" }
         result.deleted += try Fabric.stopGuests(guests)
         try? FileManager.default.removeItem(atPath: vmRoot)
-        let owned = try handle.links().filter { $0.group == names.group }
+        let owned = try handle.links(statistics: false).filter { $0.group == names.group }
         if !owned.isEmpty {
             try handle.deleteLinks(group: names.group)
             result.deleted += owned.count
@@ -380,7 +380,7 @@ public struct Fabric: Sendable {
             // A name that is not a usable namespace is ours only if the journal says so.
             let tagged = try (try? opened.get()).map { h in
                 defer { h.socket.close() }
-                return names.isOwnHost(links: try h.links())
+                return names.isOwnHost(links: try h.links(statistics: false))
             } ?? false
             if tagged || pending.contains(name) {
                 try NetworkNamespace.delete(named: name)

@@ -247,7 +247,7 @@ public struct CurrentFabric: Sendable {
     /// prefix. Host namespaces are read through one socket each, opened together on one thread.
     public static func read(topology: String, wanted: [String], fabric: NetlinkHandle,
                             firewall: Firewall) throws -> (CurrentFabric, [String: NetlinkHandle]) {
-        let links = try fabric.links()
+        let links = try fabric.links(statistics: false)
         let names = KernelNames(topology)
         let firewallState = try FirewallState.read(firewall, table: names.firewallTable, ownerTag: names.tagPrefix)
         let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wanted.contains($0) }
@@ -262,7 +262,7 @@ public struct CurrentFabric: Sendable {
                 return
             }
             slots.set(i, Result {
-                let l = try h.links()
+                let l = try h.links(statistics: false)
                 return Host(tagged: names.isOwnHost(links: l), links: l, addresses: try h.addresses(), routes: try h.routes())
             })
         }

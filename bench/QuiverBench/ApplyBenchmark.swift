@@ -69,7 +69,15 @@ enum ApplyBenchmark {
             let apply = try measure { applyResult = try fabric.apply(t) }
             show("apply", applyResult!.phases)
             var noopResult: ApplyResult?
+            // QUIVER_BENCH_SETTLE=1: measure the no-op 5 s after the apply, once the new endpoints' start-up
+            // traffic has died down (right after it, that traffic competes with the reads).
+            if ProcessInfo.processInfo.environment["QUIVER_BENCH_SETTLE"] == "1" { Thread.sleep(forTimeInterval: 5) }
+            var ru0 = rusage(), ru1 = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &ru0)
             let noop = try measure { noopResult = try fabric.apply(t) }
+            getrusage(RUSAGE_SELF.rawValue, &ru1)
+            func tv(_ a: timeval, _ b: timeval) -> Double { Double(b.tv_sec - a.tv_sec) * 1000 + Double(b.tv_usec - a.tv_usec) / 1000 }
+            if showPhases { print("  no-op cpu: user \(tv(ru0.ru_utime, ru1.ru_utime)) ms, sys \(tv(ru0.ru_stime, ru1.ru_stime)) ms") }
             guard noopResult?.isNoOp == true else { throw BenchError("re-apply was not a no-op: \(noopResult!.summary)") }
             show("no-op", noopResult!.phases)
             var destroyResult: ApplyResult?
