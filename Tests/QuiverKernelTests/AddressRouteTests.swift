@@ -37,6 +37,17 @@ import Testing
         }
     }
 
+    /// A namespace that never had a route has no IPv4 main table; its routes are none, not an
+    /// error (an apply killed before a host's `lo` came up leaves such a namespace).
+    @Test func routesOfANamespaceWithoutAnyTable() throws {
+        try withScratchNamespace { ns, h in
+            let v4 = try h.routes(family: AF_INET)
+            let all = try h.routes()
+            #expect(v4.isEmpty)
+            #expect(all.allSatisfy { $0.family == AF_INET6 })
+        }
+    }
+
     @Test func defaultAndPrefixRoutes() throws {
         try withScratchNamespace { ns, h in
             try h.addLink("r0", Veth(peer: "r0p"), LinkSettings(up: true))
