@@ -60,7 +60,9 @@ public struct NetlinkAttributes: Sendable {
     public init(bytes: [UInt8], start: Int, end: Int) {
         self.bytes = bytes
         guard start < end else { return }
-        var found: [(UInt16, Range<Int>)] = []
+        // Same tuple labels as `entries`: an unlabelled array would be converted element by
+        // element through the runtime's dynamic cast on assignment.
+        var found: [(type: UInt16, range: Range<Int>)] = []
         bytes.withUnsafeBytes { raw in
             let base = raw.baseAddress!
             var attr = UnsafeMutablePointer(mutating: base.advanced(by: start).assumingMemoryBound(to: nlattr.self))
@@ -68,7 +70,7 @@ public struct NetlinkAttributes: Sendable {
             while mnl_attr_ok(attr, remaining) {
                 let payloadStart = UnsafeRawPointer(mnl_attr_get_payload(attr)!) - base
                 let payloadLength = Int(mnl_attr_get_payload_len(attr))
-                found.append((mnl_attr_get_type(attr), payloadStart..<(payloadStart + payloadLength)))
+                found.append((type: mnl_attr_get_type(attr), range: payloadStart..<(payloadStart + payloadLength)))
                 let next = mnl_attr_next(attr)!
                 remaining -= Int32(UnsafeRawPointer(next) - UnsafeRawPointer(attr))
                 attr = next
