@@ -146,7 +146,8 @@ public struct Shaper: Sendable {
                     throw OwnershipConflict(device: name.rawValue, found: "the name (an existing \(l.linkClass) link, alias \"\(l.alias ?? "")\")")
                 }
             } else {
-                create += LinkRequest.add(name, IFB(), LinkSettings(up: true, group: group.linkGroup, alias: group.ownerTag))
+                // No IPv6 link-local address: an IFB only passes frames redirected to it.
+                create += LinkRequest.add(name, IFB(), LinkSettings(up: true, group: group.linkGroup, alias: group.ownerTag, ipv6LinkLocal: LinkSettings.noLinkLocal))
                 report.created += 1
             }
         }
@@ -201,16 +202,18 @@ public struct Shaper: Sendable {
             report.deleted += 1
         }
         // 3. Wanted classes: add, or change in place; then their leaf queues.
+        let classByID = Dictionary(currentClasses.map { ($0.handle, $0) }, uniquingKeysWith: { a, _ in a })
+        let leafByParent = Dictionary(leaves.map { ($0.parent, $0) }, uniquingKeysWith: { a, _ in a })
         for c in layout.classes {
             // The kernel reports a top-level class's parent as "root", not as the qdisc.
-            if let cur = currentClasses.first(where: { $0.handle == c.id }),
+            if let cur = classByID[c.id],
                (cur.parent == .root ? layout.root : cur.parent) == c.parent {
                 if let h = cur.htb, !h.sameShaping(as: c.htb, inner: c.leafQueue == nil) {
                     steps.append(ClassRequest.make(.change, ifindex: ifindex, device: device, classID: c.id, parent: c.parent, htb: c.htb))
                     report.changed += 1
                 }
             } else {
-                if currentClasses.contains(where: { $0.handle == c.id }) {
+                if classByID[c.id] != nil {
                     steps.append(ClassRequest.delete(ifindex: ifindex, device: device, classID: c.id))
                 }
                 steps.append(ClassRequest.make(.add, ifindex: ifindex, device: device, classID: c.id, parent: c.parent, htb: c.htb))
@@ -218,7 +221,7 @@ public struct Shaper: Sendable {
             }
             guard let queue = c.leafQueue else { continue }
             let leaf = IFBLayout.leafHandle(for: c.id)
-            if let q = leaves.first(where: { $0.parent == c.id && $0.handle == leaf }) {
+            if let q = leafByParent[c.id], q.handle == leaf {
                 if !q.kind.sameQueue(as: queue) {
                     // A different kind cannot be changed in place; replace swaps it atomically.
                     let verb: TCVerb = q.kind.name == queue.name ? .change : .replace

@@ -8,6 +8,10 @@ public struct Address: Sendable, Equatable, Codable {
     public var label: String?
     public var scope: UInt8
 
+    /// An IPv6 link-local address (fe80::/10, link scope), such as the one the kernel gives a
+    /// link when it comes up.
+    public var isIPv6LinkLocal: Bool { !prefix.address.isV4 && scope == UInt8(RT_SCOPE_LINK.rawValue) }
+
     /// An address value not read from the kernel (for plans and their tests).
     public init(prefix: IPPrefix, linkIndex: Int32, scope: UInt8 = 0, label: String? = nil) {
         self.prefix = prefix

@@ -1,3 +1,4 @@
+import Glibc
 import CNetlink
 import QuiverNetlink
 import SystemPackage
@@ -52,10 +53,17 @@ public struct LinkSettings: Sendable, Equatable {
     public var rxQueues: UInt32?
     /// At creation only: the interface index to give the link (`ip link add … index N`).
     public var index: Int32?
+    /// `ip link set … addrgenmode eui64|none`: false keeps the link from giving itself an IPv6
+    /// link-local address (and so from duplicate address detection, MLD reports and router
+    /// solicitations) when it comes up; an address already there stays. The kernel applies it
+    /// only to an existing link, after any up/down in the same request.
+    public var ipv6LinkLocal: Bool?
 
     public init(up: Bool? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil, masterIndex: Int32? = nil,
                 group: UInt32? = nil, alias: String? = nil, txQueueLength: UInt32? = nil,
-                namespace: NamespaceTarget? = nil, txQueues: UInt32? = nil, rxQueues: UInt32? = nil) {
+                namespace: NamespaceTarget? = nil, txQueues: UInt32? = nil, rxQueues: UInt32? = nil,
+                ipv6LinkLocal: Bool? = nil) {
+        self.ipv6LinkLocal = ipv6LinkLocal
         self.txQueues = txQueues
         self.rxQueues = rxQueues
         self.up = up
@@ -80,7 +88,8 @@ public struct LinkSettings: Sendable, Equatable {
         return h
     }
 
-    /// Everything but the header and the alias (the kernel ignores `IFLA_IFALIAS` when creating).
+    /// Everything but the header, the alias and the IPv6 mode (the kernel ignores `IFLA_IFALIAS`
+    /// and `IFLA_AF_SPEC` when creating).
     func encode(into m: inout NetlinkMessage) {
         if let mtu { m.put(IFLA_MTU, u32: mtu) }
         if let mac { m.put(IFLA_ADDRESS, bytes: mac.bytes) }
@@ -93,6 +102,12 @@ public struct LinkSettings: Sendable, Equatable {
     }
 }
 
+extension LinkSettings {
+    /// The ``ipv6LinkLocal`` value for a link that should have no IPv6 link-local address:
+    /// false where the kernel has IPv6, nil where it runs without (it would refuse the setting).
+    public static let noLinkLocal: Bool? = access("/proc/sys/net/ipv6", F_OK) == 0 ? false : nil
+}
+
 /// Request builders for links (no I/O), so callers can batch them. Each has the iproute2 command
 /// it is equivalent to.
 public enum LinkRequest {
@@ -103,7 +118,12 @@ public enum LinkRequest {
                            replace: Bool = false) -> [NetlinkRequest] {
         let flags = replace ? NLM_F_CREATE | NLM_F_REPLACE : NLM_F_CREATE | NLM_F_EXCL
         var m = NetlinkMessage(type: RTM_NEWLINK, flags: flags)
-        m.append(header: settings.header(index: settings.index ?? 0))
+        // A link that must come up without a link-local address is created down, given its IPv6
+        // mode, then brought up: the mode only exists once the link does.
+        let deferUp = settings.ipv6LinkLocal == false && settings.up == true
+        var created = settings
+        if deferUp { created.up = nil }
+        m.append(header: created.header(index: settings.index ?? 0))
         m.put(IFLA_IFNAME, string: name.rawValue)
         settings.encode(into: &m)
         kind.encodeLinkAttributes(into: &m)
@@ -112,19 +132,27 @@ public enum LinkRequest {
             kind.encodeInfoData(into: &info)
         }
         var out = [NetlinkRequest(m, RequestContext("create \(type(of: kind).kind) link", name.rawValue))]
-        if let alias = settings.alias {
-            out.append(change(name, LinkSettings(alias: alias)))
+        if settings.alias != nil || settings.ipv6LinkLocal != nil {
+            out.append(change(name, LinkSettings(alias: settings.alias, ipv6LinkLocal: settings.ipv6LinkLocal)))
         }
+        if deferUp { out.append(change(name, LinkSettings(up: true))) }
         return out + kind.followUpRequests()
     }
 
-    /// `ip link set NAME [up|down] [mtu N] [address MAC] [master BR|nomaster] [group N] [alias A] [netns NS]`.
+    /// `ip link set NAME [up|down] [mtu N] [address MAC] [master BR|nomaster] [group N] [alias A]
+    /// [netns NS] [addrgenmode eui64|none]`.
     public static func change(_ name: InterfaceName, _ settings: LinkSettings) -> NetlinkRequest {
         var m = NetlinkMessage(type: RTM_NEWLINK, flags: 0)
         m.append(header: settings.header())
         m.put(IFLA_IFNAME, string: name.rawValue)
         settings.encode(into: &m)
         if let alias = settings.alias { m.put(IFLA_IFALIAS, string: alias) }
+        if let linkLocal = settings.ipv6LinkLocal {
+            let mode = linkLocal ? IN6_ADDR_GEN_MODE_EUI64 : IN6_ADDR_GEN_MODE_NONE
+            m.nest(IFLA_AF_SPEC) { spec in
+                spec.nest(AF_INET6) { inet6 in inet6.put(IFLA_INET6_ADDR_GEN_MODE, u8: UInt8(mode.rawValue)) }
+            }
+        }
         return NetlinkRequest(m, RequestContext("change link", name.rawValue))
     }
 

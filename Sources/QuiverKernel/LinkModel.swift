@@ -83,8 +83,19 @@ public struct Link: Sendable, Equatable {
     public var statistics: LinkStatistics?
     /// `ARPHRD_*` type.
     public var hardwareType: UInt16
+    /// IPv6 address generation mode (`IFLA_INET6_ADDR_GEN_MODE`); nil when the link has no
+    /// IPv6 state (or the dump left it out).
+    public var ipv6AddressGeneration: UInt8?
+
+    /// Whether the kernel gives the link an IPv6 link-local address when it comes up (any mode
+    /// but `none`); nil when unknown.
+    public var ipv6LinkLocal: Bool? { ipv6AddressGeneration.map { $0 != UInt8(IN6_ADDR_GEN_MODE_NONE.rawValue) } }
 
     public var isUp: Bool { flags & UInt32(IFF_UP) != 0 }
+
+    /// `DEVCONF_ADDR_GEN_MODE` of `<linux/ipv6.h>` (not imported: that header clashes with
+    /// glibc's): the mode's slot in `IFLA_INET6_CONF`.
+    static let devconfAddrGenMode = 47
 
     /// A link value not read from the kernel (for plans and their tests).
     public init(name: String, index: Int32, group: UInt32 = 0, kind: String? = nil) {
@@ -116,6 +127,16 @@ public struct Link: Sendable, Equatable {
         group = a.u32(IFLA_GROUP) ?? 0
         txQueueLength = a.u32(IFLA_TXQLEN) ?? 0
         statistics = a.value(IFLA_STATS64, as: rtnl_link_stats64.self).map(LinkStatistics.init)
+        if let inet6 = a.nested(IFLA_AF_SPEC)?.nested(AF_INET6) {
+            // The mode has an attribute of its own, but a dump without statistics stops before it;
+            // the sysctl array (`IFLA_INET6_CONF`, s32 per `DEVCONF_*`) always carries it.
+            if let mode = inet6.u8(IFLA_INET6_ADDR_GEN_MODE) {
+                ipv6AddressGeneration = mode
+            } else if let conf = inet6.payload(IFLA_INET6_CONF), conf.count >= (Link.devconfAddrGenMode + 1) * 4 {
+                let mode = conf.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: Link.devconfAddrGenMode * 4, as: Int32.self) }
+                ipv6AddressGeneration = UInt8(clamping: mode)
+            }
+        }
 
         if let info = a.nested(IFLA_LINKINFO) {
             kind = info.string(IFLA_INFO_KIND)

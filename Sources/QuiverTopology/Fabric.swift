@@ -159,7 +159,7 @@ public struct Fabric: Sendable {
         if !bridges.isEmpty {
             try handle.performLinks(bridges.flatMap { b in
                 LinkRequest.add(try! InterfaceName(validating: b.name), Bridge(stp: false),
-                                LinkSettings(up: true, mtu: b.mtu, group: desired.group, alias: b.tag))
+                                LinkSettings(up: true, mtu: b.mtu, group: desired.group, alias: b.tag, ipv6LinkLocal: LinkSettings.noLinkLocal))
             })
             result.created += bridges.count
             tick(bridges.count)
@@ -210,8 +210,17 @@ public struct Fabric: Sendable {
             }
             return i
         }
+        // New endpoints that are to have no IPv6 link-local address get the mode while still down.
+        for case .createVNIC(let v) in ops where !v.linkLocal && LinkSettings.noLinkLocal != nil {
+            perHost[v.namespace, default: []].append(LinkRequest.change(try InterfaceName(validating: v.name), LinkSettings(ipv6LinkLocal: LinkSettings.noLinkLocal)))
+        }
+        var quietFabricLinks: [String] = []
         for o in ops {
             switch o {
+            case .setLinkLocal(let ns?, let dev, let on):
+                perHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(ipv6LinkLocal: on)))
+            case .setLinkLocal(nil, let dev, _):
+                quietFabricLinks.append(dev)
             case .changeMAC(let ns, let dev, let mac):
                 perHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(mac: mac)))
             case .bringUp(let ns, let dev):
@@ -235,6 +244,7 @@ public struct Fabric: Sendable {
             try handles[ns]!.perform(requests)
             tick(requests.count)
         }
+        try quietLinks(quietFabricLinks)
 
         phase("addresses")
         // 5. Caps, tenant by tenant; VNICs no longer capped lose their redirects.
@@ -330,13 +340,29 @@ public struct Fabric: Sendable {
             let veth = Veth(peer: try InterfaceName(validating: v.name),
                             peerSettings: LinkSettings(up: true, mtu: v.mtu, mac: v.mac, namespace: .fd(fds[v.namespace]!.fd),
                                                        txQueues: 1, rxQueues: 1))
+            // The fabric side is a switch port: no IPv6 link-local address (nor the duplicate address
+            // detection, MLD reports and router solicitations that come with one), and none of the
+            // thousand fe80::/64 routes that many ports would put in the fabric's routing table.
             requests += LinkRequest.add(try InterfaceName(validating: v.hostDevice), veth,
                                         LinkSettings(up: true, mtu: v.mtu, masterIndex: br, group: desired.group, alias: v.tag,
-                                                     txQueues: 1, rxQueues: 1))
+                                                     txQueues: 1, rxQueues: 1, ipv6LinkLocal: LinkSettings.noLinkLocal))
             if let up = veth.peerFollowUp { followUps[v.namespace, default: []].append(up) }
         }
         try handle.performLinks(requests)
         return followUps
+    }
+
+    /// Fabric links made before they were given no IPv6 link-local address (an older Quiver, or
+    /// an apply interrupted between creating a link and setting its mode): the mode, then the
+    /// link-local addresses they already have.
+    func quietLinks(_ names: [String]) throws {
+        guard !names.isEmpty else { return }
+        try handle.perform(try names.map { LinkRequest.change(try InterfaceName(validating: $0), LinkSettings(ipv6LinkLocal: LinkSettings.noLinkLocal)) })
+        let indexes = Dictionary(try handle.links(statistics: false).map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let wanted = Set(names)
+        try handle.perform(try handle.addresses().filter { a in
+            a.isIPv6LinkLocal && indexes[a.linkIndex].map(wanted.contains) == true
+        }.map { AddressRequest.delete($0.prefix, linkIndex: $0.linkIndex, linkName: indexes[$0.linkIndex]!) })
     }
 
     func removeCaps(topology: String, tenant: String, current: CurrentFabric) throws {

@@ -58,7 +58,7 @@ extension Fabric {
                 }
                 let q = UInt32(nic.queues)
                 let index = try Macvtap.create(name, lowerIndex: br, LinkSettings(up: true, mac: nic.mac, group: group, alias: t.tag,
-                                                                                  txQueues: q, rxQueues: q), handle: handle)
+                                                                                  txQueues: q, rxQueues: q, ipv6LinkLocal: LinkSettings.noLinkLocal), handle: handle)
                 // Frames to the guest's MAC go up the bridge device to the macvtap, not out of
                 // every port: the bridge never learns a MAC that only sends through its device.
                 // (A host link under a macvtap is not Quiver's and is left as it is.)
@@ -76,7 +76,9 @@ extension Fabric {
                     Thread.sleep(forTimeInterval: 0.05)
                 }
             }
-            try handle.perform([LinkRequest.change(name, LinkSettings(up: true, masterIndex: br, group: group, alias: t.tag))])
+            // No IPv6 link-local address on the fabric side (the mode before the up).
+            try handle.perform([LinkRequest.change(name, LinkSettings(masterIndex: br, group: group, alias: t.tag, ipv6LinkLocal: LinkSettings.noLinkLocal)),
+                                LinkRequest.change(name, LinkSettings(up: true))])
         }
         handedOver = true
         _ = try VMLauncher.start(vm.spec, queues: queues, directory: vm.directory)

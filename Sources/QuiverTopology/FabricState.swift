@@ -36,6 +36,8 @@ public struct DesiredFabric: Sendable, Equatable {
         /// A VM NIC in `mode: macvtap`: `hostDevice` is a macvtap over `bridge`, the guest's own
         /// end (its transmit is what the guest sends).
         public var isMacvtap = false
+        /// Netns hosts: whether the endpoint has an IPv6 link-local address.
+        public var linkLocal = false
 
         /// The endpoint's own view of `hostDevice`'s counters: a fabric port's transmit is what
         /// the endpoint receives; a macvtap is the guest's own end, so there it is the other way
@@ -136,7 +138,7 @@ public struct DesiredFabric: Sendable, Equatable {
                                       protection: Set(v.protection.compactMap { ProtectionKind(rawValue: $0.rawValue) }),
                                       allowed: v.allowedIPs.isEmpty
                                         ? v.ips.map { try! IPPrefix(address: $0.address, length: $0.address.bitWidth) } : v.allowedIPs,
-                                      isVM: host.vm != nil, isMacvtap: macvtap))
+                                      isVM: host.vm != nil, isMacvtap: macvtap, linkLocal: host.vm == nil && v.wantsLinkLocal))
                     if v.maxbw != nil || v.floor != nil || !v.flows.isEmpty || tenant.maxbw != nil {
                         // The MAC tells members apart on the tenant's IFBs; a random MAC is
                         // filled in from the kernel before the caps are applied.

@@ -15,6 +15,8 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     case changeVNIC(hostDevice: String, bridge: String?, mtu: UInt32?)
     /// Set the endpoint side's MAC (a fixed MAC edited in the file).
     case changeMAC(namespace: String, device: String, mac: MACAddress)
+    /// Give a link an IPv6 link-local address or not (`addrgenmode`); namespace nil: the fabric.
+    case setLinkLocal(namespace: String?, device: String, on: Bool)
     case addAddress(namespace: String, device: String, IPPrefix)
     case removeAddress(namespace: String, device: String, IPPrefix)
     case setGateway(namespace: String, device: String, IPAddress)
@@ -41,6 +43,8 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         case .changeVNIC(let d, let b, let m):
             return "change vnic \(d):" + (b.map { " switch → \($0)" } ?? "") + (m.map { " mtu → \($0)" } ?? "")
         case .changeMAC(let ns, let d, let m): return "change mac of \(d) in \(ns) → \(m)"
+        case .setLinkLocal(let ns, let d, let on):
+            return "turn IPv6 link-local \(on ? "on" : "off") on \(d)" + (ns.map { " in \($0)" } ?? "")
         case .addAddress(let ns, let d, let p): return "add address \(p) to \(d) in \(ns)"
         case .removeAddress(let ns, let d, let p): return "remove address \(p) from \(d) in \(ns)"
         case .setGateway(let ns, let d, let g): return "set default route via \(g) dev \(d) in \(ns)"
@@ -61,7 +65,7 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .createNamespace, .createBridge, .createVNIC, .addAddress, .setGateway, .startVM: return .create
         case .installProtection(let replacing): return replacing ? .change : .create
-        case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp: return .change
+        case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp, .setLinkLocal: return .change
         case .removeAddress, .removeGateway, .removeCaps, .deleteLink, .deleteNamespace, .removeProtection, .stopVM: return .delete
         }
     }
@@ -172,6 +176,17 @@ public enum Planner {
                 continue
             }
             if let mac = v.mac, peer.mac != mac { ops.append(.changeMAC(namespace: v.namespace, device: v.name, mac: mac)) }
+            if let on = peer.ipv6LinkLocal, on != v.linkLocal {
+                // The mode alone changes nothing on a link that is up: the address goes or comes
+                // with it (the one the kernel would have made, from the MAC).
+                ops.append(.setLinkLocal(namespace: v.namespace, device: v.name, on: v.linkLocal))
+                let linkLocals = host.addresses.filter { $0.linkIndex == peer.index && $0.isIPv6LinkLocal }
+                if v.linkLocal {
+                    if linkLocals.isEmpty, let mac = v.mac ?? peer.mac { ops.append(.addAddress(namespace: v.namespace, device: v.name, mac.ipv6LinkLocal)) }
+                } else {
+                    for a in linkLocals { ops.append(.removeAddress(namespace: v.namespace, device: v.name, a.prefix)) }
+                }
+            }
             if !peer.isUp { ops.append(.bringUp(namespace: v.namespace, device: v.name)) }
             let have = Set(host.addresses.filter { $0.linkIndex == peer.index && ($0.prefix.address.isV4 || $0.scope == 0) }.map(\.prefix))
             for p in v.ips where !have.contains(p) { ops.append(.addAddress(namespace: v.namespace, device: v.name, p)) }
@@ -185,6 +200,15 @@ public enum Planner {
             for r in defaults where r.gateway != nil && r.gateway != v.gateway {
                 ops.append(.removeGateway(namespace: v.namespace, r.gateway!))
             }
+        }
+
+        // Fabric links the topology keeps have no IPv6 link-local address (links made by an older
+        // Quiver, or by an apply interrupted before it set their mode, get it now). Guests' taps
+        // are made that way when their guest starts.
+        let keptFabricLinks = desired.bridges.map(\.name) + desired.vnics.filter { !$0.isVM }.map(\.hostDevice)
+            + desired.capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] }
+        for name in keptFabricLinks {
+            if let l = byName[name], owned(l), l.ipv6LinkLocal == true { ops.append(.setLinkLocal(namespace: nil, device: name, on: false)) }
         }
 
         // Caps: the shaper diffs them itself (no-op when unchanged).
@@ -245,7 +269,7 @@ public enum Planner {
             case .changeVNIC: return 5
             case .createVNIC: return 6
             case .startVM: return 6
-            case .changeMAC, .bringUp: return 7
+            case .changeMAC, .bringUp, .setLinkLocal: return 7
             case .removeAddress: return 8
             case .addAddress: return 9
             case .removeGateway: return 10

@@ -98,7 +98,14 @@ public struct Topology: Sendable, Equatable {
         /// VM hosts: `tap` (a port of the switch `over`) or `macvtap` (a macvtap in bridge mode
         /// over the switch's bridge device, the `dladm create-vnic -l etherstub` analogue).
         public var mode: String = "tap"
+        /// Netns hosts: whether the endpoint has an IPv6 link-local address. `auto` (nil): when
+        /// `ips` has an IPv6 address. Without one the endpoint sends no IPv6 start-up traffic
+        /// (duplicate address detection, MLD reports, router solicitations).
+        public var linkLocal: Bool?
         public var location: SourceLocation
+
+        /// Whether the endpoint gets an IPv6 link-local address.
+        public var wantsLinkLocal: Bool { linkLocal ?? ips.contains { !$0.address.isV4 } }
     }
 
     /// An endpoint in an expectation: `tenant/host` (its first VNIC) or `tenant/host/vnic`.

@@ -133,7 +133,7 @@ public struct TopologyParser {
     mutating func parseVNIC(_ node: Node) -> Topology.VNIC? {
         guard let m = mapping(node, "a VNIC") else { return nil }
         check(m, allowed: ["name", "over", "mac", "ips", "gateway", "mtu", "maxbw", "floor", "burst", "queue", "protection", "allowed-ips", "flows",
-                           "model", "queues", "mode"], in: "vnic")
+                           "model", "queues", "mode", "link-local"], in: "vnic")
         guard let name = requiredString(m, "name", in: "a VNIC") else { return nil }
         let over = requiredString(m, "over", in: "VNIC \(name)") ?? ""
         var mac = Topology.MACSetting.auto
@@ -185,6 +185,16 @@ public struct TopologyParser {
             location: loc(node))
         vnic.queues = queues
         vnic.mode = mode
+        if let n = m["link-local"], let s = scalar(n, "link-local") {
+            switch s {
+            case "auto": vnic.linkLocal = nil
+            case "on", "true": vnic.linkLocal = true     // true/false: JSON files
+            case "off", "false": vnic.linkLocal = false
+            default:
+                errors.append(TopologyError(loc(n), "link-local \"\(s)\" is not auto, on or off",
+                                            hint: "auto (the default) gives the VNIC an IPv6 link-local address when `ips` has an IPv6 address"))
+            }
+        }
         return vnic
     }
 

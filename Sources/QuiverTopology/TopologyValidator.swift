@@ -72,6 +72,10 @@ public enum TopologyValidator {
                         fail(v.location, "VNIC \(host.name)/\(v.name): mac random is for netns hosts", "VM NICs take auto or a fixed MAC")
                     }
                     if host.vnics.count > 8 { fail(host.location, "vm host \(host.name) has \(host.vnics.count) NICs; at most 8") }
+                    for v in host.vnics where v.linkLocal != nil {
+                        fail(v.location, "VNIC \(host.name)/\(v.name): link-local is for kind: netns hosts",
+                             "a guest configures its own IPv6; the fabric side of a guest's NIC never has a link-local address")
+                    }
                     for v in host.vnics where v.ips.count > 1 || v.ips.contains(where: { !$0.address.isV4 }) {
                         fail(v.location, "VNIC \(host.name)/\(v.name): a VM NIC takes one IPv4 address",
                              "the guest's init sets one address per NIC from the kernel command line")

@@ -111,6 +111,30 @@ import Testing
         ])
     }
 
+    /// `ip link set p0 addrgenmode none`, and a link made up without a link-local address:
+    /// created down, given the mode (with its alias), then brought up.
+    @Test func ipv6AddressGenerationMode() throws {
+        #expect(bytes(LinkRequest.change("p0", LinkSettings(ipv6LinkLocal: false))) == [
+            0x38, 0x00, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00, // len 56, RTM_NEWLINK, REQUEST
+            0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // ifinfomsg, no flag change
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x07, 0x00, 0x03, 0x00, 0x70, 0x30, 0x00, 0x00, // IFLA_IFNAME "p0"
+            0x10, 0x00, 0x1a, 0x80,                         // IFLA_AF_SPEC (nested), len 16
+            0x0c, 0x00, 0x0a, 0x80,                         //   AF_INET6 (nested), len 12
+            0x05, 0x00, 0x08, 0x00, 0x01, 0x00, 0x00, 0x00, //     IFLA_INET6_ADDR_GEN_MODE none
+        ])
+        let r = LinkRequest.add("b0", Bridge(), LinkSettings(up: true, alias: "x", ipv6LinkLocal: false))
+        #expect(r.count == 3)
+        #expect(r[0].message.bytes[24] == 0, "created without IFF_UP")
+        #expect(r[1].context.operation == "change link" && r[1].message.bytes.count == 64, "alias and mode in one change")
+        #expect(Array(r[2].message.bytes[24..<32]) == [1, 0, 0, 0, 1, 0, 0, 0], "then up")
+        // Without the mode nothing is deferred.
+        #expect(LinkRequest.add("b0", Bridge(), LinkSettings(up: true)).count == 1)
+        // The kernel's link-local address for a MAC (modified EUI-64).
+        #expect(try MACAddress("02:82:ff:e7:f7:66").ipv6LinkLocal.description == "fe80::82:ffff:fee7:f766/64")
+    }
+
     /// The planner's reads: `ip link show` without counters, `ip -4 route show table main`
     /// (the kernel filters by table on a strict-checking socket), `ip -6 addr show`.
     @Test func planningDumps() {

@@ -114,6 +114,70 @@ import Testing
         }
     }
 
+    /// IPv6 link-local addresses: only on endpoints that have an IPv6 address or ask for one,
+    /// never on fabric links; drift in either direction is repaired, an edit applies in place.
+    @Test func ipv6LinkLocalOnlyWhereWanted() throws {
+        let name = Self.uniqueName()
+        func text(dbLinkLocal: String) -> String {
+            """
+            name: \(name)
+            switches:
+              - name: sw0
+            tenants:
+              - name: acme
+                maxbw: 80M
+                hosts:
+                  - name: web
+                    vnics:
+                      - {name: net0, over: sw0, ips: [10.62.0.11/24, fd62::11/64]}
+                  - name: db
+                    vnics:
+                      - {name: net0, over: sw0, ips: [10.62.0.12/24], link-local: \(dbLinkLocal)}
+            """
+        }
+        try withFabricNamespace { fabricNS, fabric in
+            let t = try TopologyParser.parse(text(dbLinkLocal: "auto"), file: "\(name).yaml")
+            _ = try fabric.apply(t)
+            let fab = fabricNS.name!
+            func v6(_ ns: String, _ dev: String? = nil) throws -> String {
+                try sh(["ip", "-n", ns, "-6", "addr", "show"] + (dev.map { ["dev", $0] } ?? []))
+            }
+            let webMAC = try NetlinkHandle(namespace: .named("\(name)-acme-web")).link(named: "net0").mac!
+            #expect(try v6("\(name)-acme-web", "net0").contains(webMAC.ipv6LinkLocal.description), "an endpoint with an IPv6 address keeps its link-local one")
+            #expect(try v6("\(name)-acme-db", "net0").isEmpty, "an IPv4-only endpoint has no IPv6 address at all")
+            let fabricV6 = try v6(fab)
+            #expect(!fabricV6.contains("fe80"), "no fabric link has a link-local address: \(fabricV6)")
+            let fabricLinks = try sh(["ip", "-n", fab, "-d", "link", "show"])
+            for dev in ["\(name)-sw0", "\(name)-web-net0", "\(name)-db-net0", "\(name)-acme-f", "\(name)-acme-t"] {
+                let line = fabricLinks.components(separatedBy: "\n").drop { !$0.contains(" \(dev):") && !$0.contains(" \(dev)@") }
+                    .prefix { !$0.isEmpty }.prefix(12).joined(separator: "\n")
+                #expect(line.contains("addrgenmode none"), "\(dev): \(line)")
+            }
+            #expect(try fabric.apply(t).isNoOp)
+
+            // Drift: a port given a mode and an address by hand, the db endpoint given its own.
+            _ = try sh(["ip", "-n", fab, "link", "set", "\(name)-db-net0", "addrgenmode", "eui64"])
+            _ = try sh(["ip", "-n", fab, "addr", "add", "fe80::62/64", "dev", "\(name)-db-net0"])
+            _ = try sh(["ip", "-n", "\(name)-acme-db", "link", "set", "net0", "addrgenmode", "eui64"])
+            _ = try sh(["ip", "-n", "\(name)-acme-db", "addr", "add", "fe80::12/64", "dev", "net0"])
+            let repair = try fabric.apply(t)
+            #expect(repair.plan.operations.contains(.setLinkLocal(namespace: nil, device: "\(name)-db-net0", on: false)))
+            #expect(repair.plan.operations.contains(.setLinkLocal(namespace: "\(name)-acme-db", device: "net0", on: false)))
+            #expect(!(try v6(fab)).contains("fe80"))
+            #expect(try v6("\(name)-acme-db", "net0").isEmpty)
+            #expect(try fabric.apply(t).isNoOp)
+
+            // Edit: db asks for a link-local address; it gets the one the kernel would make.
+            let on = try TopologyParser.parse(text(dbLinkLocal: "on"), file: "\(name).yaml")
+            let dbMAC = try NetlinkHandle(namespace: .named("\(name)-acme-db")).link(named: "net0").mac!
+            let change = try fabric.apply(on)
+            #expect(change.changed == 1 && change.created == 1, "\(change.summary): \(change.plan.operations)")
+            #expect(try v6("\(name)-acme-db", "net0").contains(dbMAC.ipv6LinkLocal.description))
+            #expect(try fabric.apply(on).isNoOp)
+            _ = try fabric.destroy(topology: name)
+        }
+    }
+
     @Test func foreignObjectIsAConflictAndNothingChanges() throws {
         let name = Self.uniqueName()
         try withFabricNamespace { _, fabric in

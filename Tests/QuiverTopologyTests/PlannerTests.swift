@@ -151,6 +151,39 @@ import Testing
     }
 
     /// The kernel state right after applying `topology`.
+    /// IPv6 link-local: an IPv4-only endpoint found with one loses it (mode, then the address);
+    /// a file asking for one adds the kernel's own (from the MAC); a fabric link found with one
+    /// is turned off. Links whose mode is unknown (no IPv6 state read) are left alone.
+    @Test func ipv6LinkLocalFollowsTheFile() throws {
+        var state = applied()
+        #expect(Planner.plan(current: state, desired: desired).operations.isEmpty, "mode unknown: nothing to do")
+        let eui64: UInt8 = 0, none: UInt8 = 1
+        let mac = desired.vnics[0].mac!
+        state.hosts["pl-acme-web"]!.links[1].ipv6AddressGeneration = eui64
+        state.hosts["pl-acme-web"]!.addresses.append(Address(prefix: mac.ipv6LinkLocal, linkIndex: 2, scope: 253))
+        state.links[1].ipv6AddressGeneration = eui64
+        #expect(Planner.plan(current: state, desired: desired).operations.map(\.description) == [
+            "turn IPv6 link-local off on net0 in pl-acme-web",
+            "turn IPv6 link-local off on pl-web-net0",
+            "remove address \(mac.ipv6LinkLocal) from net0 in pl-acme-web",
+        ])
+        state.links[1].ipv6AddressGeneration = none
+        state.hosts["pl-acme-web"]!.links[1].ipv6AddressGeneration = none
+        state.hosts["pl-acme-web"]!.addresses.removeLast()
+        #expect(Planner.plan(current: state, desired: desired).operations.isEmpty)
+
+        var edited = topology
+        edited.tenants[0].hosts[0].vnics[0].linkLocal = true
+        #expect(Planner.plan(current: state, desired: DesiredFabric(edited)).operations.map(\.description) == [
+            "turn IPv6 link-local on on net0 in pl-acme-web",
+            "add address \(mac.ipv6LinkLocal) to net0 in pl-acme-web",
+        ])
+        // An IPv6 address in the file means a link-local one too (auto).
+        edited.tenants[0].hosts[0].vnics[0].linkLocal = nil
+        edited.tenants[0].hosts[0].vnics[0].ips.append(try IPPrefix("fd01::11/64"))
+        #expect(Planner.plan(current: state, desired: DesiredFabric(edited)).operations.contains(.setLinkLocal(namespace: "pl-acme-web", device: "net0", on: true)))
+    }
+
     func applied() -> CurrentFabric {
         let g = desired.group
         var bridge = link("pl-sw0", index: 2, group: g)

@@ -25,6 +25,15 @@ public struct MACAddress: Sendable, Hashable, Codable, CustomStringConvertible {
         bytes = out
     }
 
+    /// The IPv6 link-local address the kernel derives from this MAC (`addrgenmode eui64`):
+    /// fe80::/64 with the modified EUI-64 interface identifier (universal/local bit flipped,
+    /// ff:fe in the middle).
+    public var ipv6LinkLocal: IPPrefix {
+        let b = bytes
+        let address = IPAddress.v6([0xfe, 0x80, 0, 0, 0, 0, 0, 0, b[0] ^ 0x02, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]])
+        return try! IPPrefix(address: address, length: 64)
+    }
+
     /// Parses an address meant for one endpoint: multicast/broadcast and all-zero are refused.
     public static func unicast(_ text: String) throws(InvalidValue) -> MACAddress {
         let mac = try MACAddress(text)
