@@ -48,12 +48,13 @@ public struct Shaper: Sendable {
     /// qdisc of a large fabric is the expensive part of a no-op re-apply).
     ///
     /// `links`: the namespace's links as the caller just read them, if nothing changed since
-    /// (saves a dump of every link).
+    /// (saves a dump of every link). `state`: what ``read(_:links:)`` found, if nothing changed
+    /// since (saves every dump).
     @discardableResult
-    public func apply(_ groups: [CapGroup], links: [Link]? = nil) throws -> ShapingReport {
+    public func apply(_ groups: [CapGroup], links: [Link]? = nil, state: ShapingState? = nil) throws -> ShapingReport {
         let problems = groups.flatMap { $0.problems() }
         guard problems.isEmpty else { throw InvalidValue(problems.joined(separator: "; ")) }
-        var snapshot = Snapshot(links: try links ?? handle.links(statistics: false), qdiscs: try handle.qdiscs())
+        var snapshot = try state?.snapshot ?? Snapshot(links: try links ?? handle.links(statistics: false), qdiscs: try handle.qdiscs())
         var total = ShapingReport()
         // Nothing is created before every group's member devices are known to exist and to carry
         // nothing foreign. Then every group's missing IFBs go in one batch, followed by one fresh
@@ -61,17 +62,37 @@ public struct Shaper: Sendable {
         for g in groups { _ = try memberIndexes(g, snapshot: snapshot) }
         var create: [NetlinkRequest] = []
         for g in groups { create += try missingIFBs(g, snapshot: snapshot, report: &total) }
+        var state = state
         if !create.isEmpty {
             try handle.performLinks(create)
             snapshot = Snapshot(links: try handle.links(statistics: false), qdiscs: try handle.qdiscs())
+            state = nil
         }
         for g in groups {
-            let r = try apply(g, snapshot: &snapshot)
+            let r = try apply(g, snapshot: &snapshot, state: state)
             total.created += r.created
             total.changed += r.changed
             total.deleted += r.deleted
         }
         return total
+    }
+
+    /// Reads everything ``apply(_:links:state:)`` compares for `groups` — the namespace's qdiscs,
+    /// each existing IFB's classes and filters, each group's block filters — without changing
+    /// anything, so a caller can do it while it reads other things (a no-op re-apply then makes
+    /// no dump of its own).
+    public func read(_ groups: [CapGroup], links: [Link]) throws -> ShapingState {
+        let snapshot = Snapshot(links: links, qdiscs: try handle.qdiscs())
+        var state = ShapingState(snapshot: snapshot)
+        for g in groups {
+            for d in Direction.allCases {
+                guard let ifb = snapshot.linksByName[g.ifb(d).rawValue] else { continue }
+                state.classes[ifb.index] = try handle.classes(ifindex: ifb.index)
+                state.filters[ifb.index] = try handle.filters(ifindex: ifb.index, parent: ShapingPlan.root)
+            }
+            for block in [g.ingressBlock, g.egressBlock] { state.blockFilters[block] = try handle.filters(.block(block)) }
+        }
+        return state
     }
 
     /// Links and qdiscs of the namespace, indexed.
@@ -87,17 +108,19 @@ public struct Shaper: Sendable {
         }
     }
 
-    func apply(_ group: CapGroup, snapshot: inout Snapshot) throws -> ShapingReport {
+    func apply(_ group: CapGroup, snapshot: inout Snapshot, state: ShapingState? = nil) throws -> ShapingReport {
         var report = ShapingReport()
         let qdiscsByDevice = snapshot.qdiscsByDevice
 
         let deviceIndex = try memberIndexes(group, snapshot: snapshot)
 
         // The group's IFBs: ours by tag, created when missing (``apply(_:)`` made them already).
+        var state = state
         let create = try missingIFBs(group, snapshot: snapshot, report: &report)
         if !create.isEmpty {
             try handle.performLinks(create)
             snapshot = Snapshot(links: try handle.links(statistics: false), qdiscs: try handle.qdiscs())
+            state = nil
         }
         let ifbIndex = Dictionary(uniqueKeysWithValues: Direction.allCases.map { d in
             (d, snapshot.linksByName[group.ifb(d).rawValue]!.index)
@@ -106,7 +129,7 @@ public struct Shaper: Sendable {
         for d in Direction.allCases {
             let layout = ShapingPlan.layout(group, d, policy: policy)
             try reconcile(layout, ifindex: ifbIndex[d]!, device: group.ifb(d).rawValue,
-                          qdiscs: qdiscsByDevice[ifbIndex[d]!] ?? [], report: &report)
+                          qdiscs: qdiscsByDevice[ifbIndex[d]!] ?? [], state: state, report: &report)
         }
         // Member devices join the group's shared blocks (one pipelined batch), then the blocks
         // get their redirects.
@@ -116,7 +139,9 @@ public struct Shaper: Sendable {
             steps += attach(m, ifindex: index, group: group, qdiscs: qdiscsByDevice[index] ?? [], report: &report)
         }
         try handle.perform(steps)
-        try reconcileBlocks(group, from: ifbIndex[.fromEndpoint]!, to: ifbIndex[.toEndpoint]!, report: &report)
+        // Clsact hooks just bound make their blocks: what was read before they existed is stale.
+        try reconcileBlocks(group, from: ifbIndex[.fromEndpoint]!, to: ifbIndex[.toEndpoint]!,
+                            state: steps.isEmpty ? state : nil, report: &report)
         return report
     }
 
@@ -169,7 +194,8 @@ public struct Shaper: Sendable {
     }
 
     /// Brings one IFB's HTB tree to `layout`.
-    func reconcile(_ layout: IFBLayout, ifindex: Int32, device: String, qdiscs: [Qdisc], report: inout ShapingReport) throws {
+    func reconcile(_ layout: IFBLayout, ifindex: Int32, device: String, qdiscs: [Qdisc], state: ShapingState? = nil,
+                   report: inout ShapingReport) throws {
         let hasRoot = qdiscs.contains { $0.parent == .root && $0.handle == layout.root && $0.kind == .htb(defaultClass: layout.defaultClass.minor) }
         if !hasRoot {
             // Our own IFB: whatever root it has is ours to replace; its children go with it.
@@ -179,8 +205,9 @@ public struct Shaper: Sendable {
         }
         // Only the HTB's classes: a TBF leaf shows up in the dump with a class of its own.
         let currentClasses = hasRoot
-            ? try handle.classes(ifindex: ifindex).filter { $0.kind == "htb" && $0.handle.major == layout.root.major } : []
-        let currentFilters = hasRoot ? try handle.filters(ifindex: ifindex, parent: layout.root).filter { $0.u32?.keys.isEmpty == false } : []
+            ? try (state?.classes[ifindex] ?? handle.classes(ifindex: ifindex)).filter { $0.kind == "htb" && $0.handle.major == layout.root.major } : []
+        let currentFilters = hasRoot
+            ? try (state?.filters[ifindex] ?? handle.filters(ifindex: ifindex, parent: layout.root)).filter { $0.u32?.keys.isEmpty == false } : []
         let leaves = hasRoot ? qdiscs.filter { $0.parent != .root } : []
 
         var steps: [NetlinkRequest] = []
@@ -269,12 +296,12 @@ public struct Shaper: Sendable {
     /// One match-all redirect per block: everything the members receive goes to the group's
     /// `from` IFB, everything they send out to the `to` IFB. A block exists only while a device is
     /// bound to it, so this runs after ``attach``.
-    func reconcileBlocks(_ group: CapGroup, from: Int32, to: Int32, report: inout ShapingReport) throws {
+    func reconcileBlocks(_ group: CapGroup, from: Int32, to: Int32, state: ShapingState? = nil, report: inout ShapingReport) throws {
         var steps: [NetlinkRequest] = []
         for (block, prio, target) in [(group.ingressBlock, ShapingPlan.deviceIngressPriority, from),
                                       (group.egressBlock, ShapingPlan.deviceEgressPriority, to)] {
             let want = U32Filter(keys: U32Key.all, actions: [.redirect(toIndex: target)])
-            let current = try handle.filters(.block(block))
+            let current = try state?.blockFilters[block] ?? handle.filters(.block(block))
             let have = current.compactMap(\.u32).filter { !$0.keys.isEmpty }
             if have == [want] && current.allSatisfy({ $0.priority == prio }) { continue }
             for p in Set(current.map(\.priority)) { steps.append(FilterRequest.delete(.block(block), priority: p)) }
@@ -349,4 +376,12 @@ extension HTBClass {
         return rate == other.rate && ceil == other.ceil && (inner || (priority == other.priority && quantum == other.quantum))
             && close(burst, other.burst, rate) && close(cburst, other.cburst, ceil)
     }
+}
+
+/// What ``Shaper/read(_:links:)`` found; valid until the next change to the namespace.
+public struct ShapingState: Sendable {
+    var snapshot: Shaper.Snapshot
+    var classes: [Int32: [TrafficClass]] = [:]
+    var filters: [Int32: [Filter]] = [:]
+    var blockFilters: [UInt32: [Filter]] = [:]
 }

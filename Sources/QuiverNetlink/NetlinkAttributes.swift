@@ -63,6 +63,7 @@ public struct NetlinkAttributes: Sendable {
         // Same tuple labels as `entries`: an unlabelled array would be converted element by
         // element through the runtime's dynamic cast on assignment.
         var found: [(type: UInt16, range: Range<Int>)] = []
+        found.reserveCapacity(min(64, max(4, (end - start) / 16)))
         bytes.withUnsafeBytes { raw in
             let base = raw.baseAddress!
             var attr = UnsafeMutablePointer(mutating: base.advanced(by: start).assumingMemoryBound(to: nlattr.self))
@@ -79,43 +80,43 @@ public struct NetlinkAttributes: Sendable {
         entries = found
     }
 
-    public func contains<T: BinaryInteger>(_ type: T) -> Bool { range(type) != nil }
+    @inlinable public func contains<T: BinaryInteger>(_ type: T) -> Bool { range(type) != nil }
 
-    public func range<T: BinaryInteger>(_ type: T) -> Range<Int>? {
+    @inlinable public func range<T: BinaryInteger>(_ type: T) -> Range<Int>? {
         let t = UInt16(type)
         return entries.first(where: { $0.type == t })?.range
     }
 
     /// All entries of `type` (e.g. repeated `VETH_INFO_PEER` or nested lists).
-    public func all<T: BinaryInteger>(_ type: T) -> [Range<Int>] {
+    @inlinable public func all<T: BinaryInteger>(_ type: T) -> [Range<Int>] {
         let t = UInt16(type)
         return entries.filter { $0.type == t }.map(\.range)
     }
 
-    public func payload<T: BinaryInteger>(_ type: T) -> [UInt8]? {
+    @inlinable public func payload<T: BinaryInteger>(_ type: T) -> [UInt8]? {
         range(type).map { Array(bytes[$0]) }
     }
 
-    private func load<T: BinaryInteger, V: FixedWidthInteger>(_ type: T, as: V.Type) -> V? {
+    @inlinable func load<T: BinaryInteger, V: FixedWidthInteger>(_ type: T, as: V.Type) -> V? {
         guard let r = range(type), r.count >= MemoryLayout<V>.size else { return nil }
         return bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: r.lowerBound, as: V.self) }
     }
 
-    public func u8<T: BinaryInteger>(_ type: T) -> UInt8? { load(type, as: UInt8.self) }
-    public func u16<T: BinaryInteger>(_ type: T) -> UInt16? { load(type, as: UInt16.self) }
-    public func u32<T: BinaryInteger>(_ type: T) -> UInt32? { load(type, as: UInt32.self) }
-    public func u64<T: BinaryInteger>(_ type: T) -> UInt64? { load(type, as: UInt64.self) }
-    public func s32<T: BinaryInteger>(_ type: T) -> Int32? { load(type, as: Int32.self) }
-    public func be16<T: BinaryInteger>(_ type: T) -> UInt16? { load(type, as: UInt16.self).map { UInt16(bigEndian: $0) } }
+    @inlinable public func u8<T: BinaryInteger>(_ type: T) -> UInt8? { load(type, as: UInt8.self) }
+    @inlinable public func u16<T: BinaryInteger>(_ type: T) -> UInt16? { load(type, as: UInt16.self) }
+    @inlinable public func u32<T: BinaryInteger>(_ type: T) -> UInt32? { load(type, as: UInt32.self) }
+    @inlinable public func u64<T: BinaryInteger>(_ type: T) -> UInt64? { load(type, as: UInt64.self) }
+    @inlinable public func s32<T: BinaryInteger>(_ type: T) -> Int32? { load(type, as: Int32.self) }
+    @inlinable public func be16<T: BinaryInteger>(_ type: T) -> UInt16? { load(type, as: UInt16.self).map { UInt16(bigEndian: $0) } }
 
     /// A fixed-size struct payload (e.g. `rtnl_link_stats64`); nil when shorter than the struct.
-    public func value<T: BinaryInteger, V>(_ type: T, as: V.Type) -> V? {
+    @inlinable public func value<T: BinaryInteger, V>(_ type: T, as: V.Type) -> V? {
         guard let r = range(type), r.count >= MemoryLayout<V>.size else { return nil }
         return bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: r.lowerBound, as: V.self) }
     }
 
     /// A string payload, without the trailing NUL.
-    public func string<T: BinaryInteger>(_ type: T) -> String? {
+    @inlinable public func string<T: BinaryInteger>(_ type: T) -> String? {
         guard let r = range(type) else { return nil }
         var slice = bytes[r]
         if let nul = slice.firstIndex(of: 0) { slice = slice[slice.startIndex..<nul] }
@@ -123,12 +124,12 @@ public struct NetlinkAttributes: Sendable {
     }
 
     /// The attributes nested inside `type`.
-    public func nested<T: BinaryInteger>(_ type: T) -> NetlinkAttributes? {
+    @inlinable public func nested<T: BinaryInteger>(_ type: T) -> NetlinkAttributes? {
         range(type).map { nested(in: $0) }
     }
 
     /// Attributes nested inside a given payload range (for repeated nests).
-    public func nested(in range: Range<Int>, skipping header: Int = 0) -> NetlinkAttributes {
+    @inlinable public func nested(in range: Range<Int>, skipping header: Int = 0) -> NetlinkAttributes {
         NetlinkAttributes(bytes: bytes, start: range.lowerBound + header, end: range.upperBound)
     }
 }

@@ -40,9 +40,14 @@ public struct Fabric: Sendable {
 
     /// Computes the plan without changing anything.
     public func plan(_ t: Topology) throws -> (Plan, DesiredFabric, CurrentFabric, [String: NetlinkHandle]) {
-        let desired = DesiredFabric(t)
+        try plan(t, desired: DesiredFabric(t), onFabricLinks: nil)
+    }
+
+    /// `onFabricLinks` runs as soon as the fabric's links are read, before the hosts are.
+    func plan(_ t: Topology, desired: DesiredFabric, onFabricLinks: (([Link]) -> Void)?)
+        throws -> (Plan, DesiredFabric, CurrentFabric, [String: NetlinkHandle]) {
         let (current, handles) = try CurrentFabric.read(topology: t.name, wanted: desired.namespaces.map(\.name), fabric: handle,
-                                                        firewall: firewall)
+                                                        firewall: firewall, onFabricLinks: onFabricLinks)
         let pending = Set(Journal.load(t.name)?.pendingNamespaces ?? [])
         return (Planner.plan(current: current, desired: desired, pendingNamespaces: pending), desired, current, handles)
     }
@@ -59,7 +64,21 @@ public struct Fabric: Sendable {
             phases.append((name, Date().timeIntervalSince(mark) * 1000))
             mark = Date()
         }
-        let (plan, desired, current, existingHandles) = try plan(t)
+        // When every fabric link is already there (a re-apply), the caps' state (every qdisc, each
+        // IFB's classes and filters) is read on a thread of its own while the hosts are read; if
+        // the plan then changes no fabric link, the shaper compares against it instead of dumping
+        // it all again.
+        let wanted = DesiredFabric(t)
+        var capsRead: Background<ShapingState>?
+        let (plan, desired, current, existingHandles) = try plan(t, desired: wanted) { [handle] links in
+            guard !dryRun, !wanted.capGroups.isEmpty else { return }
+            let names = Set(links.map(\.name))
+            let fabricLinks = wanted.bridges.map(\.name) + wanted.vnics.map(\.hostDevice)
+                + wanted.capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] }
+            guard fabricLinks.allSatisfy(names.contains) else { return }
+            capsRead = Background { try Shaper(handle: handle).read(wanted.capGroups, links: links) }
+        }
+        defer { _ = capsRead?.wait() }
         phase("read kernel state and plan")
         var result = ApplyResult(plan: plan)
         guard plan.conflicts.isEmpty else { throw ConflictList(conflicts: plan.conflicts) }
@@ -178,11 +197,12 @@ public struct Fabric: Sendable {
         tick(changes.count)
         // What goes up last (step 7): new endpoints, endpoints found down, then default routes.
         var lastPerHost: [String: [NetlinkRequest]] = [:]
+        var portsUp: [NetlinkRequest] = []
         let vnics = ops.compactMap { if case .createVNIC(let v) = $0 { return v } else { return nil } }
         if !vnics.isEmpty {
-            for (ns, up) in try createVNICs(vnics, desired: desired, bridgeIndex: bridgeIndex) {
-                lastPerHost[ns, default: []].append(contentsOf: up)
-            }
+            let (ports, endpoints) = try createVNICs(vnics, desired: desired, bridgeIndex: bridgeIndex)
+            portsUp += ports
+            for (ns, up) in endpoints { lastPerHost[ns, default: []].append(contentsOf: up) }
             result.created += vnics.count
             tick(vnics.count)
         }
@@ -225,6 +245,8 @@ public struct Fabric: Sendable {
                 perHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(mac: mac)))
             case .bringUp(let ns, let dev):
                 lastPerHost[ns, default: []].append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(up: true)))
+            case .bringUpPort(let dev):
+                portsUp.append(LinkRequest.change(try InterfaceName(validating: dev), LinkSettings(up: true)))
             case .addAddress(let ns, let dev, let p):
                 perHost[ns, default: []].append(AddressRequest.add(p, linkIndex: try index(ns, dev), linkName: dev, replace: true))
             case .removeAddress(let ns, let dev, let p):
@@ -262,10 +284,12 @@ public struct Fabric: Sendable {
         if !groups.isEmpty {
             // When this apply changed no link in the fabric, the links read while planning serve.
             let linksUnchanged = ops.allSatisfy { o in
-                switch o { case .applyCaps, .installProtection, .addAddress, .removeAddress, .setGateway, .removeGateway, .changeMAC, .bringUp: return true
+                switch o { case .applyCaps, .installProtection, .addAddress, .removeAddress, .setGateway, .removeGateway, .changeMAC, .bringUp,
+                           .bringUpPort, .setLinkLocal: return true
                 default: return false }
             }
-            let r = try shaper.apply(groups, links: linksUnchanged ? current.links : nil)
+            let state = linksUnchanged ? try capsRead?.wait().get() : nil
+            let r = try shaper.apply(groups, links: linksUnchanged ? current.links : nil, state: state)
             result.created += r.created
             result.changed += r.changed
             result.deleted += r.deleted
@@ -311,6 +335,8 @@ public struct Fabric: Sendable {
         // 7. Endpoints up, now that their caps and rules are in place (even those of a `mac:
         //    random` VNIC, whose rules could only be written once the kernel picked its MAC), and
         //    default routes, which need their device up.
+        try handle.perform(portsUp)
+        tick(portsUp.count)
         for (ns, requests) in lastPerHost {
             try handles[ns]!.perform(requests)
             tick(requests.count)
@@ -327,11 +353,13 @@ public struct Fabric: Sendable {
     /// Creates the VNICs' veth pairs — host side up on its switch, endpoint (still down) straight
     /// into its namespace — in one pipelined batch. Returns, per namespace, the requests that
     /// bring the endpoints up, for the caller to send once caps and rules are in place.
-    func createVNICs(_ vnics: [DesiredFabric.VNIC], desired: DesiredFabric, bridgeIndex: [String: Int32]) throws -> [String: [NetlinkRequest]] {
+    func createVNICs(_ vnics: [DesiredFabric.VNIC], desired: DesiredFabric, bridgeIndex: [String: Int32])
+        throws -> (portsUp: [NetlinkRequest], endpointsUp: [String: [NetlinkRequest]]) {
         var fds: [String: FileDescriptorBox] = [:]
         defer { fds.values.forEach { $0.close() } }
         for ns in Set(vnics.map(\.namespace)) { fds[ns] = FileDescriptorBox(try NetworkNamespace.named(ns).open().rawValue) }
         var requests: [NetlinkRequest] = []
+        var portsUp: [NetlinkRequest] = []
         var followUps: [String: [NetlinkRequest]] = [:]
         for v in vnics {
             guard let br = bridgeIndex[v.bridge] else {
@@ -343,13 +371,16 @@ public struct Fabric: Sendable {
             // The fabric side is a switch port: no IPv6 link-local address (nor the duplicate address
             // detection, MLD reports and router solicitations that come with one), and none of the
             // thousand fe80::/64 routes that many ports would put in the fabric's routing table.
-            requests += LinkRequest.add(try InterfaceName(validating: v.hostDevice), veth,
-                                        LinkSettings(up: true, mtu: v.mtu, masterIndex: br, group: desired.group, alias: v.tag,
-                                                     txQueues: 1, rxQueues: 1, ipv6LinkLocal: LinkSettings.noLinkLocal))
+            // It stays down until its caps and rules are in place: a clsact qdisc attached to a
+            // link that is up costs an RCU grace period (the kernel deactivates the link's queues).
+            let port = try InterfaceName(validating: v.hostDevice)
+            requests += LinkRequest.add(port, veth, LinkSettings(mtu: v.mtu, masterIndex: br, group: desired.group, alias: v.tag,
+                                                                 txQueues: 1, rxQueues: 1, ipv6LinkLocal: LinkSettings.noLinkLocal))
+            portsUp.append(LinkRequest.change(port, LinkSettings(up: true)))
             if let up = veth.peerFollowUp { followUps[v.namespace, default: []].append(up) }
         }
         try handle.performLinks(requests)
-        return followUps
+        return (portsUp, followUps)
     }
 
     /// Fabric links made before they were given no IPv6 link-local address (an older Quiver, or
@@ -391,6 +422,14 @@ public struct Fabric: Sendable {
         try? FileManager.default.removeItem(atPath: vmRoot)
         let owned = try handle.links(statistics: false).filter { $0.group == names.group }
         if !owned.isEmpty {
+            // Every tc block the kernel binds (each HTB class has one) is also an entry in one
+            // system-wide list that each bind and unbind walks from its newest entry
+            // (flow_indr_dev_setup_offload). Taking the IFBs' trees down newest first, before the
+            // ports' hooks, keeps every walk short; left to the group delete, the ports' unbinds
+            // and then the oldest trees' would walk thousands of entries each (~90 ms at 1000
+            // VNICs). Failures do not matter here: the group delete takes whatever is left.
+            let ifbs = owned.filter { $0.kind == IFB.kind }.sorted { $0.index > $1.index }
+            _ = handle.socket.execute(ifbs.map { QdiscRequest.delete(ifindex: $0.index, device: $0.name, handle: ShapingPlan.root, parent: .root) })
             try handle.deleteLinks(group: names.group)
             result.deleted += owned.count
         }
@@ -402,17 +441,23 @@ public struct Fabric: Sendable {
         result.phases.append(("delete links by group (one request) and rules", Date().timeIntervalSince(start) * 1000))
         let pending = Set(Journal.load(topology)?.pendingNamespaces ?? [])
         let candidates = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") }
-        for (name, opened) in zip(candidates, try NetlinkHandle.openEach(namespaces: candidates.map(NetworkNamespace.named))) {
-            // A name that is not a usable namespace is ours only if the journal says so.
-            let tagged = try (try? opened.get()).map { h in
-                defer { h.socket.close() }
-                return names.isOwnHost(links: try h.links(statistics: false))
-            } ?? false
-            if tagged || pending.contains(name) {
-                try NetworkNamespace.delete(named: name)
-                result.deleted += 1
-            }
+        let opened = try NetlinkHandle.openEach(namespaces: candidates.map(NetworkNamespace.named))
+        // Which are ours: a tagged lo, or (not a usable namespace) the journal says so.
+        var ours: [String] = []
+        for (name, handle) in zip(candidates, opened) {
+            let tagged = try (try? handle.get()).map { names.isOwnHost(links: try $0.links(statistics: false)) } ?? false
+            if tagged || pending.contains(name) { ours.append(name) }
         }
+        // The sockets keep every namespace alive until all are unmounted: the kernel then frees
+        // them together, in one batch of its cleanup work, instead of one at a time beside the
+        // unmounts.
+        func closeAll() { for h in opened { (try? h.get())?.socket.close() } }
+        defer { closeAll() }
+        for name in ours {
+            try NetworkNamespace.delete(named: name)
+            result.deleted += 1
+        }
+        closeAll()
         Journal.remove(topology)
         lock.removeFile()
         result.milliseconds = Date().timeIntervalSince(start) * 1000

@@ -248,13 +248,18 @@ public struct CurrentFabric: Sendable {
     /// Reads the fabric and every existing namespace the topology wants or whose name carries its
     /// prefix. Host namespaces are read through one socket each, opened together on one thread.
     public static func read(topology: String, wanted: [String], fabric: NetlinkHandle,
-                            firewall: Firewall) throws -> (CurrentFabric, [String: NetlinkHandle]) {
+                            firewall: Firewall, onFabricLinks: (([Link]) -> Void)? = nil) throws -> (CurrentFabric, [String: NetlinkHandle]) {
+        let wantedSet = Set(wanted)
+        let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wantedSet.contains($0) }
+        // The hosts' sockets are opened (a setns each) while the fabric is read.
+        let opening = Background { try NetlinkHandle.openEach(namespaces: existing.map(NetworkNamespace.named)) }
         let links = try fabric.links(statistics: false)
+        onFabricLinks?(links)
         let names = KernelNames(topology)
         let firewallState = try FirewallState.read(firewall, table: names.firewallTable, ownerTag: names.tagPrefix)
-        let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wanted.contains($0) }
-        // Three dumps per host; hosts are read on every core at once.
-        let opened = try NetlinkHandle.openEach(namespaces: existing.map(NetworkNamespace.named))
+        // Five dumps per host (links, addresses and routes of each family); hosts are read on
+        // every core at once.
+        let opened = try opening.wait().get()
         let slots = ResultSlots<Host>(count: existing.count)
         DispatchQueue.concurrentPerform(iterations: existing.count) { i in
             guard let h = try? opened[i].get() else {

@@ -9,6 +9,8 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     case tagNamespace(String)
     /// Bring a VNIC's endpoint side up.
     case bringUp(namespace: String, device: String)
+    /// Bring a VNIC's fabric side (its switch port) up.
+    case bringUpPort(String)
     case createBridge(DesiredFabric.Bridge)
     case createVNIC(DesiredFabric.VNIC)
     /// Plug a VNIC's host side into another switch / change its MTU.
@@ -38,6 +40,7 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         case .createNamespace(let n): return "create namespace \(n)"
         case .tagNamespace(let n): return "tag namespace \(n)"
         case .bringUp(let ns, let d): return "bring \(d) up in \(ns)"
+        case .bringUpPort(let d): return "bring \(d) up"
         case .createBridge(let b): return "create switch \(b.name)"
         case .createVNIC(let v): return "create vnic \(v.host)/\(v.name) (\(v.hostDevice) on \(v.bridge))"
         case .changeVNIC(let d, let b, let m):
@@ -65,7 +68,7 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .createNamespace, .createBridge, .createVNIC, .addAddress, .setGateway, .startVM: return .create
         case .installProtection(let replacing): return replacing ? .change : .create
-        case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp, .setLinkLocal: return .change
+        case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp, .bringUpPort, .setLinkLocal: return .change
         case .removeAddress, .removeGateway, .removeCaps, .deleteLink, .deleteNamespace, .removeProtection, .stopVM: return .delete
         }
     }
@@ -175,6 +178,9 @@ public enum Planner {
                 if let g = v.gateway { ops.append(.setGateway(namespace: v.namespace, device: v.name, g)) }
                 continue
             }
+            // Ports come up last in an apply; one found down (an apply killed before that) is
+            // brought up with the endpoints.
+            if !l.isUp { ops.append(.bringUpPort(v.hostDevice)) }
             if let mac = v.mac, peer.mac != mac { ops.append(.changeMAC(namespace: v.namespace, device: v.name, mac: mac)) }
             if let on = peer.ipv6LinkLocal, on != v.linkLocal {
                 // The mode alone changes nothing on a link that is up: the address goes or comes
@@ -269,7 +275,7 @@ public enum Planner {
             case .changeVNIC: return 5
             case .createVNIC: return 6
             case .startVM: return 6
-            case .changeMAC, .bringUp, .setLinkLocal: return 7
+            case .changeMAC, .bringUp, .bringUpPort, .setLinkLocal: return 7
             case .removeAddress: return 8
             case .addAddress: return 9
             case .removeGateway: return 10

@@ -184,12 +184,20 @@ import Testing
         #expect(Planner.plan(current: state, desired: DesiredFabric(edited)).operations.contains(.setLinkLocal(namespace: "pl-acme-web", device: "net0", on: true)))
     }
 
+    /// A port found down (an apply killed before the last step brought it up) comes up.
+    @Test func portFoundDownIsBroughtUp() {
+        var state = applied()
+        state.links[1].flags = 0
+        #expect(Planner.plan(current: state, desired: desired).operations == [.bringUpPort("pl-web-net0")])
+    }
+
     func applied() -> CurrentFabric {
         let g = desired.group
         var bridge = link("pl-sw0", index: 2, group: g)
         bridge.alias = "quiver:pl/switch/sw0"
         var vnic = link("pl-web-net0", index: 3, group: g)
         vnic.masterIndex = 2
+        vnic.flags = 1 // IFF_UP
         var peer = link("net0", index: 2, group: 0)
         peer.mac = desired.vnics[0].mac
         peer.flags = 1 // IFF_UP
