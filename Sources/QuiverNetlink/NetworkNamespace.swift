@@ -117,13 +117,15 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
         defer { for path in paths[mounted..<made] { unlink(path) } }
         var template: String?
         for path in paths {
-            if let t = template, link(t, path) == 0 {
-                made += 1
-                continue
-            }
-            // The first name, or the template is at its link limit (EMLINK): a new file.
-            if template != nil, errno != EMLINK {
-                throw SystemCallError("create", "\(NetworkNamespace.named(names[made]))", errno: Errno(rawValue: errno))
+            if let t = template {
+                if link(t, path) == 0 {
+                    made += 1
+                    continue
+                }
+                // The name is taken: the same error creating the file would give.
+                if errno == EEXIST { throw SystemCallError("create", "\(NetworkNamespace.named(names[made]))", errno: .fileExists) }
+                // Otherwise (the template at its link limit, a file system without hard links):
+                // a new file.
             }
             let fd = Glibc.open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)
             if fd < 0 { throw SystemCallError("create", "\(NetworkNamespace.named(names[made]))", errno: Errno(rawValue: errno)) }

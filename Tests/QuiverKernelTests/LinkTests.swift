@@ -246,3 +246,31 @@ import Testing
         }
     }
 }
+
+/// Privileged: namespaces made in one batch (their mount points are hard links to one file until
+/// mounted) are distinct namespaces; a batch with a taken name changes nothing.
+@Suite struct NamespaceBatchTests {
+    func inode(_ path: String) -> UInt64? {
+        var st = stat()
+        return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
+    }
+
+    @Test func namespacesMadeInOneBatchAreDistinctAndAFailedBatchLeavesNothing() throws {
+        let base = "qtb-" + String(UUID().uuidString.prefix(6)).lowercased()
+        let names = (0..<3).map { "\(base)-\($0)" }
+        try NetworkNamespace.create(named: names)
+        defer { for n in names { try? NetworkNamespace.delete(named: n) } }
+        let inodes = names.compactMap { inode(NetworkNamespace.named($0).path) }
+        #expect(Set(inodes).count == 3, "three namespaces, not one seen three times: \(inodes)")
+        let h0 = try NetlinkHandle(namespace: .named(names[0]))
+        try h0.addLink("x0", Veth(peer: "x1"))
+        #expect(try NetlinkHandle(namespace: .named(names[1])).links().map(\.name) == ["lo"])
+        #expect(try h0.links().count == 3)
+
+        let taken = ["\(base)-a", names[1], "\(base)-b"]
+        let e = #expect(throws: SystemCallError.self) { try NetworkNamespace.create(named: taken) }
+        #expect(e?.errno == .fileExists)
+        #expect(!NetworkNamespace.listNamed().contains("\(base)-a") && !NetworkNamespace.listNamed().contains("\(base)-b"))
+        #expect(inode(NetworkNamespace.named(names[1]).path) == inodes[1], "the taken name is still its namespace")
+    }
+}
