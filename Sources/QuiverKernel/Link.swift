@@ -243,7 +243,7 @@ extension NetlinkHandle {
 
     /// Runs link requests pipelined; errors get their meaning (`EEXIST` → already exists ...).
     public func performLinks(_ requests: [NetlinkRequest]) throws {
-        for result in socket.execute(requests) {
+        for result in socket.execute(requests, acknowledgeEach: false) {
             do { _ = try result.get() } catch { throw explainLinkError(error, in: location) }
         }
     }

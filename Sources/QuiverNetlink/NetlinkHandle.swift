@@ -51,9 +51,10 @@ public final class NetlinkHandle: Sendable {
     /// Where this handle works, for messages.
     public var location: String { namespace?.description ?? "host namespace" }
 
-    /// Runs requests pipelined and throws the first failure (after all were processed).
+    /// Runs requests pipelined and throws the first failure (after all were processed). Replies
+    /// are not returned, so only failures and the last request of each buffer are acknowledged.
     public func perform(_ requests: [NetlinkRequest]) throws {
-        for result in socket.execute(requests) { _ = try result.get() }
+        for result in socket.execute(requests, acknowledgeEach: false) { _ = try result.get() }
     }
 
     /// One request; returns the replies it produced.

@@ -117,7 +117,13 @@ public final class NetlinkSocket: @unchecked Sendable {
     /// Sends many requests pipelined (several per `sendmsg`), then reads all their ACKs.
     /// The kernel handles them in order; one failing does not stop the others.
     /// Returns one result per request, in order.
-    public func execute(_ requests: [NetlinkRequest]) -> [Result<[ReceivedMessage], Error>] {
+    ///
+    /// `acknowledgeEach: false` asks for an ACK only from the last request of each `sendmsg`
+    /// (the kernel reports a failure whether asked or not, and handles the requests of one
+    /// buffer in order, so that ACK means every earlier one succeeded unless it failed): for
+    /// large batches whose replies the caller ignores, it spares the kernel building, and this
+    /// socket reading, one message per request. Buffers holding a dump are acknowledged in full.
+    public func execute(_ requests: [NetlinkRequest], acknowledgeEach: Bool = true) -> [Result<[ReceivedMessage], Error>] {
         lock.lock()
         defer { lock.unlock() }
         guard let nl = socket else {
@@ -133,18 +139,18 @@ public final class NetlinkSocket: @unchecked Sendable {
                 bytes += requests[end].message.length
                 end += 1
             }
-            runChunk(nl, requests, start..<end, into: &results)
+            runChunk(nl, requests, start..<end, acknowledgeEach: acknowledgeEach, into: &results)
             start = end
         }
         return results.map { $0! }
     }
 
-    private func runChunk(_ nl: OpaquePointer, _ requests: [NetlinkRequest], _ range: Range<Int>,
+    private func runChunk(_ nl: OpaquePointer, _ requests: [NetlinkRequest], _ range: Range<Int>, acknowledgeEach: Bool,
                           into results: inout [Result<[ReceivedMessage], Error>?]) {
         var pending = Array(range)
         // A dump that the kernel reports as interrupted is run again, a bounded number of times.
         for attempt in 0..<5 {
-            let interrupted = exchange(nl, requests, pending, into: &results)
+            let interrupted = exchange(nl, requests, pending, acknowledgeEach: acknowledgeEach, into: &results)
             if interrupted.isEmpty { return }
             pending = interrupted
             if attempt == 4 {
@@ -158,15 +164,19 @@ public final class NetlinkSocket: @unchecked Sendable {
 
     /// Sends `indices` in one buffer and reads until each is answered. Returns the dumps that were
     /// interrupted (to be retried); everything else gets its result.
-    private func exchange(_ nl: OpaquePointer, _ requests: [NetlinkRequest], _ indices: [Int],
+    private func exchange(_ nl: OpaquePointer, _ requests: [NetlinkRequest], _ indices: [Int], acknowledgeEach: Bool,
                           into results: inout [Result<[ReceivedMessage], Error>?]) -> [Int] {
         var bySequence: [UInt32: Int] = [:]
         var buffer: [UInt8] = []
         buffer.reserveCapacity(indices.reduce(0) { $0 + requests[$1].message.length })
+        // Errors-only: just the last request is asked for an ACK, and only it is waited for.
+        let quiet = !acknowledgeEach && indices.count > 1
+            && !indices.contains { requests[$0].message.flags & UInt16(NLM_F_DUMP) == UInt16(NLM_F_DUMP) }
+        let checkpoint = indices.last
         for i in indices {
             var m = requests[i].message
             m.sequence = nextSequence
-            m.flags |= UInt16(NLM_F_ACK)
+            if !quiet || i == checkpoint { m.flags |= UInt16(NLM_F_ACK) }
             bySequence[nextSequence] = i
             nextSequence &+= 1
             buffer.append(contentsOf: m.bytes)
@@ -180,7 +190,7 @@ public final class NetlinkSocket: @unchecked Sendable {
 
         var replies: [Int: [ReceivedMessage]] = [:]
         var interrupted = Set<Int>()
-        var open = Set(indices)
+        var open = quiet ? Set([checkpoint!]) : Set(indices)
         while !open.isEmpty {
             let n = mnl_socket_recvfrom(nl, receiveBuffer.baseAddress, receiveBuffer.count)
             if n < 0 {
@@ -192,7 +202,8 @@ public final class NetlinkSocket: @unchecked Sendable {
             for msg in ReceivedMessage.split(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: n)) {
                 // Only answers to our own outstanding requests count; strays (late answers to an
                 // abandoned request) are dropped.
-                guard msg.portID == portID || msg.portID == 0, let i = bySequence[msg.sequence], open.contains(i) else { continue }
+                guard msg.portID == portID || msg.portID == 0, let i = bySequence[msg.sequence],
+                      open.contains(i) || (quiet && results[i] == nil) else { continue }
                 if msg.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted.insert(i) }
                 switch Int32(msg.type) {
                 case NLMSG_NOOP:
@@ -223,6 +234,8 @@ public final class NetlinkSocket: @unchecked Sendable {
                 }
             }
         }
+        // Errors-only: whatever did not fail before the last request's ACK succeeded.
+        if quiet { for i in indices where results[i] == nil { results[i] = .success(replies[i] ?? []) } }
         // A dump marked interrupted is retried, never returned half-consistent.
         return indices.filter { interrupted.contains($0) && (try? results[$0]?.get()) != nil }
     }

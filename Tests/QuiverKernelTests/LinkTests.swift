@@ -274,3 +274,30 @@ import Testing
         #expect(inode(NetworkNamespace.named(names[1]).path) == inodes[1], "the taken name is still its namespace")
     }
 }
+
+/// Privileged: a batch acknowledged only at its end still reports each failure where it happened.
+@Suite struct ErrorsOnlyBatchTests {
+    @Test func aFailureInTheMiddleIsReportedAndTheRestSucceed() throws {
+        try withScratchNamespace { ns, h in
+            let names: [InterfaceName] = ["b0", "b1", "b0", "b2", "b3"]
+            let requests = names.flatMap { LinkRequest.add($0, Bridge()) }
+            let results = h.socket.execute(requests, acknowledgeEach: false)
+            #expect(results.count == 5)
+            for (i, r) in results.enumerated() {
+                if i == 2 {
+                    #expect((try? r.get()) == nil)
+                    if case .failure(let e as NetlinkError) = r { #expect(e.errno == .fileExists) } else { Issue.record("request 2: \(r)") }
+                } else {
+                    #expect((try? r.get()) != nil, "request \(i)")
+                }
+            }
+            let made = Set(try h.links().map(\.name))
+            #expect(made == ["lo", "b0", "b1", "b2", "b3"])
+            // The same through perform: it throws that failure after the rest went in.
+            let e = #expect(throws: NetlinkError.self) { try h.perform(["c0", "b1", "c1"].map { LinkRequest.add($0, Bridge())[0] }) }
+            #expect(e?.errno == .fileExists)
+            let c1 = try h.linkIfPresent(named: "c1")
+            #expect(c1 != nil)
+        }
+    }
+}
