@@ -142,38 +142,31 @@ public struct Fabric: Sendable {
         }
 
         phase("deletions")
-        // 2. Namespaces: journal first, then create all from one thread, then tag their lo.
+        // 2. Namespaces: journal first, then all made on a thread of their own, while the switches
+        //    and then the VNICs are made here: each VNIC as soon as its namespace exists (step 3).
+        //    Their `lo` is tagged with the addresses (step 4).
         let newNamespaces = ops.compactMap { if case .createNamespace(let n) = $0 { return n } else { return nil } }
+        let tags = Dictionary(desired.namespaces.map { ($0.name, $0.tag) }, uniquingKeysWith: { a, _ in a })
+        let namespacesMade = MadeSoFar()
+        var creating: Background<Void>?
         if !newNamespaces.isEmpty {
             journal.pendingNamespaces = Array(Set(journal.pendingNamespaces).union(newNamespaces)).sorted()
             try journal.save()
-            try NetworkNamespace.create(named: newNamespaces)
-            phase("namespaces: create")
-            for (n, h) in zip(newNamespaces, try NetlinkHandle.open(namespaces: newNamespaces.map(NetworkNamespace.named))) {
-                handles[n] = h
+            creating = Background { [namespacesMade] in
+                defer { namespacesMade.finish() }
+                try NetworkNamespace.create(named: newNamespaces, progress: namespacesMade.set)
             }
-            phase("namespaces: open")
-            for n in newNamespaces {
-                let tag = desired.namespaces.first { $0.name == n }!.tag
-                try handles[n]!.perform([LinkRequest.change("lo", LinkSettings(up: true, alias: tag))])
-            }
-            result.created += newNamespaces.count
-            tick(newNamespaces.count)
         }
+        // Never leave the thread running (nor a namespace half made) behind an error.
+        defer { _ = creating?.wait() }
 
         for case .tagNamespace(let n) in ops {
-            let tag = desired.namespaces.first { $0.name == n }!.tag
-            try handles[n]!.perform([LinkRequest.change("lo", LinkSettings(up: true, alias: tag))])
+            try handles[n]!.perform([LinkRequest.change("lo", LinkSettings(up: true, alias: tags[n]!))])
             result.changed += 1
             tick(1)
         }
-
-        phase("namespaces")
-        let earlyResult = early?.wait()
-        if case .failure(let e)? = earlyResult { throw e }
-
         // 3. Switches, then VNICs (host side on its switch, endpoint side straight into its
-        //    namespace), all fabric links in one pipelined batch each.
+        //    namespace), in pipelined batches. No VNIC before the early rules are in.
         let bridges = ops.compactMap { if case .createBridge(let b) = $0 { return b } else { return nil } }
         if !bridges.isEmpty {
             try handle.performLinks(bridges.flatMap { b in
@@ -195,16 +188,41 @@ public struct Fabric: Sendable {
         }
         try handle.performLinks(changes)
         tick(changes.count)
+        let earlyResult = early?.wait()
+        if case .failure(let e)? = earlyResult { throw e }
         // What goes up last (step 7): new endpoints, endpoints found down, then default routes.
         var lastPerHost: [String: [NetlinkRequest]] = [:]
         var portsUp: [NetlinkRequest] = []
+        // VNICs of existing namespaces first, then in the order their namespaces are made, each
+        // batch as soon as its namespaces exist.
+        let order = Dictionary(newNamespaces.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         let vnics = ops.compactMap { if case .createVNIC(let v) = $0 { return v } else { return nil } }
-        if !vnics.isEmpty {
-            let (ports, endpoints) = try createVNICs(vnics, desired: desired, bridgeIndex: bridgeIndex)
+            .enumerated().sorted { (order[$0.element.namespace] ?? -1, $0.offset) < (order[$1.element.namespace] ?? -1, $1.offset) }.map(\.element)
+        var next = 0
+        while next < vnics.count {
+            let ready: Int
+            do { ready = try namespacesMade.wait(forMoreThan: order[vnics[next].namespace] ?? -1) } catch {
+                try creating?.wait().get()   // the namespaces' own error, if that is why
+                throw error
+            }
+            var end = next
+            while end < vnics.count, (order[vnics[end].namespace] ?? -1) < ready { end += 1 }
+            let (ports, endpoints) = try createVNICs(Array(vnics[next..<end]), desired: desired, bridgeIndex: bridgeIndex)
             portsUp += ports
             for (ns, up) in endpoints { lastPerHost[ns, default: []].append(contentsOf: up) }
-            result.created += vnics.count
-            tick(vnics.count)
+            result.created += end - next
+            tick(end - next)
+            next = end
+        }
+        if let creating {
+            try creating.wait().get()
+            result.created += newNamespaces.count
+            tick(newNamespaces.count)
+            phase("namespaces, switches and vnics")
+            for (n, h) in zip(newNamespaces, try NetlinkHandle.open(namespaces: newNamespaces.map(NetworkNamespace.named))) {
+                handles[n] = h
+            }
+            phase("namespaces: open")
         }
         for case .startVM(let host) in ops {
             let vm = desired.vms.first { $0.host == host }!
@@ -213,8 +231,7 @@ public struct Fabric: Sendable {
             tick(1)
         }
         bridgeIndex = [:]
-
-        phase("switches and vnics")
+        phase(creating == nil ? "switches, vnics and guests" : "guests")
         // 4. Inside each host: MACs and addresses — one pipelined batch per host. Endpoints stay
         //    down until their caps and rules are in place (step 7).
         var perHost: [String: [NetlinkRequest]] = [:]
@@ -230,6 +247,8 @@ public struct Fabric: Sendable {
             }
             return i
         }
+        // New namespaces: `lo` up and tagged.
+        for n in newNamespaces { perHost[n, default: []].append(LinkRequest.change("lo", LinkSettings(up: true, alias: tags[n]!))) }
         // New endpoints that are to have no IPv6 link-local address get the mode while still down.
         for case .createVNIC(let v) in ops where !v.linkLocal && LinkSettings.noLinkLocal != nil {
             perHost[v.namespace, default: []].append(LinkRequest.change(try InterfaceName(validating: v.name), LinkSettings(ipv6LinkLocal: LinkSettings.noLinkLocal)))
@@ -407,64 +426,6 @@ public struct Fabric: Sendable {
         }
     }
 
-    /// Removes everything the topology owns — found in the kernel (link group, namespace tags)
-    /// and the journal's pending namespaces — with one request for all links.
-    public func destroy(topology: String) throws -> ApplyResult {
-        let start = Date()
-        let lock = try TopologyLock(topology)
-        defer { withExtendedLifetime(lock) {} }
-        let names = KernelNames(topology)
-        var result = ApplyResult(plan: Plan(operations: [], conflicts: []))
-        // Guests first: their taps go with them.
-        let vmRoot = "\(VMLauncher.runRoot)/\(topology)"
-        let guests = ((try? FileManager.default.contentsOfDirectory(atPath: vmRoot)) ?? []).map { "\(vmRoot)/\($0)" }
-        result.deleted += try Fabric.stopGuests(guests)
-        try? FileManager.default.removeItem(atPath: vmRoot)
-        let owned = try handle.links(statistics: false).filter { $0.group == names.group }
-        if !owned.isEmpty {
-            // Every tc block the kernel binds (each HTB class has one) is also an entry in one
-            // system-wide list that each bind and unbind walks from its newest entry
-            // (flow_indr_dev_setup_offload). Taking the IFBs' trees down newest first, before the
-            // ports' hooks, keeps every walk short; left to the group delete, the ports' unbinds
-            // and then the oldest trees' would walk thousands of entries each (~90 ms at 1000
-            // VNICs). Failures do not matter here: the group delete takes whatever is left.
-            let ifbs = owned.filter { $0.kind == IFB.kind }.sorted { $0.index > $1.index }
-            _ = handle.socket.execute(ifbs.map { QdiscRequest.delete(ifindex: $0.index, device: $0.name, handle: ShapingPlan.root, parent: .root) })
-            try handle.deleteLinks(group: names.group)
-            result.deleted += owned.count
-        }
-        // Rules after the links, so no VNIC is ever up without them; a foreign table of the same
-        // name is left alone.
-        do {
-            if try firewall.remove(table: names.firewallTable, ownerTag: names.tagPrefix) { result.deleted += 1 }
-        } catch is ForeignTableError {}
-        result.phases.append(("delete links by group (one request) and rules", Date().timeIntervalSince(start) * 1000))
-        let pending = Set(Journal.load(topology)?.pendingNamespaces ?? [])
-        let candidates = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") }
-        let opened = try NetlinkHandle.openEach(namespaces: candidates.map(NetworkNamespace.named))
-        // Which are ours: a tagged lo, or (not a usable namespace) the journal says so.
-        var ours: [String] = []
-        for (name, handle) in zip(candidates, opened) {
-            let tagged = try (try? handle.get()).map { names.isOwnHost(links: try $0.links(statistics: false)) } ?? false
-            if tagged || pending.contains(name) { ours.append(name) }
-        }
-        // The sockets keep every namespace alive until all are unmounted: the kernel then frees
-        // them together, in one batch of its cleanup work, instead of one at a time beside the
-        // unmounts.
-        func closeAll() { for h in opened { (try? h.get())?.socket.close() } }
-        defer { closeAll() }
-        for name in ours {
-            try NetworkNamespace.delete(named: name)
-            result.deleted += 1
-        }
-        closeAll()
-        Journal.remove(topology)
-        lock.removeFile()
-        result.milliseconds = Date().timeIntervalSince(start) * 1000
-        result.phases.append(("namespaces", result.milliseconds - result.phases[0].1))
-        return result
-    }
-
     /// Large topologies hold a descriptor per namespace while they are wired up.
     static func raiseDescriptorLimit() {
         var l = rlimit()
@@ -479,33 +440,4 @@ public struct Fabric: Sendable {
 public struct ConflictList: Error, Sendable, CustomStringConvertible {
     public var conflicts: [Conflict]
     public var description: String { conflicts.map(\.description).joined(separator: "\n") }
-}
-
-/// Work running on a thread of its own (a ruleset install during an apply, a TCP source during a
-/// measurement); `wait` returns its result, and the same result again on later calls.
-final class Background<T>: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var result: Result<T, Error>?
-    private var finished = false
-
-    init(_ body: @escaping @Sendable () throws -> T) {
-        Thread { [self] in
-            result = Result { try body() }
-            done.signal()
-        }.start()
-    }
-
-    func wait() -> Result<T, Error> {
-        if !finished {
-            done.wait()
-            finished = true
-        }
-        return result!
-    }
-}
-
-final class FileDescriptorBox {
-    let fd: Int32
-    init(_ fd: Int32) { self.fd = fd }
-    func close() { Glibc.close(fd) }
 }
