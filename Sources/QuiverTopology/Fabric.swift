@@ -180,6 +180,9 @@ public struct Fabric: Sendable {
             switch $0 { case .createVNIC, .changeVNIC, .startVM: return true; default: return false }
         }
         var bridgeIndex = needIndex ? Dictionary(try handle.links(statistics: false).map { ($0.name, $0.index) }, uniquingKeysWith: { a, _ in a }) : [:]
+        // The early rules are in before any VNIC moves or is made.
+        let earlyResult = early?.wait()
+        if case .failure(let e)? = earlyResult { throw e }
         var changes: [NetlinkRequest] = []
         for case .changeVNIC(let dev, let bridge, let mtu) in ops {
             changes.append(LinkRequest.change(try InterfaceName(validating: dev),
@@ -188,8 +191,6 @@ public struct Fabric: Sendable {
         }
         try handle.performLinks(changes)
         tick(changes.count)
-        let earlyResult = early?.wait()
-        if case .failure(let e)? = earlyResult { throw e }
         // What goes up last (step 7): new endpoints, endpoints found down, then default routes.
         var lastPerHost: [String: [NetlinkRequest]] = [:]
         var portsUp: [NetlinkRequest] = []
@@ -369,9 +370,10 @@ public struct Fabric: Sendable {
         return result
     }
 
-    /// Creates the VNICs' veth pairs — host side up on its switch, endpoint (still down) straight
-    /// into its namespace — in one pipelined batch. Returns, per namespace, the requests that
-    /// bring the endpoints up, for the caller to send once caps and rules are in place.
+    /// Creates the VNICs' veth pairs — host side on its switch, endpoint straight into its
+    /// namespace, both down — in one pipelined batch. Returns the requests that bring the ports
+    /// up and, per namespace, those that bring the endpoints up, for the caller to send once caps
+    /// and rules are in place.
     func createVNICs(_ vnics: [DesiredFabric.VNIC], desired: DesiredFabric, bridgeIndex: [String: Int32])
         throws -> (portsUp: [NetlinkRequest], endpointsUp: [String: [NetlinkRequest]]) {
         var fds: [String: FileDescriptorBox] = [:]
