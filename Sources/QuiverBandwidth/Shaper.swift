@@ -77,6 +77,16 @@ public struct Shaper: Sendable {
         return total
     }
 
+    /// Requests that create the groups' IFBs missing from `links` (a caller can send them early,
+    /// with other links it makes, so ``apply(_:links:state:)`` finds them and reads the namespace
+    /// once). A name that exists is left for ``apply(_:links:state:)`` to judge.
+    public func ifbRequests(_ groups: [CapGroup], links: [Link]) -> (requests: [NetlinkRequest], ifbs: Int) {
+        let snapshot = Snapshot(links: links, qdiscs: [])
+        var report = ShapingReport()
+        let requests = groups.flatMap { g in (try? missingIFBs(g, snapshot: snapshot, report: &report)) ?? [] }
+        return (requests, report.created)
+    }
+
     /// Reads everything ``apply(_:links:state:)`` compares for `groups` — the namespace's qdiscs,
     /// each existing IFB's classes and filters, each group's block filters — without changing
     /// anything, so a caller can do it while it reads other things (a no-op re-apply then makes

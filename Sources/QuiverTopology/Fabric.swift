@@ -168,12 +168,15 @@ public struct Fabric: Sendable {
         // 3. Switches, then VNICs (host side on its switch, endpoint side straight into its
         //    namespace), in pipelined batches. No VNIC before the early rules are in.
         let bridges = ops.compactMap { if case .createBridge(let b) = $0 { return b } else { return nil } }
-        if !bridges.isEmpty {
+        // The tenants' IFBs go with the switches: the caps then find them, and read the fabric once.
+        let cappedTenants = Set(ops.compactMap { if case .applyCaps(let t) = $0 { return t } else { return nil } })
+        let ifbs = Shaper(handle: handle).ifbRequests(desired.capGroups.filter { cappedTenants.contains($0.name) }, links: current.links)
+        if !bridges.isEmpty || !ifbs.requests.isEmpty {
             try handle.performLinks(bridges.flatMap { b in
                 LinkRequest.add(try! InterfaceName(validating: b.name), Bridge(stp: false),
                                 LinkSettings(up: true, mtu: b.mtu, group: desired.group, alias: b.tag, ipv6LinkLocal: LinkSettings.noLinkLocal))
-            })
-            result.created += bridges.count
+            } + ifbs.requests)
+            result.created += bridges.count + ifbs.ifbs
             tick(bridges.count)
         }
         let needIndex = ops.contains {
