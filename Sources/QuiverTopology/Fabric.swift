@@ -358,12 +358,14 @@ public struct Fabric: Sendable {
         // 7. Endpoints up, now that their caps and rules are in place (even those of a `mac:
         //    random` VNIC, whose rules could only be written once the kernel picked its MAC), and
         //    default routes, which need their device up.
-        try handle.perform(portsUp)
-        tick(portsUp.count)
+        // The ports (one batch in the fabric) on a thread of their own beside the hosts' batches.
+        let ports = portsUp.isEmpty ? nil : Background { [handle, portsUp] in try handle.perform(portsUp) }
         for (ns, requests) in lastPerHost {
             try handles[ns]!.perform(requests)
             tick(requests.count)
         }
+        try ports?.wait().get()
+        tick(portsUp.count)
         phase("endpoints up and routes")
         journal.pendingNamespaces = []
         journal.appliedAt = Date()
