@@ -144,7 +144,6 @@ public struct Fabric: Sendable {
         phase("deletions")
         // 2. Namespaces: journal first, then all made on a thread of their own, while the switches
         //    and then the VNICs are made here: each VNIC as soon as its namespace exists (step 3).
-        //    Their `lo` is tagged with the addresses (step 4).
         let newNamespaces = ops.compactMap { if case .createNamespace(let n) = $0 { return n } else { return nil } }
         let tags = Dictionary(desired.namespaces.map { ($0.name, $0.tag) }, uniquingKeysWith: { a, _ in a })
         let namespacesMade = MadeSoFar()
@@ -159,6 +158,25 @@ public struct Fabric: Sendable {
         }
         // Never leave the thread running (nor a namespace half made) behind an error.
         defer { _ = creating?.wait() }
+        // A third thread opens a socket in each new namespace as it appears and brings its `lo` up
+        // with the topology's tag (round trips that fit between the other two threads' kernel work:
+        // A/B at 1000 VNICs, 1062–1098 against 1053–1127 ms).
+        var opening: Background<[NetlinkHandle]>?
+        if !newNamespaces.isEmpty {
+            opening = Background { [namespacesMade] in
+                var opened: [NetlinkHandle] = []
+                while opened.count < newNamespaces.count {
+                    let ready = try namespacesMade.wait(forMoreThan: opened.count)
+                    let names = Array(newNamespaces[opened.count..<ready])
+                    for (n, h) in zip(names, try NetlinkHandle.open(namespaces: names.map(NetworkNamespace.named))) {
+                        try h.perform([LinkRequest.change("lo", LinkSettings(up: true, alias: tags[n]!))])
+                        opened.append(h)
+                    }
+                }
+                return opened
+            }
+        }
+        defer { _ = opening?.wait() }
 
         for case .tagNamespace(let n) in ops {
             try handles[n]!.perform([LinkRequest.change("lo", LinkSettings(up: true, alias: tags[n]!))])
@@ -223,10 +241,8 @@ public struct Fabric: Sendable {
             result.created += newNamespaces.count
             tick(newNamespaces.count)
             phase("namespaces, switches and vnics")
-            for (n, h) in zip(newNamespaces, try NetlinkHandle.open(namespaces: newNamespaces.map(NetworkNamespace.named))) {
-                handles[n] = h
-            }
-            phase("namespaces: open")
+            for (n, h) in zip(newNamespaces, try opening!.wait().get()) { handles[n] = h }
+            phase("namespaces: open and tag")
         }
         for case .startVM(let host) in ops {
             let vm = desired.vms.first { $0.host == host }!
@@ -251,8 +267,6 @@ public struct Fabric: Sendable {
             }
             return i
         }
-        // New namespaces: `lo` up and tagged.
-        for n in newNamespaces { perHost[n, default: []].append(LinkRequest.change("lo", LinkSettings(up: true, alias: tags[n]!))) }
         // New endpoints that are to have no IPv6 link-local address get the mode while still down.
         for case .createVNIC(let v) in ops where !v.linkLocal && LinkSettings.noLinkLocal != nil {
             perHost[v.namespace, default: []].append(LinkRequest.change(try InterfaceName(validating: v.name), LinkSettings(ipv6LinkLocal: LinkSettings.noLinkLocal)))
