@@ -103,8 +103,7 @@ public struct Macvtap: LinkKind, Equatable {
                 let fd = try openCharacterDevice(ifindex: ifindex, name: name)
                 fds.append(fd)
                 var actual = [CChar](repeating: 0, count: 16)
-                let rc = quiver_tun_get_name(fd.rawValue, &actual)
-                if rc < 0 { throw SystemCallError("TUNGETIFF", "macvtap \(name)", errno: Errno(rawValue: -rc)) }
+                try checkTunIoctl(quiver_tun_get_name(fd.rawValue, &actual), "TUNGETIFF", "macvtap \(name)")
                 let found = String(decoding: actual.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 guard found == name.rawValue else {
                     throw InvalidValue("\(characterDevicePath(ifindex: ifindex)) belongs to \(found), not macvtap \(name) "
@@ -115,11 +114,9 @@ public struct Macvtap: LinkKind, Equatable {
                 // A macvtap keeps the header size per queue (a tap per device); offloads are the
                 // device's.
                 for fd in fds {
-                    let rc = quiver_tun_set_vnet_hdr_size(fd.rawValue, options.vnetHeaderSize)
-                    if rc < 0 { throw SystemCallError("TUNSETVNETHDRSZ", "macvtap \(name)", errno: Errno(rawValue: -rc)) }
+                    try checkTunIoctl(quiver_tun_set_vnet_hdr_size(fd.rawValue, options.vnetHeaderSize), "TUNSETVNETHDRSZ", "macvtap \(name)")
                 }
-                let rc = quiver_tun_set_offload(fds[0].rawValue, options.offloads)
-                if rc < 0 { throw SystemCallError("TUNSETOFFLOAD", "macvtap \(name)", errno: Errno(rawValue: -rc)) }
+                try checkTunIoctl(quiver_tun_set_offload(fds[0].rawValue, options.offloads), "TUNSETOFFLOAD", "macvtap \(name)")
             }
             return fds
         } catch {

@@ -114,7 +114,7 @@ public final class Tap: @unchecked Sendable {
     }
 
     private static func check(_ rc: Int32, _ step: String, _ name: InterfaceName) throws(SystemCallError) {
-        if rc < 0 { throw SystemCallError(step, "tap \(name)", errno: Errno(rawValue: -rc)) }
+        try checkTunIoctl(rc, step, "tap \(name)")
     }
 
     /// Closes every queue descriptor this object still owns. Idempotent. A non-persistent tap
@@ -135,4 +135,9 @@ public final class Tap: @unchecked Sendable {
         guard let fd = queues.first else { throw InvalidValue("tap \(name) has no open queue") }
         try Tap.check(quiver_tun_set_persist(fd.rawValue, on ? 1 : 0), "TUNSETPERSIST", name)
     }
+}
+
+/// A `/dev/net/tun` or `/dev/tapN` ioctl shim's result: 0, or -errno thrown as the failed step.
+func checkTunIoctl(_ rc: Int32, _ step: String, _ object: String) throws(SystemCallError) {
+    if rc < 0 { throw SystemCallError(step, object, errno: Errno(rawValue: -rc)) }
 }

@@ -73,9 +73,7 @@ public struct Fabric: Sendable {
         let (plan, desired, current, existingHandles) = try plan(t, desired: wanted) { [handle] links in
             guard !dryRun, !wanted.capGroups.isEmpty else { return }
             let names = Set(links.map(\.name))
-            let fabricLinks = wanted.bridges.map(\.name) + wanted.vnics.map(\.hostDevice)
-                + wanted.capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] }
-            guard fabricLinks.allSatisfy(names.contains) else { return }
+            guard wanted.fabricLinkNames.allSatisfy(names.contains) else { return }
             capsRead = Background { try Shaper(handle: handle).read(wanted.capGroups, links: links) }
         }
         defer { _ = capsRead?.wait() }

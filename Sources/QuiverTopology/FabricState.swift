@@ -85,6 +85,12 @@ public struct DesiredFabric: Sendable, Equatable {
     public var capGroups: [CapGroup]
     public var vms: [VM]
 
+    /// The fabric links the topology keeps, apart from guests' NICs (made when their guest
+    /// starts): switches, VNIC ports and the tenants' IFBs.
+    public var fabricLinkNames: [String] {
+        bridges.map(\.name) + vnics.filter { !$0.isVM }.map(\.hostDevice) + capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] }
+    }
+
     public init(_ t: Topology) {
         let n = KernelNames(t.name)
         topology = t.name

@@ -211,9 +211,7 @@ public enum Planner {
         // Fabric links the topology keeps have no IPv6 link-local address (links made by an older
         // Quiver, or by an apply interrupted before it set their mode, get it now). Guests' taps
         // are made that way when their guest starts.
-        let keptFabricLinks = desired.bridges.map(\.name) + desired.vnics.filter { !$0.isVM }.map(\.hostDevice)
-            + desired.capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] }
-        for name in keptFabricLinks {
+        for name in desired.fabricLinkNames {
             if let l = byName[name], owned(l), l.ipv6LinkLocal == true { ops.append(.setLinkLocal(namespace: nil, device: name, on: false)) }
         }
 
