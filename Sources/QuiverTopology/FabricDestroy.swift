@@ -19,6 +19,17 @@ extension Fabric {
         let guests = ((try? FileManager.default.contentsOfDirectory(atPath: vmRoot)) ?? []).map { "\(vmRoot)/\($0)" }
         result.deleted += try Fabric.stopGuests(guests)
         try? FileManager.default.removeItem(atPath: vmRoot)
+        // The namespaces are found first (a socket in each, to read its lo, is a lock the link
+        // deletion holds) and unmounted on a thread of their own while the links go. The sockets
+        // keep every namespace alive until all are unmounted: the kernel then frees them together,
+        // in one batch of its cleanup work, once they are closed at the end.
+        let hosts = try Fabric.ownedNamespaces(of: names)
+        defer { hosts.closeAll() }
+        var mark = Date()
+        result.phases.append(("find namespaces", mark.timeIntervalSince(start) * 1000))
+        let unmounting = Background { [ours = hosts.ours] in
+            for name in ours { try NetworkNamespace.delete(named: name) }
+        }
         let owned = try handle.links(statistics: false).filter { $0.group == names.group }
         if !owned.isEmpty {
             // Every tc block the kernel binds (each HTB class has one) is also an entry in one
@@ -37,30 +48,38 @@ extension Fabric {
         do {
             if try firewall.remove(table: names.firewallTable, ownerTag: names.tagPrefix) { result.deleted += 1 }
         } catch is ForeignTableError {}
-        result.phases.append(("delete links by group (one request) and rules", Date().timeIntervalSince(start) * 1000))
-        let pending = Set(Journal.load(topology)?.pendingNamespaces ?? [])
-        let candidates = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") }
-        let opened = try NetlinkHandle.openEach(namespaces: candidates.map(NetworkNamespace.named))
-        // Which are ours: a tagged lo, or (not a usable namespace) the journal says so.
-        var ours: [String] = []
-        for (name, handle) in zip(candidates, opened) {
-            let tagged = try (try? handle.get()).map { names.isOwnHost(links: try $0.links(statistics: false)) } ?? false
-            if tagged || pending.contains(name) { ours.append(name) }
-        }
-        // The sockets keep every namespace alive until all are unmounted: the kernel then frees
-        // them together, in one batch of its cleanup work, instead of one at a time beside the
-        // unmounts.
-        func closeAll() { for h in opened { (try? h.get())?.socket.close() } }
-        defer { closeAll() }
-        for name in ours {
-            try NetworkNamespace.delete(named: name)
-            result.deleted += 1
-        }
-        closeAll()
+        result.phases.append(("delete links by group (one request) and rules, unmount namespaces", Date().timeIntervalSince(mark) * 1000))
+        mark = Date()
+        try unmounting.wait().get()
+        result.deleted += hosts.ours.count
+        hosts.closeAll()
         Journal.remove(topology)
         lock.removeFile()
+        result.phases.append(("rest of the unmounts", Date().timeIntervalSince(mark) * 1000))
         result.milliseconds = Date().timeIntervalSince(start) * 1000
-        result.phases.append(("namespaces", result.milliseconds - result.phases[0].1))
         return result
+    }
+
+    /// The topology's namespaces: named with its prefix and holding a lo with its host tag, or
+    /// (not a usable namespace) listed by the journal as being made; with the sockets opened in
+    /// them, which keep each alive until the caller closes them all.
+    struct OwnedNamespaces {
+        var ours: [String] = []
+        var sockets: [NetlinkHandle] = []
+        func closeAll() { for h in sockets { h.socket.close() } }
+    }
+
+    static func ownedNamespaces(of names: KernelNames) throws -> OwnedNamespaces {
+        let pending = Set(Journal.load(names.topology)?.pendingNamespaces ?? [])
+        let candidates = NetworkNamespace.listNamed().filter { $0.hasPrefix(names.topology + "-") }
+        let opened = try NetlinkHandle.openEach(namespaces: candidates.map(NetworkNamespace.named))
+        var found = OwnedNamespaces()
+        for (name, handle) in zip(candidates, opened) {
+            let handle = try? handle.get()
+            if let handle { found.sockets.append(handle) }
+            let tagged = try handle.map { names.isOwnHost(links: try $0.links(statistics: false)) } ?? false
+            if tagged || pending.contains(name) { found.ours.append(name) }
+        }
+        return found
     }
 }
