@@ -7,7 +7,8 @@ import QuiverTopology
 /// bench/apply: apply / no-op re-apply / destroy of N VNICs (netns hosts, tenants of 100 with a
 /// 1G aggregate, every VNIC capped at 100M), against the same objects made by one `ip`/`tc`
 /// process per command and by `ip -batch` + `tc -batch`, in the same run. The fabric lives in a
-/// namespace the benchmark creates.
+/// namespace the benchmark creates. "one group del" is the kernel's own time to delete the same
+/// objects in one `ip link del group` request (see `groupDeleteFloor`).
 enum ApplyBenchmark {
     static func topology(_ name: String, _ n: Int) -> String {
         var s = "name: \(name)\nswitches:\n"
@@ -33,18 +34,19 @@ enum ApplyBenchmark {
             let cmds = commands(t)
             let batch = try baseline(t, cmds, batched: true)
             let per = n <= perCommandLimit ? try baseline(t, cmds, batched: false) : nil
+            let floor = try groupDeleteFloor(t, cmds)
             func cell(_ v: Double?) -> String { v.map { String(format: "%.0f", $0 * 1000) } ?? "skipped" }
             func r(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "--" }
-            rows.append(["\(n)", "apply", cell(apply), cell(batch.create), cell(per?.create), r(per?.create, apply), r(batch.create, apply),
+            rows.append(["\(n)", "apply", cell(apply), cell(batch.create), cell(per?.create), "--", r(per?.create, apply), r(batch.create, apply),
                          String(format: "%.2f", apply * 1000 / Double(n))])
-            rows.append(["\(n)", "no-op re-apply", cell(noop), "--", "--", "--", "--", String(format: "%.3f", noop * 1000 / Double(n))])
-            rows.append(["\(n)", "destroy", cell(destroy), cell(batch.delete), cell(per?.delete), r(per?.delete, destroy), r(batch.delete, destroy),
+            rows.append(["\(n)", "no-op re-apply", cell(noop), "--", "--", "--", "--", "--", String(format: "%.3f", noop * 1000 / Double(n))])
+            rows.append(["\(n)", "destroy", cell(destroy), cell(batch.delete), cell(per?.delete), cell(floor), r(per?.delete, destroy), r(batch.delete, destroy),
                          String(format: "%.2f", destroy * 1000 / Double(n))])
             print(rows.suffix(3).map { $0.joined(separator: "  ") }.joined(separator: "\n"))
             print("  (\(cmds.create.count) ip/tc commands to create, \(cmds.delete.count) to delete)")
         }
         print("")
-        printTable(["VNICs", "operation", "quiver ms", "ip+tc -batch ms", "ip/tc per cmd ms", "vs per cmd", "vs batch", "ms per VNIC"], rows)
+        printTable(["VNICs", "operation", "quiver ms", "ip+tc -batch ms", "ip/tc per cmd ms", "one group del ms", "vs per cmd", "vs batch", "ms per VNIC"], rows)
     }
 
     static func runQuiverOnly(n: Int, rounds: Int) throws {
@@ -149,46 +151,69 @@ enum ApplyBenchmark {
 
     static func baseline(_ t: Topology, _ cmds: Commands, batched: Bool) throws -> (create: Double, delete: Double) {
         try withBenchNamespace { ns in
-            let fabric = ns.name!
-            func argv(_ cmd: (tool: String, line: String)) -> [String] {
-                let words = cmd.line.split(separator: " ").map(String.init)
-                switch cmd.tool {
-                case "ipns": return ["ip", "-n"] + words
-                case "ip": return words.first == "netns" ? ["ip"] + words : ["ip", "-n", fabric] + words
-                default: return ["tc", "-n", fabric] + words
-                }
-            }
-            func runAll(_ list: [(tool: String, line: String)]) throws {
-                if !batched {
-                    for cmd in list { try runCommand(argv(cmd)) }
-                    return
-                }
-                // `ip -batch` lines cannot name a namespace: one batch for the fabric (and
-                // `netns add/del`), then one `ip -n HOST -batch` per host, then one `tc -batch`.
-                // `netns add/del` from a plain `ip -batch`: under `ip -n`, ip runs in a private mount
-                // namespace and the new namespace's bind mount would vanish with it.
-                let netnsLines = list.filter { $0.tool == "ip" && $0.line.hasPrefix("netns ") }.map(\.line)
-                let fabricLines = list.filter { $0.tool == "ip" && !$0.line.hasPrefix("netns ") }.map(\.line)
-                if !netnsLines.isEmpty && !list.contains(where: { $0.line.hasPrefix("netns del") }) {
-                    try runCommand(["ip", "-batch", "-"], stdin: netnsLines.joined(separator: "\n") + "\n")
-                }
-                var perHost: [(String, [String])] = []
-                for cmd in list where cmd.tool == "ipns" {
-                    let words = cmd.line.split(separator: " ", maxSplits: 1).map(String.init)
-                    if perHost.last?.0 == words[0] { perHost[perHost.count - 1].1.append(words[1]) } else { perHost.append((words[0], [words[1]])) }
-                }
-                let tcLines = list.filter { $0.tool == "tc" }.map(\.line)
-                if !fabricLines.isEmpty { try runCommand(["ip", "-n", fabric, "-batch", "-"], stdin: fabricLines.joined(separator: "\n") + "\n") }
-                for (host, lines) in perHost { try runCommand(["ip", "-n", host, "-batch", "-"], stdin: lines.joined(separator: "\n") + "\n") }
-                if !tcLines.isEmpty { try runCommand(["tc", "-n", fabric, "-batch", "-"], stdin: tcLines.joined(separator: "\n") + "\n") }
-                if list.contains(where: { $0.line.hasPrefix("netns del") }) {
-                    try runCommand(["ip", "-batch", "-"], stdin: netnsLines.joined(separator: "\n") + "\n")
-                }
-            }
-            let create = try measure { try runAll(cmds.create) }
-            let delete = try measure { try runAll(cmds.delete) }
+            let result = try baseline(t, cmds, batched: batched, in: ns)
             Thread.sleep(forTimeInterval: 1)
-            return (create, delete)
+            return result
+        }
+    }
+
+    static func baseline(_ t: Topology, _ cmds: Commands, batched: Bool, in ns: NetworkNamespace) throws -> (create: Double, delete: Double) {
+        let fabric = ns.name!
+        func argv(_ cmd: (tool: String, line: String)) -> [String] {
+            let words = cmd.line.split(separator: " ").map(String.init)
+            switch cmd.tool {
+            case "ipns": return ["ip", "-n"] + words
+            case "ip": return words.first == "netns" ? ["ip"] + words : ["ip", "-n", fabric] + words
+            default: return ["tc", "-n", fabric] + words
+            }
+        }
+        func runAll(_ list: [(tool: String, line: String)]) throws {
+            if !batched {
+                for cmd in list { try runCommand(argv(cmd)) }
+                return
+            }
+            // `ip -batch` lines cannot name a namespace: one batch for the fabric (and
+            // `netns add/del`), then one `ip -n HOST -batch` per host, then one `tc -batch`.
+            // `netns add/del` from a plain `ip -batch`: under `ip -n`, ip runs in a private mount
+            // namespace and the new namespace's bind mount would vanish with it.
+            let netnsLines = list.filter { $0.tool == "ip" && $0.line.hasPrefix("netns ") }.map(\.line)
+            let fabricLines = list.filter { $0.tool == "ip" && !$0.line.hasPrefix("netns ") }.map(\.line)
+            if !netnsLines.isEmpty && !list.contains(where: { $0.line.hasPrefix("netns del") }) {
+                try runCommand(["ip", "-batch", "-"], stdin: netnsLines.joined(separator: "\n") + "\n")
+            }
+            var perHost: [(String, [String])] = []
+            for cmd in list where cmd.tool == "ipns" {
+                let words = cmd.line.split(separator: " ", maxSplits: 1).map(String.init)
+                if perHost.last?.0 == words[0] { perHost[perHost.count - 1].1.append(words[1]) } else { perHost.append((words[0], [words[1]])) }
+            }
+            let tcLines = list.filter { $0.tool == "tc" }.map(\.line)
+            if !fabricLines.isEmpty { try runCommand(["ip", "-n", fabric, "-batch", "-"], stdin: fabricLines.joined(separator: "\n") + "\n") }
+            for (host, lines) in perHost { try runCommand(["ip", "-n", host, "-batch", "-"], stdin: lines.joined(separator: "\n") + "\n") }
+            if !tcLines.isEmpty { try runCommand(["tc", "-n", fabric, "-batch", "-"], stdin: tcLines.joined(separator: "\n") + "\n") }
+            if list.contains(where: { $0.line.hasPrefix("netns del") }) {
+                try runCommand(["ip", "-batch", "-"], stdin: netnsLines.joined(separator: "\n") + "\n")
+            }
+        }
+        let create = try measure { try runAll(cmds.create) }
+        let delete = try measure { try runAll(cmds.delete) }
+        return (create, delete)
+    }
+
+    /// The kernel's own time to delete the same objects the fastest way iproute2 can: everything
+    /// made again by the batches, then one `ip link del group` (every link, and with them the
+    /// endpoints, qdiscs, classes and filters) and one `ip -batch` of `netns del`: the least
+    /// iproute2 can ask of the kernel to remove these objects.
+    static func groupDeleteFloor(_ t: Topology, _ cmds: Commands) throws -> Double {
+        try withBenchNamespace { ns in
+            let fabric = ns.name!
+            _ = try baseline(t, Commands(create: cmds.create, delete: []), batched: true, in: ns)
+            let netnsDel = cmds.delete.filter { $0.line.hasPrefix("netns del") }.map(\.line)
+            let seconds = try measure {
+                try runCommand(["ip", "-n", fabric, "link", "del", "group", "\(DesiredFabric(t).group)"])
+                try runCommand(["ip", "-batch", "-"], stdin: netnsDel.joined(separator: "\n") + "\n")
+            }
+            Thread.sleep(forTimeInterval: 1)
+            return seconds
         }
     }
 }
