@@ -178,8 +178,16 @@ enum ApplyBenchmark {
             // namespace and the new namespace's bind mount would vanish with it.
             let netnsLines = list.filter { $0.tool == "ip" && $0.line.hasPrefix("netns ") }.map(\.line)
             let fabricLines = list.filter { $0.tool == "ip" && !$0.line.hasPrefix("netns ") }.map(\.line)
+            // Each part timed: the namespaces, the fabric's links and the tc objects are one process
+            // each, so their times are the kernel's own for those objects.
+            var parts: [String] = []
+            func timed(_ what: String, _ body: () throws -> Void) rethrows {
+                parts.append("\(what) \(String(format: "%.0f", try measure(body) * 1000))")
+            }
             if !netnsLines.isEmpty && !list.contains(where: { $0.line.hasPrefix("netns del") }) {
-                try runCommand(["ip", "-batch", "-"], stdin: netnsLines.joined(separator: "\n") + "\n")
+                try timed("namespaces (one ip -batch)") {
+                    try runCommand(["ip", "-batch", "-"], stdin: netnsLines.joined(separator: "\n") + "\n")
+                }
             }
             var perHost: [(String, [String])] = []
             for cmd in list where cmd.tool == "ipns" {
@@ -187,9 +195,24 @@ enum ApplyBenchmark {
                 if perHost.last?.0 == words[0] { perHost[perHost.count - 1].1.append(words[1]) } else { perHost.append((words[0], [words[1]])) }
             }
             let tcLines = list.filter { $0.tool == "tc" }.map(\.line)
-            if !fabricLines.isEmpty { try runCommand(["ip", "-n", fabric, "-batch", "-"], stdin: fabricLines.joined(separator: "\n") + "\n") }
-            for (host, lines) in perHost { try runCommand(["ip", "-n", host, "-batch", "-"], stdin: lines.joined(separator: "\n") + "\n") }
-            if !tcLines.isEmpty { try runCommand(["tc", "-n", fabric, "-batch", "-"], stdin: tcLines.joined(separator: "\n") + "\n") }
+            if !fabricLines.isEmpty {
+                try timed("fabric links (one ip -batch, \(fabricLines.count) lines)") {
+                    try runCommand(["ip", "-n", fabric, "-batch", "-"], stdin: fabricLines.joined(separator: "\n") + "\n")
+                }
+            }
+            if !perHost.isEmpty {
+                try timed("inside the hosts (one ip -batch each)") {
+                    for (host, lines) in perHost { try runCommand(["ip", "-n", host, "-batch", "-"], stdin: lines.joined(separator: "\n") + "\n") }
+                }
+            }
+            if !tcLines.isEmpty {
+                try timed("caps (one tc -batch, \(tcLines.count) lines)") {
+                    try runCommand(["tc", "-n", fabric, "-batch", "-"], stdin: tcLines.joined(separator: "\n") + "\n")
+                }
+            }
+            if ProcessInfo.processInfo.environment["QUIVER_BENCH_PHASES"] == "1", !parts.isEmpty {
+                print("  ip+tc -batch: " + parts.joined(separator: ", ") + " ms")
+            }
             if list.contains(where: { $0.line.hasPrefix("netns del") }) {
                 try runCommand(["ip", "-batch", "-"], stdin: netnsLines.joined(separator: "\n") + "\n")
             }
