@@ -57,7 +57,7 @@ public struct TopologyParser {
         let switches = list(map, "switches").compactMap { parseSwitch($0) }
         let tenants = list(map, "tenants").compactMap { parseTenant($0) }
         let expectations = list(map, "expect").compactMap { parseExpectation($0) }
-        if map["tenants"] == nil {
+        if map[key: "tenants"] == nil {
             errors.append(TopologyError(loc(root), "the topology has no `tenants:`", hint: "add at least one tenant with a host"))
         }
         return Topology(name: name, switches: switches, tenants: tenants, expectations: expectations, file: file)
@@ -84,7 +84,7 @@ public struct TopologyParser {
         check(m, allowed: ["name", "kind", "vnics"] + machineKeys, in: "host")
         guard let name = requiredString(m, "name", in: "a host") else { return nil }
         var kind = Topology.HostKind.netns
-        if let k = m["kind"] {
+        if let k = m[key: "kind"] {
             if let s = scalar(k, "kind"), let parsed = Topology.HostKind(rawValue: s) {
                 kind = parsed
             } else if k.scalar != nil {
@@ -105,11 +105,11 @@ public struct TopologyParser {
     mutating func parseMachine(_ m: Node.Mapping, host: String, at: SourceLocation) -> Topology.Machine? {
         let dir = URL(fileURLWithPath: file).absoluteURL.deletingLastPathComponent()
         func path(_ key: String) -> String? {
-            guard let n = m[key], let s = scalar(n, key) else { return nil }
+            guard let n = m[key: key], let s = scalar(n, key) else { return nil }
             return s.hasPrefix("/") ? s : dir.appendingPathComponent(s).standardized.path
         }
         func number(_ key: String, _ range: ClosedRange<Int>, _ def: Int) -> Int {
-            guard let n = m[key], let s = scalar(n, key) else { return def }
+            guard let n = m[key: key], let s = scalar(n, key) else { return def }
             guard let v = Int(s), range.contains(v) else {
                 errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number from \(range.lowerBound) to \(range.upperBound)"))
                 return def
@@ -121,12 +121,12 @@ public struct TopologyParser {
             return nil
         }
         var accel = "auto"
-        if let n = m["accel"], let s = scalar(n, "accel") {
+        if let n = m[key: "accel"], let s = scalar(n, "accel") {
             if ["auto", "kvm", "tcg"].contains(s) { accel = s } else {
                 errors.append(TopologyError(loc(n), "unknown accel \"\(s)\"", hint: "use auto, kvm or tcg" + suggestion(s, ["auto", "kvm", "tcg"])))
             }
         }
-        return Topology.Machine(kernel: kernel, initrd: path("initrd"), cmdline: m["cmdline"].flatMap { scalar($0, "cmdline") } ?? "",
+        return Topology.Machine(kernel: kernel, initrd: path("initrd"), cmdline: m[key: "cmdline"].flatMap { scalar($0, "cmdline") } ?? "",
                                 disk: path("disk"), memoryMiB: number("memory", 64...65536, 256), cpus: number("cpus", 1...64, 1), accel: accel)
     }
 
@@ -137,7 +137,7 @@ public struct TopologyParser {
         guard let name = requiredString(m, "name", in: "a VNIC") else { return nil }
         let over = requiredString(m, "over", in: "VNIC \(name)") ?? ""
         var mac = Topology.MACSetting.auto
-        if let n = m["mac"], let s = scalar(n, "mac") {
+        if let n = m[key: "mac"], let s = scalar(n, "mac") {
             switch s {
             case "auto": mac = .auto
             case "random": mac = .random
@@ -147,7 +147,7 @@ public struct TopologyParser {
         }
         var protection: [Topology.Protection] = []
         var protectionWritten = false
-        if let p = m["protection"] {
+        if let p = m[key: "protection"] {
             protectionWritten = true
             for item in sequence(p, "protection") {
                 guard let s = scalar(item, "protection") else { continue }
@@ -159,16 +159,16 @@ public struct TopologyParser {
         }
         let ips = prefixes(m, "ips")
         var queues = 1
-        if let n = m["queues"], let s = scalar(n, "queues") {
+        if let n = m[key: "queues"], let s = scalar(n, "queues") {
             if let q = Int(s), (1...16).contains(q) { queues = q } else {
                 errors.append(TopologyError(loc(n), "queues \"\(s)\" must be a number from 1 to 16"))
             }
         }
-        if let n = m["model"], let s = scalar(n, "model"), s != "virtio" {
+        if let n = m[key: "model"], let s = scalar(n, "model"), s != "virtio" {
             errors.append(TopologyError(loc(n), "model \"\(s)\" is not supported", hint: "use model: virtio"))
         }
         var mode = "tap"
-        if let n = m["mode"], let s = scalar(n, "mode") {
+        if let n = m[key: "mode"], let s = scalar(n, "mode") {
             if s != "tap" && s != "macvtap" {
                 errors.append(TopologyError(loc(n), "unknown mode \"\(s)\"", hint: "use mode: tap (a port of the switch) or macvtap (over the switch)"))
             }
@@ -180,12 +180,12 @@ public struct TopologyParser {
             burst: byteCount(m, "burst"), queue: byteCount(m, "queue"),
             // Like SmartOS: protection is on unless the file turns it off (`protection: []`).
             protection: protectionWritten ? protection : [.macNospoof, .ipNospoof, .restricted],
-            allowedIPs: m["allowed-ips"] != nil ? prefixes(m, "allowed-ips") : [],
+            allowedIPs: m[key: "allowed-ips"] != nil ? prefixes(m, "allowed-ips") : [],
             flows: list(m, "flows").compactMap { parseFlow($0) },
             location: loc(node))
         vnic.queues = queues
         vnic.mode = mode
-        if let n = m["link-local"], let s = scalar(n, "link-local") {
+        if let n = m[key: "link-local"], let s = scalar(n, "link-local") {
             switch s {
             case "auto": vnic.linkLocal = nil
             case "on", "true": vnic.linkLocal = true     // true/false: JSON files
@@ -203,7 +203,7 @@ public struct TopologyParser {
         check(m, allowed: ["name", "transport", "local-ip", "remote-ip", "local-port", "remote-port", "maxbw"], in: "flow")
         guard let name = requiredString(m, "name", in: "a flow") else { return nil }
         var transport: Transport?
-        if let n = m["transport"], let s = scalar(n, "transport") {
+        if let n = m[key: "transport"], let s = scalar(n, "transport") {
             transport = Transport(rawValue: s)
             if transport == nil { errors.append(TopologyError(loc(n), "unknown transport \"\(s)\"", hint: "use tcp, udp or icmp")) }
         }
@@ -229,7 +229,7 @@ public struct TopologyParser {
         guard let m = mapping(v, kind) else { return nil }
         let location = loc(node)
         func endpoint(_ key: String) -> Topology.EndpointRef? {
-            guard let n = m[key] else {
+            guard let n = m[key: key] else {
                 errors.append(TopologyError(locOf(m), "\(kind) has no `\(key)`", hint: "add `\(key): tenant/host`"))
                 return nil
             }
@@ -242,7 +242,7 @@ public struct TopologyParser {
             return Topology.EndpointRef(tenant: parts[0], host: parts[1], vnic: parts.count == 3 ? parts[2] : nil)
         }
         func probes(default d: [Topology.ReachProbe]) -> [Topology.ReachProbe] {
-            guard let n = m["probe"] else { return d }
+            guard let n = m[key: "probe"] else { return d }
             let items = n.sequence.map(Array.init) ?? [n]
             return items.compactMap { item in
                 guard let s = scalar(item, "probe") else { return nil }
@@ -262,18 +262,18 @@ public struct TopologyParser {
             check(m, allowed: ["from", "to", "rate", "tolerance", "seconds"], in: kind)
             guard let from = endpoint("from"), let to = endpoint("to") else { return nil }
             guard let r = rate(m, "rate") else {
-                if m["rate"] == nil { errors.append(TopologyError(locOf(m), "bandwidth has no `rate`", hint: "add e.g. `rate: 20M` (the cap you expect)")) }
+                if m[key: "rate"] == nil { errors.append(TopologyError(locOf(m), "bandwidth has no `rate`", hint: "add e.g. `rate: 20M` (the cap you expect)")) }
                 return nil
             }
             var tolerance = 0.1
-            if let n = m["tolerance"], let s = scalar(n, "tolerance") {
+            if let n = m[key: "tolerance"], let s = scalar(n, "tolerance") {
                 let number = s.hasSuffix("%") ? Double(s.dropLast()).map { $0 / 100 } : Double(s)
                 if let t = number, t > 0, t < 1 { tolerance = t } else {
                     errors.append(TopologyError(loc(n), "tolerance \"\(s)\" must be a percentage like 10% (above 0, below 100)"))
                 }
             }
             var seconds = 3.0
-            if let n = m["seconds"], let s = scalar(n, "seconds") {
+            if let n = m[key: "seconds"], let s = scalar(n, "seconds") {
                 if let v = Double(s), v >= 1, v <= 60 { seconds = v } else {
                     errors.append(TopologyError(loc(n), "seconds \"\(s)\" must be from 1 to 60"))
                 }
@@ -283,7 +283,7 @@ public struct TopologyParser {
             check(m, allowed: ["from", "kind", "count"], in: kind)
             guard let from = endpoint("from") else { return nil }
             var kinds = Topology.SpoofKind.allCases
-            if let n = m["kind"] {
+            if let n = m[key: "kind"] {
                 let items = n.sequence.map(Array.init) ?? [n]
                 kinds = items.compactMap { item in
                     guard let s = scalar(item, "kind") else { return nil }
@@ -294,7 +294,7 @@ public struct TopologyParser {
                 }
             }
             var count = 100
-            if let n = m["count"], let s = scalar(n, "count") {
+            if let n = m[key: "count"], let s = scalar(n, "count") {
                 if let c = Int(s), (1...10000).contains(c) { count = c } else {
                     errors.append(TopologyError(loc(n), "count \"\(s)\" must be from 1 to 10000"))
                 }
@@ -332,7 +332,7 @@ public struct TopologyParser {
     }
 
     mutating func list(_ m: Node.Mapping, _ key: String) -> [Node] {
-        guard let n = m[key] else { return [] }
+        guard let n = m[key: key] else { return [] }
         if case .scalar(let s) = n, s.string == "" || s.string == "~" || s.string == "null" { return [] }
         return sequence(n, key)
     }
@@ -344,7 +344,7 @@ public struct TopologyParser {
     }
 
     mutating func requiredString(_ m: Node.Mapping, _ key: String, in what: String) -> String? {
-        guard let n = m[key] else {
+        guard let n = m[key: key] else {
             errors.append(TopologyError(locOf(m), "\(what) has no `\(key)`", hint: "add `\(key): ...`"))
             return nil
         }
@@ -381,7 +381,7 @@ public struct TopologyParser {
     }
 
     mutating func rate(_ m: Node.Mapping, _ key: String) -> Bitrate? {
-        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        guard let n = m[key: key], let s = scalar(n, key) else { return nil }
         do { return try Bitrate(s) } catch {
             errors.append(TopologyError(loc(n), "\(key): \(error)"))
             return nil
@@ -389,7 +389,7 @@ public struct TopologyParser {
     }
 
     mutating func uint32(_ m: Node.Mapping, _ key: String) -> UInt32? {
-        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        guard let n = m[key: key], let s = scalar(n, key) else { return nil }
         guard let v = UInt32(s), (68...65535).contains(v) else {
             errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number from 68 to 65535"))
             return nil
@@ -399,7 +399,7 @@ public struct TopologyParser {
 
     /// A size in bytes (burst, queue).
     mutating func byteCount(_ m: Node.Mapping, _ key: String) -> UInt32? {
-        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        guard let n = m[key: key], let s = scalar(n, key) else { return nil }
         guard let v = UInt32(s), v >= 1514 else {
             errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number of bytes, at least one frame (1514)", hint: "e.g. \(key): 65536"))
             return nil
@@ -408,7 +408,7 @@ public struct TopologyParser {
     }
 
     mutating func port(_ m: Node.Mapping, _ key: String) -> UInt16? {
-        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        guard let n = m[key: key], let s = scalar(n, key) else { return nil }
         guard let v = UInt16(s), v > 0 else {
             errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a port from 1 to 65535"))
             return nil
@@ -417,7 +417,7 @@ public struct TopologyParser {
     }
 
     mutating func address(_ m: Node.Mapping, _ key: String) -> IPAddress? {
-        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        guard let n = m[key: key], let s = scalar(n, key) else { return nil }
         do { return try IPAddress(s) } catch {
             errors.append(TopologyError(loc(n), "\(key): \(error)"))
             return nil
@@ -425,7 +425,7 @@ public struct TopologyParser {
     }
 
     mutating func prefix(_ m: Node.Mapping, _ key: String) -> IPPrefix? {
-        guard let n = m[key], let s = scalar(n, key) else { return nil }
+        guard let n = m[key: key], let s = scalar(n, key) else { return nil }
         do { return try IPPrefix(s) } catch {
             errors.append(TopologyError(loc(n), "\(key): \(error)"))
             return nil
@@ -433,7 +433,7 @@ public struct TopologyParser {
     }
 
     mutating func prefixes(_ m: Node.Mapping, _ key: String) -> [IPPrefix] {
-        guard let n = m[key] else { return [] }
+        guard let n = m[key: key] else { return [] }
         return sequence(n, key).compactMap { item in
             guard let s = scalar(item, key) else { return nil }
             do { return try IPPrefix(s) } catch {
@@ -458,4 +458,16 @@ func distance(_ a: String, _ b: String) -> Int {
         prev = cur
     }
     return prev[b.count]
+}
+
+extension Node.Mapping {
+    /// The value of a plain key, compared as text. Yams' own `subscript(String)` compares nodes,
+    /// which resolves both keys' implicit tags with regular expressions on every comparison: that
+    /// was most of the time to read a 1000-host file (~60 of 95 ms).
+    subscript(key key: String) -> Node? {
+        // The last of duplicate keys wins, as in Yams.
+        var found: Node?
+        for (k, v) in self where k.string == key { found = v }
+        return found
+    }
 }
