@@ -29,7 +29,6 @@ public final class NetlinkSocket: @unchecked Sendable {
     private var socket: OpaquePointer?
     private var nextSequence: UInt32
     private let lock = NSLock()
-    private var receiveBuffer: UnsafeMutableRawBufferPointer
 
     /// Most requests in flight before their ACKs are read (keeps the receive queue bounded).
     public var maxInFlight = 512
@@ -53,7 +52,6 @@ public final class NetlinkSocket: @unchecked Sendable {
         // Start from a time-derived value so replies to an earlier process are never mistaken
         // for ours; afterwards the sequence only increases.
         nextSequence = UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970 * 1000)) | 1
-        receiveBuffer = .allocate(byteCount: 64 * 1024, alignment: 8)
 
         var on: Int32 = 1
         // Errors carry the kernel's explanation; ACKs do not echo the whole request back.
@@ -73,7 +71,6 @@ public final class NetlinkSocket: @unchecked Sendable {
 
     deinit {
         close()
-        receiveBuffer.deallocate()
     }
 
     /// Closes the socket. Idempotent.
@@ -192,14 +189,14 @@ public final class NetlinkSocket: @unchecked Sendable {
         var interrupted = Set<Int>()
         var open = quiet ? Set([checkpoint!]) : Set(indices)
         while !open.isEmpty {
-            let n = mnl_socket_recvfrom(nl, receiveBuffer.baseAddress, receiveBuffer.count)
+            let n = ReceiveBuffer.receive(nl)
             if n < 0 {
                 let e = Errno(rawValue: Glibc.errno)
                 if e == .interrupted { continue }
                 for i in open { results[i] = .failure(SystemCallError("recvmsg(netlink)", requests[i].context.description, errno: e)) }
                 return []
             }
-            for msg in ReceivedMessage.split(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: n)) {
+            for msg in ReceivedMessage.split(ReceiveBuffer.bytes(n)) {
                 // Only answers to our own outstanding requests count; strays (late answers to an
                 // abandoned request) are dropped.
                 guard msg.portID == portID || msg.portID == 0, let i = bySequence[msg.sequence],
@@ -294,13 +291,13 @@ public final class NetlinkSocket: @unchecked Sendable {
             if poll(&p, 1, 60_000) <= 0 {
                 throw SystemCallError("recvmsg(nfnetlink batch)", "no answer to \(requests.count) requests in 60 s", errno: .timedOut)
             }
-            let n = mnl_socket_recvfrom(nl, receiveBuffer.baseAddress, receiveBuffer.count)
+            let n = ReceiveBuffer.receive(nl)
             if n < 0 {
                 let e = Errno(rawValue: Glibc.errno)
                 if e == .interrupted { continue }
                 throw SystemCallError("recvmsg(nfnetlink batch)", "\(requests.count) requests", errno: e)
             }
-            for msg in ReceivedMessage.split(UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: n)) {
+            for msg in ReceivedMessage.split(ReceiveBuffer.bytes(n)) {
                 guard msg.portID == portID || msg.portID == 0, Int32(msg.type) == NLMSG_ERROR else { continue }
                 let status = Self.decodeStatus(msg, isDone: false)
                 if msg.sequence == beginSequence {
@@ -350,5 +347,35 @@ public struct NetlinkTransactionError: Error, Sendable, CustomStringConvertible 
     public var first: NetlinkError { allErrors[0] }
     public var description: String {
         "\(first) (batch of \(requests) requests rolled back" + (allErrors.count > 1 ? "; \(allErrors.count - 1) more refused)" : ")")
+    }
+}
+
+/// One receive buffer per thread, shared by every socket the thread uses: a thread receives on
+/// one socket at a time, and replies are copied out of the buffer as soon as they arrive. A
+/// buffer per socket cost a fresh 64 KiB (heap growth and page faults) for each of the 1000
+/// hosts a large topology reads.
+enum ReceiveBuffer {
+    static let size = 64 * 1024
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { free($0) }
+        return key
+    }()
+
+    /// `recvmsg` into the calling thread's buffer; returns the byte count (or -1 with errno).
+    static func receive(_ nl: OpaquePointer) -> Int {
+        let buffer: UnsafeMutableRawPointer
+        if let existing = pthread_getspecific(key) {
+            buffer = existing
+        } else {
+            buffer = malloc(size)!
+            pthread_setspecific(key, buffer)
+        }
+        return mnl_socket_recvfrom(nl, buffer, size)
+    }
+
+    /// The bytes the calling thread's last `receive` returned.
+    static func bytes(_ count: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: pthread_getspecific(key)!, count: count)
     }
 }
