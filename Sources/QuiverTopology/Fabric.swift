@@ -210,7 +210,7 @@ public struct Fabric: Sendable {
         }
         try handle.performLinks(changes)
         tick(changes.count)
-        // What goes up last (step 7): new endpoints, endpoints found down, then default routes.
+        // What goes up last (step 7): endpoints found down, then their default routes.
         var lastPerHost: [String: [NetlinkRequest]] = [:]
         var portsUp: [NetlinkRequest] = []
         // VNICs of existing namespaces first, then in the order their namespaces are made, each
@@ -227,9 +227,7 @@ public struct Fabric: Sendable {
             }
             var end = next
             while end < vnics.count, (order[vnics[end].namespace] ?? -1) < ready { end += 1 }
-            let (ports, endpoints) = try createVNICs(Array(vnics[next..<end]), desired: desired, bridgeIndex: bridgeIndex)
-            portsUp += ports
-            for (ns, up) in endpoints { lastPerHost[ns, default: []].append(contentsOf: up) }
+            portsUp += try createVNICs(Array(vnics[next..<end]), desired: desired, bridgeIndex: bridgeIndex)
             result.created += end - next
             tick(end - next)
             next = end
@@ -250,8 +248,9 @@ public struct Fabric: Sendable {
         }
         bridgeIndex = [:]
         phase(creating == nil ? "switches, vnics and guests" : "guests")
-        // 4. Inside each host: MACs and addresses — one pipelined batch per host. Endpoints stay
-        //    down until their caps and rules are in place (step 7).
+        // 4. Inside each host: MACs, addresses and default routes — one pipelined batch per host.
+        //    New endpoints are up but have no carrier: their ports stay down until their caps and
+        //    rules are in place (step 7).
         var perHost: [String: [NetlinkRequest]] = [:]
         var hostIndex: [String: [String: Int32]] = [:]
         func index(_ ns: String, _ dev: String) throws -> Int32 {
@@ -265,7 +264,10 @@ public struct Fabric: Sendable {
             }
             return i
         }
-        // New endpoints that are to have no IPv6 link-local address get the mode while still down.
+        // Hosts whose endpoint was found down: it comes up at the end, and their routes with it.
+        let comingUp = Set(ops.compactMap { if case .bringUp(let ns, _) = $0 { return ns } else { return nil } })
+        // New endpoints that are to have no IPv6 link-local address get the mode while they have
+        // no carrier (their ports are down), so the kernel never makes one.
         for case .createVNIC(let v) in ops where !v.linkLocal && LinkSettings.noLinkLocal != nil {
             perHost[v.namespace, default: []].append(LinkRequest.change(try InterfaceName(validating: v.name), LinkSettings(ipv6LinkLocal: LinkSettings.noLinkLocal)))
         }
@@ -287,11 +289,13 @@ public struct Fabric: Sendable {
             case .removeAddress(let ns, let dev, let p):
                 perHost[ns, default: []].append(AddressRequest.delete(p, linkIndex: try index(ns, dev), linkName: dev))
             case .setGateway(let ns, let dev, let g):
-                // A route needs its device up: with the endpoints, at the end.
-                lastPerHost[ns, default: []].append(RouteRequest.add(Route(destination: nil, gateway: g, outputIndex: try index(ns, dev)), replace: true))
+                // A route needs its device up: new endpoints are, one found down comes up at the end.
+                let add = RouteRequest.add(Route(destination: nil, gateway: g, outputIndex: try index(ns, dev)), replace: true)
+                if comingUp.contains(ns) { lastPerHost[ns, default: []].append(add) } else { perHost[ns, default: []].append(add) }
             case .removeGateway(let ns, let g):
                 // In the same batch as the new one, so a host is not left without a route meanwhile.
-                lastPerHost[ns, default: []].append(RouteRequest.delete(Route(destination: nil, gateway: g)))
+                let delete = RouteRequest.delete(Route(destination: nil, gateway: g))
+                if comingUp.contains(ns) { lastPerHost[ns, default: []].append(delete) } else { perHost[ns, default: []].append(delete) }
             default:
                 continue
             }
@@ -367,9 +371,9 @@ public struct Fabric: Sendable {
             }
         }
         phase("isolation and protection")
-        // 7. Endpoints up, now that their caps and rules are in place (even those of a `mac:
-        //    random` VNIC, whose rules could only be written once the kernel picked its MAC), and
-        //    default routes, which need their device up.
+        // 7. Ports up, now that their caps and rules are in place (even those of a `mac: random`
+        //    VNIC, whose rules could only be written once the kernel picked its MAC), and endpoints
+        //    found down with their default routes, which need their device up.
         // The ports (one batch in the fabric) on a thread of their own beside the hosts' batches.
         let ports = portsUp.isEmpty ? nil : Background { [handle, portsUp] in try handle.perform(portsUp) }
         for (ns, requests) in lastPerHost {
@@ -387,38 +391,38 @@ public struct Fabric: Sendable {
         return result
     }
 
-    /// Creates the VNICs' veth pairs — host side on its switch, endpoint straight into its
-    /// namespace, both down — in one pipelined batch. Returns the requests that bring the ports
-    /// up and, per namespace, those that bring the endpoints up, for the caller to send once caps
-    /// and rules are in place.
-    func createVNICs(_ vnics: [DesiredFabric.VNIC], desired: DesiredFabric, bridgeIndex: [String: Int32])
-        throws -> (portsUp: [NetlinkRequest], endpointsUp: [String: [NetlinkRequest]]) {
+    /// Creates the VNICs' veth pairs in one pipelined batch: the endpoint straight into its
+    /// namespace and up, the port beside it in the fabric, down, then put on its switch with its
+    /// tag. The endpoint has no carrier until its port comes up, and the port comes up only once
+    /// caps and rules are in place: returns the requests that do that.
+    ///
+    /// The endpoint is the pair's main link because the kernel can bring only that one up while
+    /// it makes the pair (one request less per VNIC at the end of an apply); the port, the peer,
+    /// lands in the namespace of the socket that asks.
+    func createVNICs(_ vnics: [DesiredFabric.VNIC], desired: DesiredFabric, bridgeIndex: [String: Int32]) throws -> [NetlinkRequest] {
         var fds: [String: FileDescriptorBox] = [:]
         defer { fds.values.forEach { $0.close() } }
         for ns in Set(vnics.map(\.namespace)) { fds[ns] = FileDescriptorBox(try NetworkNamespace.named(ns).open().rawValue) }
         var requests: [NetlinkRequest] = []
         var portsUp: [NetlinkRequest] = []
-        var followUps: [String: [NetlinkRequest]] = [:]
         for v in vnics {
             guard let br = bridgeIndex[v.bridge] else {
                 throw NetlinkError(context: RequestContext("create vnic", v.hostDevice), errno: .noSuchDevice, hint: "switch \(v.bridge) missing")
             }
-            let veth = Veth(peer: try InterfaceName(validating: v.name),
-                            peerSettings: LinkSettings(up: true, mtu: v.mtu, mac: v.mac, namespace: .fd(fds[v.namespace]!.fd),
-                                                       txQueues: 1, rxQueues: 1))
-            // The fabric side is a switch port: no IPv6 link-local address (nor the duplicate address
-            // detection, MLD reports and router solicitations that come with one), and none of the
-            // thousand fe80::/64 routes that many ports would put in the fabric's routing table.
-            // It stays down until its caps and rules are in place: a clsact qdisc attached to a
-            // link that is up costs an RCU grace period (the kernel deactivates the link's queues).
             let port = try InterfaceName(validating: v.hostDevice)
-            requests += LinkRequest.add(port, veth, LinkSettings(mtu: v.mtu, masterIndex: br, group: desired.group, alias: v.tag,
-                                                                 txQueues: 1, rxQueues: 1, ipv6LinkLocal: LinkSettings.noLinkLocal))
+            let veth = Veth(peer: port, peerSettings: LinkSettings(mtu: v.mtu, group: desired.group, txQueues: 1, rxQueues: 1))
+            requests += LinkRequest.add(try InterfaceName(validating: v.name), veth,
+                                        LinkSettings(up: true, mtu: v.mtu, mac: v.mac, namespace: .fd(fds[v.namespace]!.fd), txQueues: 1, rxQueues: 1))
+            // The port: no IPv6 link-local address (nor the duplicate address detection, MLD
+            // reports and router solicitations that come with one), and none of the thousand
+            // fe80::/64 routes that many ports would put in the fabric's routing table. It stays
+            // down until its caps and rules are in place: a clsact qdisc attached to a link that
+            // is up costs an RCU grace period (the kernel deactivates the link's queues).
+            requests.append(LinkRequest.change(port, LinkSettings(masterIndex: br, alias: v.tag, ipv6LinkLocal: LinkSettings.noLinkLocal)))
             portsUp.append(LinkRequest.change(port, LinkSettings(up: true)))
-            if let up = veth.peerFollowUp { followUps[v.namespace, default: []].append(up) }
         }
         try handle.performLinks(requests)
-        return (portsUp, followUps)
+        return portsUp
     }
 
     /// Fabric links made before they were given no IPv6 link-local address (an older Quiver, or

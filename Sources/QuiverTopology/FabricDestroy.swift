@@ -30,6 +30,9 @@ extension Fabric {
         let unmounting = Background { [ours = hosts.ours] in
             for name in ours { try NetworkNamespace.delete(named: name) }
         }
+        // Never return, and give up the lock, while it still unmounts: an apply could be making
+        // namespaces of the same names by then.
+        defer { _ = unmounting.wait() }
         let owned = try handle.links(statistics: false).filter { $0.group == names.group }
         if !owned.isEmpty {
             // Every tc block the kernel binds (each HTB class has one) is also an entry in one
