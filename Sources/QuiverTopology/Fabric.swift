@@ -307,7 +307,7 @@ public struct Fabric: Sendable {
         }
         try quietLinks(quietFabricLinks)
 
-        phase("addresses")
+        phase("addresses and routes")
         // 5. Caps, tenant by tenant; VNICs no longer capped lose their redirects.
         var groups: [CapGroup] = []
         for case .applyCaps(let tenant) in ops {
@@ -382,7 +382,7 @@ public struct Fabric: Sendable {
         }
         try ports?.wait().get()
         tick(portsUp.count)
-        phase("endpoints up and routes")
+        phase("ports up")
         journal.pendingNamespaces = []
         journal.appliedAt = Date()
         try journal.save()
