@@ -411,8 +411,11 @@ public struct Fabric: Sendable {
             }
             let port = try InterfaceName(validating: v.hostDevice)
             let veth = Veth(peer: port, peerSettings: LinkSettings(mtu: v.mtu, group: desired.group, txQueues: 1, rxQueues: 1))
-            requests += LinkRequest.add(try InterfaceName(validating: v.name), veth,
-                                        LinkSettings(up: true, mtu: v.mtu, mac: v.mac, namespace: .fd(fds[v.namespace]!.fd), txQueues: 1, rxQueues: 1))
+            var create = LinkRequest.add(try InterfaceName(validating: v.name), veth,
+                                         LinkSettings(up: true, mtu: v.mtu, mac: v.mac, namespace: .fd(fds[v.namespace]!.fd), txQueues: 1, rxQueues: 1))
+            // Errors name the VNIC by its port, as everything else does, and say where its endpoint goes.
+            create[0].context = RequestContext("create vnic", "\(v.hostDevice) (endpoint \(v.name) in netns \(v.namespace))")
+            requests += create
             // The port: no IPv6 link-local address (nor the duplicate address detection, MLD
             // reports and router solicitations that come with one), and none of the thousand
             // fe80::/64 routes that many ports would put in the fabric's routing table. It stays

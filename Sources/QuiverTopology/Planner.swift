@@ -156,6 +156,13 @@ public enum Planner {
         // VNICs.
         for v in desired.vnics where !v.isVM {
             guard let l = byName[v.hostDevice] else {
+                // A veth end goes with its peer, so a link of the endpoint's name in the host
+                // without the port is someone else's.
+                if let h = current.hosts[v.namespace], !h.broken, let other = h.links.first(where: { $0.name == v.name }) {
+                    conflicts.append(Conflict(object: "link \(v.name) in network namespace \(v.namespace)",
+                                              found: "a \(other.linkClass) without the port \(v.hostDevice)"))
+                    continue
+                }
                 ops.append(.createVNIC(v))
                 for p in v.ips { ops.append(.addAddress(namespace: v.namespace, device: v.name, p)) }
                 if let g = v.gateway { ops.append(.setGateway(namespace: v.namespace, device: v.name, g)) }

@@ -80,6 +80,14 @@ import Testing
         #expect(plan.conflicts.isEmpty)
         #expect(!plan.operations.contains(.createNamespace("pl-acme-web")))
 
+        // A link of the endpoint's name in the host, without the port: not ours (a veth end
+        // would have gone with its peer), so the VNIC is not created over it.
+        state = applied()
+        state.links.removeAll { $0.name == "pl-web-net0" }
+        plan = Planner.plan(current: state, desired: desired)
+        #expect(plan.conflicts.map(\.object) == ["link net0 in network namespace pl-acme-web"])
+        #expect(plan.conflicts.first?.description.contains("without the port pl-web-net0") == true)
+
         // A foreign nftables table of the topology's name.
         state = applied()
         state.firewall = .foreign(family: "bridge", comment: "someone else's")
