@@ -266,6 +266,9 @@ public struct Fabric: Sendable {
         }
         // Hosts whose endpoint was found down: it comes up at the end, and their routes with it.
         let comingUp = Set(ops.compactMap { if case .bringUp(let ns, _) = $0 { return ns } else { return nil } })
+        func route(_ ns: String, _ request: NetlinkRequest) {
+            if comingUp.contains(ns) { lastPerHost[ns, default: []].append(request) } else { perHost[ns, default: []].append(request) }
+        }
         // New endpoints that are to have no IPv6 link-local address get the mode while they have
         // no carrier (their ports are down), so the kernel never makes one.
         for case .createVNIC(let v) in ops where !v.linkLocal && LinkSettings.noLinkLocal != nil {
@@ -290,12 +293,10 @@ public struct Fabric: Sendable {
                 perHost[ns, default: []].append(AddressRequest.delete(p, linkIndex: try index(ns, dev), linkName: dev))
             case .setGateway(let ns, let dev, let g):
                 // A route needs its device up: new endpoints are, one found down comes up at the end.
-                let add = RouteRequest.add(Route(destination: nil, gateway: g, outputIndex: try index(ns, dev)), replace: true)
-                if comingUp.contains(ns) { lastPerHost[ns, default: []].append(add) } else { perHost[ns, default: []].append(add) }
+                route(ns, RouteRequest.add(Route(destination: nil, gateway: g, outputIndex: try index(ns, dev)), replace: true))
             case .removeGateway(let ns, let g):
                 // In the same batch as the new one, so a host is not left without a route meanwhile.
-                let delete = RouteRequest.delete(Route(destination: nil, gateway: g))
-                if comingUp.contains(ns) { lastPerHost[ns, default: []].append(delete) } else { perHost[ns, default: []].append(delete) }
+                route(ns, RouteRequest.delete(Route(destination: nil, gateway: g)))
             default:
                 continue
             }

@@ -19,10 +19,10 @@ extension Fabric {
         let guests = ((try? FileManager.default.contentsOfDirectory(atPath: vmRoot)) ?? []).map { "\(vmRoot)/\($0)" }
         result.deleted += try Fabric.stopGuests(guests)
         try? FileManager.default.removeItem(atPath: vmRoot)
-        // The namespaces are found first (a socket in each, to read its lo, is a lock the link
-        // deletion holds) and unmounted on a thread of their own while the links go. The sockets
-        // keep every namespace alive until all are unmounted: the kernel then frees them together,
-        // in one batch of its cleanup work, once they are closed at the end.
+        // The namespaces are found first (reading each one's lo needs the lock the link deletion
+        // holds) and unmounted on a thread of their own while the links go. The sockets keep every
+        // namespace alive until all are unmounted: the kernel then frees them together, in one
+        // batch of its cleanup work, once they are closed on the way out.
         let hosts = try Fabric.ownedNamespaces(of: names)
         defer { hosts.closeAll() }
         var mark = Date()
@@ -55,7 +55,6 @@ extension Fabric {
         mark = Date()
         try unmounting.wait().get()
         result.deleted += hosts.ours.count
-        hosts.closeAll()
         Journal.remove(topology)
         lock.removeFile()
         result.phases.append(("rest of the unmounts", Date().timeIntervalSince(mark) * 1000))
