@@ -12,30 +12,50 @@ public struct Bitrate: Sendable, Hashable, Comparable, Codable, CustomStringConv
     /// Largest rate Quiver accepts (the kernel's 64-bit rates go further; nothing here does).
     public static let maximum = Bitrate.gbit(400)
 
+    /// Smallest positive rate the kernel's shapers can honour (HTB and TBF keep rates in bytes
+    /// per second; below 1000 bytes/s their rate tables lose the rate).
+    public static let minimumPositive = Bitrate.kbit(8)
+
+    /// Parses `50M`, `1.5G`, `500k`, `0`; a bare number is Mbit/s. The number is decimal digits
+    /// with at most one `.` — no sign, exponent or hexadecimal — and must come to a whole number
+    /// of bits per second. A positive rate below ``minimumPositive`` is an error, never a block.
     public init(_ text: String) throws(InvalidValue) {
         let t = text.trimmingCharacters(in: .whitespaces)
-        guard let last = t.last else { throw InvalidValue("empty bandwidth; write e.g. 100M, 1G or 500K") }
-        let multiplier: Double
+        let shown = InvalidValue.quoted(text)
+        guard let last = t.unicodeScalars.last else { throw InvalidValue("empty bandwidth; write e.g. 100M, 1G or 500K") }
+        let multiplier: UInt64
         var number = Substring(t)
         switch last {
-        case "k", "K": multiplier = 1e3; number = number.dropLast()
-        case "m", "M": multiplier = 1e6; number = number.dropLast()
-        case "g", "G": multiplier = 1e9; number = number.dropLast()
-        case "0"..."9", ".": multiplier = 1e6 // a bare number is Mbit/s, as in dladm
+        case "k", "K": multiplier = 1000; number = number.dropLast()
+        case "m", "M": multiplier = 1_000_000; number = number.dropLast()
+        case "g", "G": multiplier = 1_000_000_000; number = number.dropLast()
+        case "0"..."9": multiplier = 1_000_000 // a bare number is Mbit/s, as in dladm
         default:
-            throw InvalidValue("unknown bandwidth unit in \"\(text)\"; use K, M or G (bits per second), e.g. 100M; a bare number is Mbit/s")
+            throw InvalidValue("unknown bandwidth unit in \(shown); use K, M or G (bits per second), e.g. 100M; a bare number is Mbit/s")
         }
-        guard let value = Double(number), value >= 0, value.isFinite else {
-            throw InvalidValue("\"\(text)\" is not a bandwidth; write e.g. 100M, 1G or 500K")
+        guard let (whole, fraction, digits) = DecimalText.fraction(number) else {
+            throw InvalidValue("\(shown) is not a bandwidth: write a decimal number and a unit, e.g. 100M, 1.5G or 500K (no sign, exponent or hexadecimal)")
         }
-        let bits = (value * multiplier).rounded()
-        guard bits <= Double(Bitrate.maximum.bitsPerSecond) else {
-            throw InvalidValue("bandwidth \(text) is above the \(Bitrate.maximum) Quiver supports")
+        // Exact arithmetic: whole × unit + fraction × unit / 10^digits, refused when it leaves a
+        // fraction of a bit or goes past the largest rate.
+        var scale: UInt64 = 1
+        for _ in 0..<digits { scale *= 10 }
+        let (w, overflowW) = whole.multipliedReportingOverflow(by: multiplier)
+        let (f, overflowF) = fraction.multipliedReportingOverflow(by: multiplier)
+        guard !overflowW, !overflowF, w <= Bitrate.maximum.bitsPerSecond else {
+            throw InvalidValue("bandwidth \(shown) is above the \(Bitrate.maximum) Quiver supports")
         }
-        if bits > 0 && bits < 8000 {
-            throw InvalidValue("bandwidth \(text) is below 8K, the smallest rate the kernel's shapers can honour; use 0 to block")
+        guard f % scale == 0 else {
+            throw InvalidValue("bandwidth \(shown) is not a whole number of bits per second; use a smaller unit, e.g. 1500K for 1.5M")
         }
-        bitsPerSecond = UInt64(bits)
+        let bits = w + f / scale
+        guard bits <= Bitrate.maximum.bitsPerSecond else {
+            throw InvalidValue("bandwidth \(shown) is above the \(Bitrate.maximum) Quiver supports")
+        }
+        if bits > 0 && bits < Bitrate.minimumPositive.bitsPerSecond {
+            throw InvalidValue("bandwidth \(shown) is below \(Bitrate.minimumPositive), the smallest rate the kernel's shapers can honour; use 0 to block")
+        }
+        bitsPerSecond = bits
     }
 
     public var isBlocked: Bool { bitsPerSecond == 0 }

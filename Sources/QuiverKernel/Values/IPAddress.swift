@@ -8,12 +8,16 @@ public enum IPAddress: Sendable, Hashable, Codable, CustomStringConvertible {
     public init(_ text: String) throws(InvalidValue) {
         var v4 = in_addr()
         var v6 = in6_addr()
+        // inet_pton reads a C string: a NUL inside the text would end it early (`10.0.0.1\0x`).
+        guard text.utf8.count <= 45, text.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x3A) || $0 == 0x2E || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) }) else {
+            throw InvalidValue("\(InvalidValue.quoted(text)) is not an IPv4 or IPv6 address")
+        }
         if inet_pton(AF_INET, text, &v4) == 1 {
             self = .v4(withUnsafeBytes(of: v4) { Array($0) })
         } else if inet_pton(AF_INET6, text, &v6) == 1 {
             self = .v6(withUnsafeBytes(of: v6) { Array($0) })
         } else {
-            throw InvalidValue("\"\(text)\" is not an IPv4 or IPv6 address")
+            throw InvalidValue("\(InvalidValue.quoted(text)) is not an IPv4 or IPv6 address")
         }
     }
 
@@ -53,6 +57,56 @@ public enum IPAddress: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 }
 
+extension IPAddress {
+    /// `0.0.0.0` or `::`.
+    public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
+    /// `127.0.0.0/8` or `::1`.
+    public var isLoopback: Bool {
+        switch self {
+        case .v4(let b): return b[0] == 127
+        case .v6(let b): return b[0..<15].allSatisfy { $0 == 0 } && b[15] == 1
+        }
+    }
+    /// `224.0.0.0/4` or `ff00::/8`.
+    public var isMulticast: Bool {
+        switch self {
+        case .v4(let b): return b[0] & 0xF0 == 0xE0
+        case .v6(let b): return b[0] == 0xFF
+        }
+    }
+    /// `255.255.255.255`.
+    public var isLimitedBroadcast: Bool { isV4 && bytes.allSatisfy { $0 == 0xFF } }
+    /// `::ffff:0:0/96`: an IPv4 address written as IPv6, which no interface carries.
+    public var isIPv4Mapped: Bool {
+        guard case .v6(let b) = self else { return false }
+        return b[0..<10].allSatisfy { $0 == 0 } && b[10] == 0xFF && b[11] == 0xFF
+    }
+    /// `::/96` but `::` and `::1`: the deprecated IPv4-compatible form (RFC 4291 §2.5.5.1).
+    public var isIPv4Compatible: Bool {
+        guard case .v6(let b) = self else { return false }
+        return b[0..<12].allSatisfy { $0 == 0 } && !isUnspecified && !isLoopback
+    }
+    /// `169.254.0.0/16` or `fe80::/10`.
+    public var isLinkLocal: Bool {
+        switch self {
+        case .v4(let b): return b[0] == 169 && b[1] == 254
+        case .v6(let b): return b[0] == 0xFE && b[1] & 0xC0 == 0x80
+        }
+    }
+
+    /// Why this address cannot be one a VNIC holds or routes through, or nil: unspecified,
+    /// loopback, multicast, limited broadcast, IPv4-mapped and IPv4-compatible addresses.
+    public var notForAnInterface: String? {
+        if isUnspecified { return "is the unspecified address" }
+        if isLoopback { return "is a loopback address" }
+        if isMulticast { return "is a multicast address" }
+        if isLimitedBroadcast { return "is the limited broadcast address" }
+        if isIPv4Mapped { return "is an IPv4-mapped IPv6 address (write the IPv4 address itself)" }
+        if isIPv4Compatible { return "is a deprecated IPv4-compatible IPv6 address" }
+        return nil
+    }
+}
+
 /// An address with a prefix length, `10.0.0.1/24` or `fd00::1/64`. A bare address is a host
 /// prefix (/32 or /128).
 public struct IPPrefix: Sendable, Hashable, Codable, CustomStringConvertible {
@@ -69,13 +123,13 @@ public struct IPPrefix: Sendable, Hashable, Codable, CustomStringConvertible {
 
     public init(_ text: String) throws(InvalidValue) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count <= 2 else { throw InvalidValue("\"\(text)\" is not an address or prefix like 10.0.0.1/24") }
+        guard parts.count <= 2 else { throw InvalidValue("\(InvalidValue.quoted(text)) is not an address or prefix like 10.0.0.1/24") }
         let address = try IPAddress(String(parts[0]))
         if parts.count == 2 {
-            guard let len = Int(parts[1]) else {
-                throw InvalidValue("\"\(text)\": prefix length \"\(parts[1])\" is not a number")
+            guard parts[1].utf8.count <= 3, let len = DecimalText.integer(parts[1]) else {
+                throw InvalidValue("\(InvalidValue.quoted(text)): prefix length \(InvalidValue.quoted(parts[1])) is not a number")
             }
-            try self.init(address: address, length: len)
+            try self.init(address: address, length: Int(len))
         } else {
             try self.init(address: address, length: address.bitWidth)
         }

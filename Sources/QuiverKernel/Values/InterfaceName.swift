@@ -1,26 +1,25 @@
-/// An error in a value a user gave (a name, an address, a rate): says what is wrong and what to do.
-public struct InvalidValue: Error, Sendable, Equatable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
-/// A Linux interface name: 1 to 15 bytes (IFNAMSIZ - 1), no `/`, `:` or whitespace, not `.`/`..`.
+/// A Linux interface name: 1 to 15 bytes (IFNAMSIZ - 1), no `/`, `:`, `%`, whitespace or control
+/// characters, not `.`, `..`, `all` or `default`.
 public struct InterfaceName: Sendable, Hashable, Comparable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
     public static let maxBytes = 15
     public let rawValue: String
 
+    /// Names the kernel refuses for a new link (`dev_valid_name`, and the `all`/`default` entries
+    /// of `/proc/sys/net/*/conf`).
+    public static let reserved: Set<String> = [".", "..", "all", "default"]
+
     /// Validates a name from user input.
     public init(validating name: String) throws(InvalidValue) {
         let bytes = name.utf8.count
+        let shown = InvalidValue.quoted(name)
         if bytes == 0 { throw InvalidValue("interface name is empty") }
         if bytes > InterfaceName.maxBytes {
-            throw InvalidValue("interface name \"\(name)\" is \(bytes) bytes; Linux allows at most \(InterfaceName.maxBytes) — use a shorter name")
+            throw InvalidValue("interface name \(shown) is \(bytes) bytes; Linux allows at most \(InterfaceName.maxBytes) — use a shorter name")
         }
-        if name == "." || name == ".." { throw InvalidValue("interface name \"\(name)\" is reserved") }
-        if let bad = name.unicodeScalars.first(where: { $0 == "/" || $0 == ":" || $0.properties.isWhitespace || $0.value < 0x20 }) {
-            let shown = bad.properties.isWhitespace ? "whitespace" : "\"\(bad)\""
-            throw InvalidValue("interface name \"\(name)\" contains \(shown); names may not contain '/', ':' or whitespace")
+        if InterfaceName.reserved.contains(name) { throw InvalidValue("interface name \(shown) is reserved by the kernel") }
+        if let bad = name.unicodeScalars.first(where: { $0 == "/" || $0 == ":" || $0 == "%" || $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
+            let what = bad.properties.isWhitespace ? "whitespace" : bad.value < 0x20 || bad.value == 0x7F ? "a control character" : "'\(bad)'"
+            throw InvalidValue("interface name \(shown) contains \(what); names may not contain '/', ':', '%' (the kernel reads it as a number template), whitespace or control characters")
         }
         rawValue = name
     }

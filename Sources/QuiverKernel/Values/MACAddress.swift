@@ -7,19 +7,17 @@ public struct MACAddress: Sendable, Hashable, Codable, CustomStringConvertible {
         self.bytes = bytes
     }
 
-    /// Parses `aa:bb:cc:dd:ee:ff` (also `-` separated).
+    /// Parses `aa:bb:cc:dd:ee:ff` (or `-` separated): six groups of one or two hex digits, one
+    /// kind of separator.
     public init(_ text: String) throws(InvalidValue) {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false).count == 6
-            ? text.split(separator: ":", omittingEmptySubsequences: false)
-            : text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 6 else {
-            throw InvalidValue("\"\(text)\" is not a MAC address; write six hex bytes like 02:00:5e:10:00:01")
-        }
+        let separator: Character = text.contains(":") ? ":" : "-"
+        let parts = text.split(separator: separator, omittingEmptySubsequences: false)
+        let bad = InvalidValue("\(InvalidValue.quoted(text)) is not a MAC address; write six hex bytes like 02:00:5e:10:00:01")
+        guard parts.count == 6 else { throw bad }
         var out: [UInt8] = []
         for p in parts {
-            guard (1...2).contains(p.count), let b = UInt8(p, radix: 16) else {
-                throw InvalidValue("\"\(text)\" is not a MAC address; write six hex bytes like 02:00:5e:10:00:01")
-            }
+            guard (1...2).contains(p.utf8.count), p.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) }),
+                  let b = UInt8(p, radix: 16) else { throw bad }
             out.append(b)
         }
         bytes = out
