@@ -7,6 +7,15 @@ public struct Address: Sendable, Equatable, Codable {
     public var prefix: IPPrefix
     public var label: String?
     public var scope: UInt8
+    /// `IFA_F_*` flags (from `IFA_FLAGS` where the kernel sends it: all 32 bits).
+    public var flags: UInt32 = 0
+
+    /// Duplicate address detection is still running (IPv6).
+    public var isTentative: Bool { flags & UInt32(IFA_F_TENTATIVE) != 0 }
+    /// Duplicate address detection found another node with this address (IPv6).
+    public var isDuplicate: Bool { flags & UInt32(IFA_F_DADFAILED) != 0 }
+
+    enum CodingKeys: String, CodingKey { case linkIndex, prefix, label, scope }
 
     /// An IPv6 link-local address (fe80::/10, link scope), such as the one the kernel gives a
     /// link when it comes up.
@@ -31,6 +40,7 @@ public struct Address: Sendable, Equatable, Codable {
         }
         prefix = try IPPrefix(address: IPAddress(bytes: bytes), length: Int(h.ifa_prefixlen))
         label = a.string(IFA_LABEL)
+        flags = a.payload(IFA_FLAGS).flatMap { $0.count == 4 ? $0.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } : nil } ?? UInt32(h.ifa_flags)
     }
 }
 
@@ -49,10 +59,12 @@ public enum AddressRequest {
     }
 
     /// `ip addr add PREFIX dev LINK` (`replace` gives `ip addr replace`). IPv6 addresses are added
-    /// with `IFA_F_NODAD`, so they are usable at once (Quiver checks uniqueness itself).
-    public static func add(_ prefix: IPPrefix, linkIndex: Int32, linkName: String, replace: Bool = false) -> NetlinkRequest {
+    /// with `IFA_F_NODAD`, so they are usable at once (Quiver checks uniqueness itself), unless
+    /// `duplicateAddressDetection` asks the kernel to run it (`ip addr add` without `nodad`).
+    public static func add(_ prefix: IPPrefix, linkIndex: Int32, linkName: String, replace: Bool = false,
+                           duplicateAddressDetection: Bool = false) -> NetlinkRequest {
         var m = message(RTM_NEWADDR, replace ? NLM_F_CREATE | NLM_F_REPLACE : NLM_F_CREATE | NLM_F_EXCL, prefix, linkIndex: linkIndex)
-        if !prefix.address.isV4 { m.put(IFA_FLAGS, u32: UInt32(IFA_F_NODAD)) }
+        if !prefix.address.isV4 && !duplicateAddressDetection { m.put(IFA_FLAGS, u32: UInt32(IFA_F_NODAD)) }
         return NetlinkRequest(m, RequestContext("add address \(prefix) to link", linkName))
     }
 
@@ -73,10 +85,13 @@ public enum AddressRequest {
 }
 
 extension NetlinkHandle {
-    /// Equivalent to `ip addr add PREFIX dev LINK`.
-    public func addAddress(_ prefix: IPPrefix, to link: InterfaceName) throws {
+    /// Equivalent to `ip addr add PREFIX dev LINK nodad` (without `nodad` when
+    /// `duplicateAddressDetection`).
+    public func addAddress(_ prefix: IPPrefix, to link: InterfaceName, duplicateAddressDetection: Bool = false) throws {
         let index = try self.link(named: link).index
-        do { try perform(AddressRequest.add(prefix, linkIndex: index, linkName: link.rawValue)) } catch var e as NetlinkError {
+        do {
+            try perform(AddressRequest.add(prefix, linkIndex: index, linkName: link.rawValue, duplicateAddressDetection: duplicateAddressDetection))
+        } catch var e as NetlinkError {
             if e.errno == .fileExists { e.hint = "address \(prefix) is already on \(link)" }
             throw e
         }

@@ -131,11 +131,11 @@ public enum Frames {
 
     /// IPv6 + UDP (checksum left 0: receivers drop it at UDP, but switches forward it and
     /// packet sockets see it — enough for delivery tests).
-    public static func udp6(dstMAC: MACAddress, srcMAC: MACAddress, src: IPAddress, dst: IPAddress, _ payload: [UInt8]) -> [UInt8] {
+    public static func udp6(dstMAC: MACAddress, srcMAC: MACAddress, src: IPAddress, dst: IPAddress, flowLabel: UInt32 = 0,
+                            _ payload: [UInt8]) -> [UInt8] {
         let udpLen = 8 + payload.count
         let udp: [UInt8] = [0x9c, 0x40, 0, 9, UInt8(udpLen >> 8), UInt8(udpLen & 0xff), 0, 0] + payload
-        let ip: [UInt8] = [0x60, 0, 0, 0, UInt8(udp.count >> 8), UInt8(udp.count & 0xff), 17, 64] + src.bytes + dst.bytes
-        return ethernet(dst: dstMAC, src: srcMAC, type: 0x86DD, ip + udp)
+        return ethernet(dst: dstMAC, src: srcMAC, type: 0x86DD, ipv6(udp.count, next: 17, hopLimit: 64, flowLabel: flowLabel, src, dst) + udp)
     }
 
     /// An ARP request (who-has `target` tell `senderIP`) from `senderMAC`, broadcast; `marker`

@@ -238,6 +238,46 @@ public struct Ruleset: Sendable, Equatable {
                          .meta(.mark), .compare(equal: false, NFTExpression.markBytes(own))] + Self.drop(counter))
         }
 
+        /// `vnic/DEV/nd`, for ICMPv6 from the VNIC (jumped to, so it returns when nothing
+        /// matches):
+        /// - mac-nospoof: every link-layer address option (source or target: type 1 or 2, one
+        ///   8-byte unit) of a router or neighbour solicitation or advertisement must carry the
+        ///   VNIC's MAC. nftables reads no option list, so each 8-byte slot the message can hold is
+        ///   read where an option may start, and a message longer than the slots Quiver reads is
+        ///   dropped (its IPv6 payload length bounds it, extension headers included);
+        /// - ip-nospoof: a neighbour advertisement's target must be one of the VNIC's own addresses
+        ///   (its allowed IPv6 prefixes or its link-local address), and redirects are dropped
+        ///   (a VNIC is no tenant's first-hop router in Quiver's fabric).
+        mutating func neighbourDiscovery(_ nd: String, _ p: ProtectedPort) {
+            let drop = Self.drop
+            if p.protection.contains(.macNospoof) {
+                let mac = p.mac.bytes
+                for (t, start, slots) in Ruleset.ndOptions {
+                    let bound = start + 8 * slots
+                    rule(nd, Ruleset.icmp6Type(t) + [Ruleset.ip6PayloadLength, .order(.greater, [UInt8(bound >> 8), UInt8(bound & 0xFF)])]
+                         + drop(p.counterName(.macNospoof)))
+                    for k in 0..<slots {
+                        let o = start + 8 * k
+                        rule(nd, Ruleset.icmp6Type(t) + [.payload(.transport, offset: o, length: 2), .mask([0xFC, 0xFF]), .compare(equal: true, [0, 1]),
+                                                         .payload(.transport, offset: o + 2, length: 6), .compare(equal: false, mac)]
+                             + drop(p.counterName(.macNospoof)))
+                    }
+                }
+            }
+            if p.protection.contains(.ipNospoof) {
+                let na = Ruleset.vnicChain(p.device) + "/na"
+                requests.append(NFTChainRequest.add(family, table: table, na))
+                rule(nd, Ruleset.icmp6Type(137) + drop(p.counterName(.ipNospoof)))
+                rule(nd, Ruleset.icmp6Type(136) + [.verdict(.goto(na))])
+                let own6 = p.allowed.filter { !$0.address.isV4 } + [try! IPPrefix(address: p.linkLocal, length: 128)]
+                for a in own6 {
+                    rule(na, NFTMatch.prefix(.payload(.transport, offset: 8, length: 16), a.network.address.bytes, bits: a.length)
+                         + [.verdict(.return)])
+                }
+                rule(na, drop(p.counterName(.ipNospoof)))
+            }
+        }
+
         /// `vnic/DEV` and its sub-chains and counters: what the VNIC may send.
         mutating func protectionChains(_ p: ProtectedPort) {
             let f = family
@@ -251,10 +291,20 @@ public struct Ruleset: Sendable, Equatable {
             let ip = ProtectionKind.ipNospoof, macKind = ProtectionKind.macNospoof
             // ARP sender hardware address (Ethernet/IPv4 ARP: after 8 bytes of header).
             let arpSenderMAC: [NFTExpression] = [.payload(.network, offset: 8, length: 6), .compare(equal: false, mac)] + drop(p.counterName(macKind))
+            let nd = chain + "/nd"
+            if p.protection.contains(macKind) || p.protection.contains(ip) {
+                requests.append(NFTChainRequest.add(f, table: table, nd))
+                neighbourDiscovery(nd, p)
+            }
             if p.protection.contains(macKind) {
                 rule(chain, [NFTMatch.etherSource(), .compare(equal: false, mac)] + drop(p.counterName(macKind)))
                 // With ip-nospoof the ARP chain checks it; IP frames then meet one rule fewer.
-                if !p.protection.contains(ip) { rule(chain, NFTMatch.etherType(0x0806) + arpSenderMAC) }
+                if !p.protection.contains(ip) {
+                    rule(chain, NFTMatch.etherType(0x0806) + arpSenderMAC)
+                    // Without ip-nospoof the IPv6 chain below does not exist: ICMPv6 goes
+                    // through the neighbour discovery checks from here.
+                    rule(chain, NFTMatch.etherType(0x86DD) + [.meta(.l4proto), .compare(equal: true, [58]), .verdict(.jump(nd))])
+                }
             }
             if p.protection.contains(.dhcpNospoof) {
                 // UDP 68 → 67 whose BOOTP chaddr (UDP payload offset 28) is not the VNIC's MAC.
@@ -278,12 +328,29 @@ public struct Ruleset: Sendable, Equatable {
                 rule(c4, NFTMatch.prefix(.payload(.network, offset: 12, length: 4), [0, 0, 0, 0], bits: 32) + Ruleset.dhcpClient
                      + [.verdict(.accept)])
                 rule(c4, drop(p.counterName(ip)))
-                let implicit6 = [try! IPPrefix(address: p.linkLocal, length: 128), try! IPPrefix("::/128")]
-                for a in v6 + implicit6 {
+                // The unspecified source `::` only for duplicate address detection (a neighbour
+                // solicitation for one of the VNIC's own addresses) and MLD reports; neighbour
+                // discovery's own checks before any source is accepted.
+                let c6u = chain + "/ip6-unspecified", dad = chain + "/dad"
+                for c in [c6u, dad] { requests.append(NFTChainRequest.add(f, table: table, c)) }
+                let unspecified = [UInt8](repeating: 0, count: 16)
+                rule(c6, [.payload(.network, offset: 8, length: 16), .compare(equal: true, unspecified), .verdict(.goto(c6u))])
+                rule(c6, [.meta(.l4proto), .compare(equal: true, [58]), .verdict(.jump(nd))])
+                let own6 = v6 + [try! IPPrefix(address: p.linkLocal, length: 128)]
+                for a in own6 {
                     rule(c6, NFTMatch.prefix(.payload(.network, offset: 8, length: 16), a.network.address.bytes, bits: a.length)
                          + [.verdict(.accept)])
                 }
                 rule(c6, drop(p.counterName(ip)))
+                rule(c6u, [.meta(.l4proto), .compare(equal: false, [58])] + drop(p.counterName(ip)))
+                for t: UInt8 in [143, 131] { rule(c6u, Ruleset.icmp6Type(t) + [.verdict(.accept)]) } // MLDv2, MLDv1 reports
+                rule(c6u, Ruleset.icmp6Type(135) + [.verdict(.goto(dad))])
+                rule(c6u, drop(p.counterName(ip)))
+                for a in own6 {
+                    rule(dad, NFTMatch.prefix(.payload(.transport, offset: 8, length: 16), a.network.address.bytes, bits: a.length)
+                         + [.verdict(.accept)])
+                }
+                rule(dad, drop(p.counterName(ip)))
                 // ARP must be Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4) for the
                 // offsets below to mean anything.
                 rule(ca, [.payload(.network, offset: 0, length: 6), .compare(equal: false, [0, 1, 8, 0, 6, 4])] + drop(p.counterName(ip)))
@@ -303,7 +370,18 @@ public struct Ruleset: Sendable, Equatable {
         }
     }
 
-    /// `ip protocol udp udp sport 68 udp dport 67`
+    /// `icmpv6 type T` (on a packet whose `meta l4proto` is ICMPv6).
+    static func icmp6Type(_ t: UInt8) -> [NFTExpression] { [.payload(.transport, offset: 0, length: 1), .compare(equal: true, [t])] }
+
+    /// Where each neighbour discovery message's options start, and how many 8-byte option slots
+    /// Quiver reads: router solicitation, advertisement, neighbour solicitation, advertisement.
+    /// A message longer than its slots reach is refused, so every option it carries is read.
+    static let ndOptions: [(type: UInt8, start: UInt32, slots: UInt32)] = [(133, 8, 2), (134, 16, 12), (135, 24, 2), (136, 24, 2)]
+
+    /// `ip6 payload length`
+    static let ip6PayloadLength = NFTExpression.payload(.network, offset: 4, length: 2)
+
+    /// `ip6 payload length`
     static let dhcpClient: [NFTExpression] = [
         .payload(.network, offset: 9, length: 1), .compare(equal: true, [17]),
         .payload(.transport, offset: 0, length: 4), .compare(equal: true, [0, 68, 0, 67]),
@@ -346,7 +424,9 @@ public struct Ruleset: Sendable, Equatable {
     /// `NFTA_TABLE_USE`, bridge and netdev added up): a cheap check that nobody deleted parts.
     public var expectedUse: UInt32 {
         func perPort(_ p: ProtectedPort) -> Int {
-            p.protection.isEmpty ? 0 : 1 + (p.protection.contains(.ipNospoof) ? 3 : 0) + p.protection.count
+            let ip = p.protection.contains(.ipNospoof), mac = p.protection.contains(.macNospoof)
+            // vnic/DEV; /ip4 /ip6 /arp /ip6-unspecified /dad /na; /nd; a counter per kind.
+            return p.protection.isEmpty ? 0 : 1 + (ip ? 6 : 0) + (ip || mac ? 1 : 0) + p.protection.count
         }
         var n = 2 + 2 + 3 * tenants(.bridgePort).count + bridgePorts.map(perPort).reduce(0, +)
         if hasMacvtaps {

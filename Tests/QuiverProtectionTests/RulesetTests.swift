@@ -42,9 +42,10 @@ import Testing
         b.ports[0].protection.remove(.restricted)
         #expect(a.comment != b.comment)
         #expect(a.comment.hasPrefix("quiver:t/ "))
-        // 2 base chains + 2 maps + tenant (chain, set, counter) + 4 vnic chains + 3 counters,
-        // and the same count as the messages that create chains, sets and counters.
-        #expect(a.expectedUse == 2 + 2 + 3 + 4 + 3)
+        // 2 base chains + 2 maps + tenant (chain, set, counter) + 8 vnic chains (vnic/DEV, /ip4,
+        // /ip6, /arp, /ip6-unspecified, /dad, /nd, /na) + 3 counters, and the same count as the
+        // messages that create chains, sets and counters.
+        #expect(a.expectedUse == 2 + 2 + 3 + 8 + 3)
         let creating = a.body().filter { [NFTMessageType.newChain, NFTMessageType.newSet, NFTMessageType.newObject].contains($0.message.type) }
         #expect(Int(a.expectedUse) == creating.count)
         var mixed = a

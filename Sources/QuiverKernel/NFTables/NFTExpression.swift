@@ -48,6 +48,8 @@ public enum NFTMetaKey: Sendable {
     case protocolType
     /// The packet mark (`meta mark`): host byte order.
     case mark
+    /// The transport protocol after any IPv6 extension headers (`meta l4proto`): 58 is ICMPv6.
+    case l4proto
 
     var raw: UInt32 {
         switch self {
@@ -55,6 +57,7 @@ public enum NFTMetaKey: Sendable {
         case .outputInterfaceName: return NFT_META_OIFNAME.rawValue
         case .protocolType: return NFT_META_PROTOCOL.rawValue
         case .mark: return NFT_META_MARK.rawValue
+        case .l4proto: return NFT_META_L4PROTO.rawValue
         }
     }
 }
@@ -68,6 +71,8 @@ public enum NFTExpression: Sendable, Equatable {
     case payload(NFTPayloadBase, offset: UInt32, length: UInt32)
     /// `cmp eq|neq reg 1 DATA`
     case compare(equal: Bool, [UInt8])
+    /// `cmp lt|lte|gt|gte reg 1 DATA`: the register and DATA compared as big-endian numbers.
+    case order(NFTOrder, [UInt8])
     /// `bitwise reg 1 = (reg 1 & MASK) ^ 0`
     case mask([UInt8])
     /// `lookup reg 1 set NAME` (a map's verdict goes to the verdict register); `inverted`: match
@@ -95,7 +100,7 @@ public enum NFTExpression: Sendable, Equatable {
         switch self {
         case .meta, .setMeta: return "meta"
         case .payload: return "payload"
-        case .compare: return "cmp"
+        case .compare, .order: return "cmp"
         case .mask: return "bitwise"
         case .lookup: return "lookup"
         case .counter: return "objref"
@@ -121,6 +126,10 @@ public enum NFTExpression: Sendable, Equatable {
                 case .compare(let equal, let data):
                     d.put(NFTA_CMP_SREG.rawValue, be32: reg1)
                     d.put(NFTA_CMP_OP.rawValue, be32: equal ? NFT_CMP_EQ.rawValue : NFT_CMP_NEQ.rawValue)
+                    d.nest(NFTA_CMP_DATA.rawValue) { $0.put(NFTA_DATA_VALUE.rawValue, bytes: data) }
+                case .order(let op, let data):
+                    d.put(NFTA_CMP_SREG.rawValue, be32: reg1)
+                    d.put(NFTA_CMP_OP.rawValue, be32: op.raw)
                     d.nest(NFTA_CMP_DATA.rawValue) { $0.put(NFTA_DATA_VALUE.rawValue, bytes: data) }
                 case .mask(let mask):
                     d.put(NFTA_BITWISE_SREG.rawValue, be32: reg1)
@@ -148,6 +157,20 @@ public enum NFTExpression: Sendable, Equatable {
                     d.put(NFTA_META_SREG.rawValue, be32: reg1)
                 }
             }
+        }
+    }
+}
+
+/// An ordering comparison of `cmp`.
+public enum NFTOrder: Sendable, Equatable {
+    case less, lessOrEqual, greater, greaterOrEqual
+
+    var raw: UInt32 {
+        switch self {
+        case .less: return NFT_CMP_LT.rawValue
+        case .lessOrEqual: return NFT_CMP_LTE.rawValue
+        case .greater: return NFT_CMP_GT.rawValue
+        case .greaterOrEqual: return NFT_CMP_GTE.rawValue
         }
     }
 }
