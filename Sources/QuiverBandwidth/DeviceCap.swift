@@ -23,9 +23,39 @@ public enum DeviceCap {
                  ownerTag: ownerTag(device))
     }
 
-    static func recordPath(_ device: InterfaceName, _ handle: NetlinkHandle) -> String {
+    /// `/run/quiver/caps/NS/` (`host` for the host namespace): where the record of a device's cap
+    /// is kept, checked like all of Quiver's state (``TrustedDirectory``).
+    static func records(_ handle: NetlinkHandle, create: Bool) throws -> TrustedDirectory? {
         let ns = handle.namespace?.name ?? "host"
-        return "\(recordDirectory)/\(ns)/\(device).json"
+        return try TrustedDirectory.run(["caps", ns], create: create)
+    }
+
+    /// Refuses a device this command must not cap: the loopback device, and any device that is
+    /// part of something else Quiver made — a topology's VNIC port, tap, macvtap or IFB (its
+    /// caps are the topology file's), an endpoint inside a topology's host namespace, or another
+    /// cap's IFB.
+    static func checkCappable(_ link: Link, on handle: NetlinkHandle) throws {
+        if link.name == "lo" || link.linkClass == "loopback" {
+            throw DeviceCapRefused(device: link.name, reason: "is a loopback device", remedy: "cap a device that carries an endpoint's traffic")
+        }
+        if let tag = link.alias, tag.hasPrefix("quiver:") {
+            if tag.hasPrefix("quiver:cap/") {
+                if tag != ownerTag(try InterfaceName(validating: link.name)) {
+                    throw DeviceCapRefused(device: link.name, reason: "is the IFB of \(tag.dropFirst("quiver:cap/".count))'s cap",
+                                           remedy: "cap the device itself")
+                }
+            } else {
+                let topology = tag.dropFirst("quiver:".count).prefix { $0 != "/" }
+                throw DeviceCapRefused(device: link.name, reason: "belongs to topology \(topology) (tag \(tag))",
+                                       remedy: "change its caps in the topology's file and `quiver apply` it")
+            }
+        }
+        // An endpoint inside a topology's host: that namespace's lo carries the topology's tag.
+        if handle.namespace != nil, let lo = try handle.linkIfPresent(named: "lo"), let tag = lo.alias, tag.hasPrefix("quiver:"), !tag.hasPrefix("quiver:cap/") {
+            let topology = tag.dropFirst("quiver:".count).prefix { $0 != "/" }
+            throw DeviceCapRefused(device: link.name, reason: "is in \(handle.location), a host of topology \(topology)",
+                                   remedy: "change its caps in the topology's file and `quiver apply` it")
+        }
     }
 
     /// Sets (or changes in place) the cap of `device`.
@@ -34,21 +64,20 @@ public enum DeviceCap {
                            burst: UInt32? = nil, queueLimit: UInt32? = nil,
                            on handle: NetlinkHandle, policy: ShapingPolicy = ShapingPolicy()) throws -> ShapingReport {
         let link = try handle.link(named: device)
+        try checkCappable(link, on: handle)
         let g = try group(device: device, ifindex: link.index, maxbw: maxbw, floor: floor, flows: flows, burst: burst, queueLimit: queueLimit)
+        let records = try records(handle, create: true)!
         let report = try Shaper(handle: handle, policy: policy).apply(g)
-        let path = recordPath(device, handle)
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(g).write(to: URL(fileURLWithPath: path))
+        try records.write("\(device).json", try encoder.encode(g))
         return report
     }
 
     /// The recorded group of `device`, if its IFBs still exist.
     public static func current(_ device: InterfaceName, on handle: NetlinkHandle) throws -> CapGroup? {
-        let path = recordPath(device, handle)
-        guard let data = FileManager.default.contents(atPath: path),
-              let g = try? JSONDecoder().decode(CapGroup.self, from: data) else {
+        guard let data = try records(handle, create: false)?.read("\(device).json"),
+              let g = try? JSONDecoder().decode(CapGroup.self, from: data), g.members.first?.device == device else {
             return try recover(device, on: handle)
         }
         return try handle.linkIfPresent(named: g.ifbFrom) != nil ? g : recover(device, on: handle)
@@ -68,9 +97,18 @@ public enum DeviceCap {
     /// Removes the cap of `device`: its redirects and its IFBs. Returns false if it had none.
     @discardableResult
     public static func clear(_ device: InterfaceName, on handle: NetlinkHandle) throws -> Bool {
+        if let link = try handle.linkIfPresent(named: device) { try checkCappable(link, on: handle) }
         guard let g = try current(device, on: handle) else { return false }
         try Shaper(handle: handle).remove(g)
-        try? FileManager.default.removeItem(atPath: recordPath(device, handle))
+        try records(handle, create: false)?.remove("\(device).json")
         return true
     }
+}
+
+/// `quiver cap` will not cap this device, and why.
+public struct DeviceCapRefused: Error, Sendable, CustomStringConvertible {
+    public var device: String
+    public var reason: String
+    public var remedy: String
+    public var description: String { "\(device) \(reason); nothing was changed — \(remedy)" }
 }

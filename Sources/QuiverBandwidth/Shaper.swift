@@ -60,6 +60,7 @@ public struct Shaper: Sendable {
         // nothing foreign. Then every group's missing IFBs go in one batch, followed by one fresh
         // look at links and qdiscs (not one per group: each is a dump of every device).
         for g in groups { _ = try memberIndexes(g, snapshot: snapshot) }
+        try checkBlocks(groups, snapshot: snapshot)
         var create: [NetlinkRequest] = []
         for g in groups { create += try missingIFBs(g, snapshot: snapshot, report: &total) }
         var state = state
@@ -168,6 +169,38 @@ public struct Shaper: Sendable {
             try checkDeviceOwnership(l, qdiscs: snapshot.qdiscsByDevice[l.index] ?? [])
         }
         return deviceIndex
+    }
+
+    /// A group's shared tc blocks are numbered from a hash of its owner tag, so two groups can
+    /// draw the same number: then one's redirects would take the other's traffic. Refused before
+    /// anything changes — when two of `groups` draw one, or a device that belongs to another
+    /// owner (another topology, another device's cap, nobody's) is bound to one of a group's.
+    /// Devices of `groups`, and devices tagged by the same owner (a VNIC whose caps this apply
+    /// removes), are rebound as the apply goes.
+    func checkBlocks(_ groups: [CapGroup], snapshot: Snapshot) throws {
+        var drawn: [UInt32: String] = [:]
+        for g in groups {
+            for b in [g.ingressBlock, g.egressBlock] {
+                if let other = drawn[b], other != g.name {
+                    throw OwnershipConflict(device: g.ifbFrom.rawValue, found: "tc block \(b), which caps \(other) and \(g.name) would share "
+                                            + "(their owner tags hash to the same block); rename one")
+                }
+                drawn[b] = g.name
+            }
+        }
+        let members = Set(groups.flatMap { $0.members.map(\.device.rawValue) })
+        func scope(_ tag: String) -> Substring { tag.prefix { $0 != "/" } }
+        for g in groups {
+            let mine: Set<UInt32> = [g.ingressBlock, g.egressBlock]
+            for l in snapshot.links where !members.contains(l.name) {
+                for q in snapshot.qdiscsByDevice[l.index] ?? [] {
+                    guard case .clsact(let i, let e) = q.kind, [i, e].contains(where: { $0.map(mine.contains) ?? false }) else { continue }
+                    if let tag = l.alias, tag.hasPrefix("quiver:"), scope(tag) == scope(g.ownerTag), !g.ownerTag.hasPrefix("quiver:cap/") { continue }
+                    throw OwnershipConflict(device: l.name, found: "a clsact hook bound to tc block \(i ?? 0)/\(e ?? 0), which the caps of \(g.name) "
+                                            + "would share (their owner tags hash to the same block); rename the tenant or the topology")
+                }
+            }
+        }
     }
 
     /// Requests for the group's IFBs that do not exist yet; an IFB of that name without the

@@ -46,18 +46,46 @@ public struct Fabric: Sendable {
     /// `onFabricLinks` runs as soon as the fabric's links are read, before the hosts are.
     func plan(_ t: Topology, desired: DesiredFabric, onFabricLinks: (([Link]) -> Void)?)
         throws -> (Plan, DesiredFabric, CurrentFabric, [String: NetlinkHandle]) {
+        let journal = try Journal.load(try TopologyName(validating: t.name))
         let (current, handles) = try CurrentFabric.read(topology: t.name, wanted: desired.namespaces.map(\.name), fabric: handle,
                                                         firewall: firewall, onFabricLinks: onFabricLinks)
-        let pending = Set(Journal.load(t.name)?.pendingNamespaces ?? [])
-        return (Planner.plan(current: current, desired: desired, pendingNamespaces: pending), desired, current, handles)
+        return (Planner.plan(current: current, desired: desired, pendingNamespaces: Set(journal?.pendingNamespaces ?? []),
+                             pendingLinks: Set(journal?.pendingLinks ?? [])), desired, current, handles)
     }
 
     /// Validates nothing (the topology is already valid), plans, and executes the plan.
     /// `progress` is called with (done, total) as operations complete.
+    ///
+    /// Conflicts stop it before anything changes (``ConflictList``). An apply that fails once it
+    /// has begun to change things removes what that same run created — guests it started, links
+    /// and namespaces it made, the rules where there were none — and throws ``ApplyFailure``,
+    /// which says what it removed and what stays. What stays (changes to objects that were there
+    /// before, or anything the undo could not remove) is tagged or journaled, so the next apply
+    /// or destroy converges from it.
     public func apply(_ t: Topology, dryRun: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> ApplyResult {
-        let start = Date()
-        let lock = try TopologyLock(t.name)
+        let name = try TopologyName(validating: t.name)
+        let lock = try TopologyLock(name)
         defer { withExtendedLifetime(lock) {} }
+        let hadRecord = try Journal.load(name) != nil
+        let undo = ApplyUndo()
+        do {
+            let r = try applyLocked(t, dryRun: dryRun, undo: undo, progress: progress)
+            if dryRun && !hadRecord { lock.removeFile() }
+            return r
+        } catch {
+            guard undo.executing else {
+                // Refused before any change: not even a lock file stays behind.
+                if !hadRecord { lock.removeFile() }
+                throw error
+            }
+            throw rollBack(undo, after: error, topology: name, hadRecord: hadRecord, lock: lock)
+        }
+    }
+
+    /// `apply` with the topology's lock held; what it makes is recorded in `undo` as it goes.
+    func applyLocked(_ t: Topology, dryRun: Bool, undo: ApplyUndo, progress: ((Int, Int) -> Void)?) throws -> ApplyResult {
+        let start = Date()
+        let topologyName = try TopologyName(validating: t.name)
         var mark = Date()
         var phases: [(String, Double)] = []
         func phase(_ name: String) {
@@ -88,6 +116,7 @@ public struct Fabric: Sendable {
             throw MissingLowerLink(host: host, link: d.bridge, fabric: fabricNamespace.map { "network namespace \($0.name ?? "\($0)")" } ?? "host namespace")
         }
         if dryRun { return result }
+        undo.executing = true
 
         // Rules whose every MAC is known go in first, on their own thread: nftables commits
         // under its own lock, not RTNL, so this overlaps the namespace work below; it is waited
@@ -95,11 +124,12 @@ public struct Fabric: Sendable {
         var early: Background<Bool>?
         if plan.operations.contains(where: { if case .installProtection = $0 { return true }; return false }) {
             let macs = current.randomMACs(of: desired)
+            if case .absent = current.firewall { undo.rulesMade = true }
             if let r = desired.ruleset(macs: macs) { early = Background { [firewall] in try firewall.install(r) } }
         }
         defer { _ = early?.wait() }
 
-        var journal = Journal.load(t.name) ?? Journal(topology: t.name)
+        var journal = try Journal.load(topologyName) ?? Journal(topology: topologyName)
         journal.file = URL(fileURLWithPath: t.file).standardizedFileURL.path
         var handles = existingHandles
         let ops = plan.operations
@@ -111,7 +141,7 @@ public struct Fabric: Sendable {
 
         // 1. Guests the file dropped or changed, caps of tenants that are gone, then owned links
         //    and namespaces the file dropped.
-        let stopping = ops.compactMap { if case .stopVM(let h) = $0 { return "\(VMLauncher.runRoot)/\(t.name)/\(h)" } else { return nil } }
+        let stopping = ops.compactMap { if case .stopVM(let h) = $0 { return GuestDirectory.path(topology: t.name, host: h) } else { return nil } }
         if !stopping.isEmpty {
             result.deleted += try Fabric.stopGuests(stopping)
             tick(stopping.count)
@@ -128,7 +158,7 @@ public struct Fabric: Sendable {
             }
             try deleteMacvtaps(macvtaps, bridges: current.bridgeIndexes)
             let rest = deletions.filter { d in !macvtaps.contains { $0.name == d } }
-            try handle.performLinks(rest.map { LinkRequest.delete(try! InterfaceName(validating: $0)) })
+            try handle.performLinks(try rest.map { LinkRequest.delete(try InterfaceName(validating: $0)) })
             result.deleted += deletions.count
             tick(deletions.count)
         }
@@ -139,19 +169,50 @@ public struct Fabric: Sendable {
             tick(1)
         }
 
+        // Links of the topology found untagged (an interrupted apply) or with a stale tag.
+        let retags = try ops.compactMap { o -> NetlinkRequest? in
+            guard case .tagLink(let l, let tag) = o else { return nil }
+            return LinkRequest.change(try InterfaceName(validating: l), LinkSettings(alias: tag))
+        }
+        if !retags.isEmpty {
+            try handle.performLinks(retags)
+            result.changed += retags.count
+            tick(retags.count)
+        }
+
         phase("deletions")
-        // 2. Namespaces: journal first, then all made on a thread of their own, while the switches
-        //    and then the VNICs are made here: each VNIC as soon as its namespace exists (step 3).
+        // 2. The journal first — every namespace and fabric link this apply is about to make, so
+        //    that one left untagged by a crash is still provably the topology's — then the
+        //    namespaces, all made on a thread of their own, while the switches and then the VNICs
+        //    are made here: each VNIC as soon as its namespace exists (step 3).
         let newNamespaces = ops.compactMap { if case .createNamespace(let n) = $0 { return n } else { return nil } }
         let tags = Dictionary(desired.namespaces.map { ($0.name, $0.tag) }, uniquingKeysWith: { a, _ in a })
+        let bridges = ops.compactMap { if case .createBridge(let b) = $0 { return b } else { return nil } }
+        // The tenants' IFBs go with the switches: the caps then find them, and read the fabric once.
+        let cappedTenants = Set(ops.compactMap { if case .applyCaps(let t) = $0 { return t } else { return nil } })
+        let cappedGroups = desired.capGroups.filter { cappedTenants.contains($0.name) }
+        let ifbs = Shaper(handle: handle).ifbRequests(cappedGroups, links: current.links)
+        let existingLinks = Set(current.links.map(\.name))
+        let startingVMs = Set(ops.compactMap { if case .startVM(let h) = $0 { return h } else { return nil } })
+        let newLinks = bridges.map(\.name)
+            + ops.compactMap { if case .createVNIC(let v) = $0 { return v.hostDevice } else { return nil } }
+            + cappedGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] }.filter { !existingLinks.contains($0) }
+            + desired.vms.filter { startingVMs.contains($0.host) }.flatMap { $0.taps.filter(\.macvtap).map(\.name) }
+        undo.links = newLinks
+        if !newNamespaces.isEmpty || !newLinks.isEmpty {
+            journal.pendingNamespaces = Array(Set(journal.pendingNamespaces).union(newNamespaces)).sorted()
+            journal.pendingLinks = Array(Set(journal.pendingLinks).union(newLinks)).sorted()
+            try journal.save()
+        }
         let namespacesMade = MadeSoFar()
         var creating: Background<Void>?
         if !newNamespaces.isEmpty {
-            journal.pendingNamespaces = Array(Set(journal.pendingNamespaces).union(newNamespaces)).sorted()
-            try journal.save()
-            creating = Background { [namespacesMade] in
+            creating = Background { [namespacesMade, undo] in
                 defer { namespacesMade.finish() }
-                try NetworkNamespace.create(named: newNamespaces, progress: namespacesMade.set)
+                try NetworkNamespace.create(named: newNamespaces) { made in
+                    undo.madeNamespaces(Array(newNamespaces.prefix(made)))
+                    namespacesMade.set(made)
+                }
             }
         }
         // Never leave the thread running (nor a namespace half made) behind an error.
@@ -183,13 +244,9 @@ public struct Fabric: Sendable {
         }
         // 3. Switches, then VNICs (host side on its switch, endpoint side straight into its
         //    namespace), in pipelined batches. No VNIC before the early rules are in.
-        let bridges = ops.compactMap { if case .createBridge(let b) = $0 { return b } else { return nil } }
-        // The tenants' IFBs go with the switches: the caps then find them, and read the fabric once.
-        let cappedTenants = Set(ops.compactMap { if case .applyCaps(let t) = $0 { return t } else { return nil } })
-        let ifbs = Shaper(handle: handle).ifbRequests(desired.capGroups.filter { cappedTenants.contains($0.name) }, links: current.links)
         if !bridges.isEmpty || !ifbs.requests.isEmpty {
-            try handle.performLinks(bridges.flatMap { b in
-                LinkRequest.add(try! InterfaceName(validating: b.name), Bridge(stp: false),
+            try handle.performLinks(try bridges.flatMap { b in
+                LinkRequest.add(try InterfaceName(validating: b.name), Bridge(stp: false),
                                 LinkSettings(up: true, mtu: b.mtu, group: desired.group, alias: b.tag, ipv6LinkLocal: LinkSettings.noLinkLocal))
             } + ifbs.requests)
             result.created += bridges.count + ifbs.ifbs
@@ -242,6 +299,7 @@ public struct Fabric: Sendable {
         }
         for case .startVM(let host) in ops {
             let vm = desired.vms.first { $0.host == host }!
+            undo.guests.append(vm.directory)
             try startVM(vm, group: desired.group, bridgeIndex: bridgeIndex, bridges: current.bridgeIndexes)
             result.created += 1
             tick(1)
@@ -361,6 +419,7 @@ public struct Fabric: Sendable {
                     macs[v.hostDevice] = try handles[v.namespace]!.link(named: try InterfaceName(validating: v.name)).mac
                 }
                 guard let r = desired.ruleset(macs: macs) else { continue }
+                if case .absent = current.firewall { undo.rulesMade = true }
                 if try firewall.install(r) { count(o) }
                 tick(1)
             case .removeProtection:
@@ -385,6 +444,7 @@ public struct Fabric: Sendable {
         tick(portsUp.count)
         phase("ports up")
         journal.pendingNamespaces = []
+        journal.pendingLinks = []
         journal.appliedAt = Date()
         try journal.save()
         result.phases = phases
@@ -445,7 +505,7 @@ public struct Fabric: Sendable {
     func removeCaps(topology: String, tenant: String, current: CurrentFabric) throws {
         let names = KernelNames(topology)
         let shaper = Shaper(handle: handle)
-        for l in current.links where l.group == names.group && l.alias?.hasPrefix(names.tagPrefix + "vnic/\(tenant)/") == true {
+        for l in current.links where names.owns(l) && l.alias?.hasPrefix(names.tagPrefix + "vnic/\(tenant)/") == true {
             try shaper.detach(device: try InterfaceName(validating: l.name))
         }
         for ifb in [names.ifbFrom(tenant: tenant), names.ifbTo(tenant: tenant)] where current.links.contains(where: { $0.name == ifb }) {

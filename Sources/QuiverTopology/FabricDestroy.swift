@@ -6,24 +6,34 @@ import QuiverProtection
 import QuiverVM
 
 extension Fabric {
-    /// Removes everything the topology owns — found in the kernel (link group, namespace tags)
-    /// and the journal's pending namespaces — with one request for all links.
+    /// ``destroy(topology:)`` for a name given as text: validated first (a name never becomes a
+    /// path before it is one).
     public func destroy(topology: String) throws -> ApplyResult {
+        try destroy(topology: try TopologyName(validating: topology))
+    }
+
+    /// Removes everything the topology owns — found in the kernel (its tagged links and
+    /// namespaces) and in the journal (what an interrupted apply was making) — with one request
+    /// for all links when every link in the topology's link group is its own; when the group
+    /// also holds a link that is not (someone put one there), the topology's links are deleted
+    /// by name and that one is left alone.
+    public func destroy(topology: TopologyName) throws -> ApplyResult {
         let start = Date()
         let lock = try TopologyLock(topology)
         defer { withExtendedLifetime(lock) {} }
-        let names = KernelNames(topology)
+        let names = KernelNames(topology.rawValue)
+        let journal = try Journal.load(topology)
+        let pendingLinks = Set(journal?.pendingLinks ?? [])
         var result = ApplyResult(plan: Plan(operations: [], conflicts: []))
         // Guests first: their taps go with them.
-        let vmRoot = "\(VMLauncher.runRoot)/\(topology)"
-        let guests = ((try? FileManager.default.contentsOfDirectory(atPath: vmRoot)) ?? []).map { "\(vmRoot)/\($0)" }
+        let guests = try GuestDirectory.hosts(topology: topology.rawValue).map { GuestDirectory.path(topology: topology.rawValue, host: $0) }
         result.deleted += try Fabric.stopGuests(guests)
-        try? FileManager.default.removeItem(atPath: vmRoot)
+        try GuestDirectory.removeTopology(topology.rawValue)
         // The namespaces are found first (reading each one's lo needs the lock the link deletion
         // holds) and unmounted on a thread of their own while the links go. The sockets keep every
         // namespace alive until all are unmounted: the kernel then frees them together, in one
         // batch of its cleanup work, once they are closed on the way out.
-        let hosts = try Fabric.ownedNamespaces(of: names)
+        let hosts = try Fabric.ownedNamespaces(of: names, pending: Set(journal?.pendingNamespaces ?? []))
         defer { hosts.closeAll() }
         var mark = Date()
         result.phases.append(("find namespaces", mark.timeIntervalSince(start) * 1000))
@@ -33,7 +43,8 @@ extension Fabric {
         // Never return, and give up the lock, while it still unmounts: an apply could be making
         // namespaces of the same names by then.
         defer { _ = unmounting.wait() }
-        let owned = try handle.links(statistics: false).filter { $0.group == names.group }
+        let inGroup = try handle.links(statistics: false).filter { $0.group == names.group }
+        let owned = inGroup.filter { names.owns($0, pending: pendingLinks) }
         if !owned.isEmpty {
             // Every tc block the kernel binds (each HTB class has one) is also an entry in one
             // system-wide list that each bind and unbind walks from its newest entry
@@ -43,7 +54,12 @@ extension Fabric {
             // VNICs). Failures do not matter here: the group delete takes whatever is left.
             let ifbs = owned.filter { $0.kind == IFB.kind }.sorted { $0.index > $1.index }
             _ = handle.socket.execute(ifbs.map { QdiscRequest.delete(ifindex: $0.index, device: $0.name, handle: ShapingPlan.root, parent: .root) })
-            try handle.deleteLinks(group: names.group)
+            if owned.count == inGroup.count {
+                try handle.deleteLinks(group: names.group)
+            } else {
+                // The group holds links that are not the topology's: only its own go, one by one.
+                try handle.performLinks(try owned.map { LinkRequest.delete(try InterfaceName(validating: $0.name)) })
+            }
             result.deleted += owned.count
         }
         // Rules after the links, so no VNIC is ever up without them; a foreign table of the same
@@ -55,7 +71,7 @@ extension Fabric {
         mark = Date()
         try unmounting.wait().get()
         result.deleted += hosts.ours.count
-        Journal.remove(topology)
+        try Journal.remove(topology)
         lock.removeFile()
         result.phases.append(("rest of the unmounts", Date().timeIntervalSince(mark) * 1000))
         result.milliseconds = Date().timeIntervalSince(start) * 1000
@@ -71,8 +87,7 @@ extension Fabric {
         func closeAll() { for h in sockets { h.socket.close() } }
     }
 
-    static func ownedNamespaces(of names: KernelNames) throws -> OwnedNamespaces {
-        let pending = Set(Journal.load(names.topology)?.pendingNamespaces ?? [])
+    static func ownedNamespaces(of names: KernelNames, pending: Set<String>) throws -> OwnedNamespaces {
         let candidates = NetworkNamespace.listNamed().filter { $0.hasPrefix(names.topology + "-") }
         let opened = try NetlinkHandle.openEach(namespaces: candidates.map(NetworkNamespace.named))
         var found = OwnedNamespaces()

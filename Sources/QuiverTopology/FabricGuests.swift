@@ -18,8 +18,9 @@ extension Fabric {
         for (i, d) in directories.enumerated() {
             do {
                 if try results.get(i) { stopped += 1 }
-                // Only a guest that is surely gone loses its directory (pidfile, QMP socket).
-                try? FileManager.default.removeItem(atPath: d)
+                // Only a guest that is surely gone loses its directory (pidfile, QMP socket) — and
+                // of it only what Quiver and qemu keep there.
+                try GuestDirectory.remove(d)
             } catch {
                 failure = failure ?? error
             }
@@ -97,7 +98,7 @@ extension Fabric {
                 try handle.perform([BridgeFDBRequest.deleteLocal(mac, bridgeIndex: m.lowerIndex, bridgeName: "index \(m.lowerIndex)")])
             } catch let e as NetlinkError where e.errno == .noSuchFileOrDirectory || e.errno == .noSuchDevice {}
         }
-        try handle.performLinks(links.map { LinkRequest.delete(try! InterfaceName(validating: $0.name)) })
+        try handle.performLinks(try links.map { LinkRequest.delete(try InterfaceName(validating: $0.name)) })
     }
 }
 

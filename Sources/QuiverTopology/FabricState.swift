@@ -123,8 +123,9 @@ public struct DesiredFabric: Sendable, Equatable {
                                               macvtap: v.mode == "macvtap", overSwitch: overSwitch))
                     }
                     let spec = VMSpec(name: "\(t.name)-\(host.name)", kernel: m.kernel, initrd: m.initrd, cmdline: m.cmdline, disk: m.disk,
-                                      memoryMiB: m.memoryMiB, cpus: m.cpus, accel: Accelerator(rawValue: m.accel) ?? .auto, nics: nics)
-                    vms.append(VM(tenant: tenant.name, host: host.name, directory: "\(VMLauncher.runRoot)/\(t.name)/\(host.name)",
+                                      memoryMiB: m.memoryMiB, cpus: m.cpus, accel: Accelerator(rawValue: m.accel) ?? .auto, nics: nics,
+                                      filesOwner: t.fileOwner.flatMap { $0 == 0 ? nil : $0 })
+                    vms.append(VM(tenant: tenant.name, host: host.name, directory: GuestDirectory.path(topology: t.name, host: host.name),
                                   spec: spec, taps: taps))
                 } else {
                     namespaces.append(Namespace(name: ns, tag: n.hostTag(tenant: tenant.name, host: host.name)))
@@ -287,17 +288,16 @@ public struct CurrentFabric: Sendable {
         }
         var current = CurrentFabric(links: links, hosts: hosts)
         current.firewall = firewallState
-        current.vms = readVMs(topology)
+        current.vms = try readVMs(topology)
         return (current, handles)
     }
 }
 
 /// Every guest recorded under `/run/quiver/vms/T/`, by host.
-func readVMs(_ topology: String) -> [String: VMStatus] {
-    let root = "\(VMLauncher.runRoot)/\(topology)"
+func readVMs(_ topology: String) throws -> [String: VMStatus] {
     var out: [String: VMStatus] = [:]
-    for host in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
-        if let s = VMLauncher.status(directory: "\(root)/\(host)") { out[host] = s }
+    for host in try GuestDirectory.hosts(topology: topology) {
+        if let s = VMLauncher.status(directory: GuestDirectory.path(topology: topology, host: host)) { out[host] = s }
     }
     return out
 }

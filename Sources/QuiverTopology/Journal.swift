@@ -1,66 +1,96 @@
 import Foundation
+import QuiverKernel
 
 /// Per-topology record under `/run/quiver/topologies`: a cache, never the truth (apply and
-/// destroy find owned objects in the kernel). It holds the file last applied and the namespaces an
-/// apply is about to create — written *before* creating them, so a crash between creating a
-/// namespace and tagging it still leaves it recognisably ours.
+/// destroy find owned objects in the kernel). It holds the file last applied and what an apply is
+/// about to create — written *before* creating it, so a crash between creating an object and
+/// tagging it still leaves it provably ours: namespaces (tagged by their `lo` once made) and
+/// fabric links (tagged by `ifalias` in a second request, since the kernel ignores an alias given
+/// with the create).
 public struct Journal: Codable, Sendable, Equatable {
     public var topology: String
     public var file: String?
     public var pendingNamespaces: [String] = []
+    /// Fabric links an apply is creating, until it has tagged them.
+    public var pendingLinks: [String] = []
     public var appliedAt: Date?
 
-    public static let directory = "/run/quiver/topologies"
+    public init(topology: TopologyName) { self.topology = topology.rawValue }
 
-    public static func path(_ topology: String) -> String { "\(directory)/\(topology).json" }
+    /// `/run/quiver/topologies`, checked (see ``TrustedDirectory``); nil when it does not exist
+    /// and `create` is false.
+    public static func directory(create: Bool) throws -> TrustedDirectory? {
+        try TrustedDirectory.run(["topologies"], create: create)
+    }
 
-    public static func load(_ topology: String) -> Journal? {
-        guard let d = FileManager.default.contents(atPath: path(topology)) else { return nil }
+    public static var directoryPath: String { TrustedDirectory.runRoot + "/topologies" }
+
+    public static func load(_ topology: TopologyName) throws -> Journal? {
+        guard let dir = try directory(create: false), let d = try dir.read("\(topology).json") else { return nil }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try? decoder.decode(Journal.self, from: d)
     }
 
     public func save() throws {
-        try FileManager.default.createDirectory(atPath: Journal.directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        let name = try TopologyName(validating: topology)
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         e.dateEncodingStrategy = .iso8601
-        let tmp = Journal.path(topology) + ".tmp"
-        try e.encode(self).write(to: URL(fileURLWithPath: tmp))
-        if rename(tmp, Journal.path(topology)) != 0 { throw CocoaError(.fileWriteUnknown) }
+        try Journal.directory(create: true)!.write("\(name).json", try e.encode(self))
     }
 
-    public static func remove(_ topology: String) {
-        try? FileManager.default.removeItem(atPath: path(topology))
+    public static func remove(_ topology: TopologyName) throws {
+        try directory(create: false)?.remove("\(topology).json")
     }
 
     /// Topologies with a record.
-    public static func all() -> [Journal] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return files.filter { $0.hasSuffix(".json") }.sorted().compactMap { load(String($0.dropLast(5))) }
+    public static func all() throws -> [Journal] {
+        guard let dir = try directory(create: false) else { return [] }
+        return try dir.entries().filter { $0.hasSuffix(".json") }.compactMap { TopologyName.init(file: $0) }.compactMap { try load($0) }
+    }
+
+    enum CodingKeys: String, CodingKey { case topology, file, pendingNamespaces, pendingLinks, appliedAt }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        topology = try c.decode(String.self, forKey: .topology)
+        file = try c.decodeIfPresent(String.self, forKey: .file)
+        pendingNamespaces = try c.decodeIfPresent([String].self, forKey: .pendingNamespaces) ?? []
+        // Records written before links were journaled have none.
+        pendingLinks = try c.decodeIfPresent([String].self, forKey: .pendingLinks) ?? []
+        appliedAt = try c.decodeIfPresent(Date.self, forKey: .appliedAt)
     }
 }
 
-/// An exclusive `flock` on a topology: two applies (or an apply and a destroy) of the same
-/// topology run one after the other. Released when the lock is deinitialised or the process dies.
-/// `destroy` removes the lock file while holding it; a waiter that then wakes up on the removed
-/// file notices (the path no longer names its inode) and locks the new one.
+extension TopologyName {
+    /// The name of a record file `NAME.json`, if NAME is a valid topology name.
+    init?(file: String) {
+        guard file.hasSuffix(".json") else { return nil }
+        try? self.init(validating: String(file.dropLast(5)))
+    }
+}
+
+/// An exclusive `flock` per link group: two applies (or an apply and a destroy) of one topology
+/// run one after the other — and so do those of two topologies whose names hash to the same link
+/// group, so one can never see the other's links half made. Released when the lock is
+/// deinitialised or the process dies. `destroy` removes the lock file while holding it; a waiter
+/// that then wakes up on the removed file notices (the name no longer names its inode) and locks
+/// the new one.
 public final class TopologyLock {
     private let fd: Int32
-    private let path: String
+    private let name: String
+    private let directory: TrustedDirectory
 
-    public init(_ topology: String) throws {
-        try FileManager.default.createDirectory(atPath: Journal.directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        path = "\(Journal.directory)/\(topology).lock"
+    public init(_ topology: TopologyName) throws {
+        directory = try Journal.directory(create: true)!
+        name = TopologyLock.fileName(topology)
         while true {
-            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission) }
+            let fd = try directory.openLockFile(name)
             while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
             var held = stat(), named = stat()
-            if fstat(fd, &held) == 0, stat(path, &named) == 0, held.st_ino == named.st_ino, held.st_dev == named.st_dev {
+            if fstat(fd, &held) == 0, fstatat(directory.fd, name, &named, AT_SYMLINK_NOFOLLOW) == 0,
+               held.st_ino == named.st_ino, held.st_dev == named.st_dev {
                 self.fd = fd
                 return
             }
@@ -68,9 +98,14 @@ public final class TopologyLock {
         }
     }
 
+    /// `group-51XXXXXX.lock`: the lock's file, named by the topology's link group.
+    public static func fileName(_ topology: TopologyName) -> String {
+        "group-" + String(KernelNames(topology.rawValue).group, radix: 16) + ".lock"
+    }
+
     /// Removes the lock file (the topology is gone); the lock stays held until deinit.
     public func removeFile() {
-        unlink(path)
+        _ = try? directory.remove(name)
     }
 
     deinit {

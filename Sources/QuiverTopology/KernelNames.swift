@@ -42,6 +42,23 @@ public struct KernelNames: Sendable {
         links.first { $0.name == "lo" }?.alias?.hasPrefix(tagPrefix + "host/") == true
     }
 
+    /// Whether a fabric link is this topology's: in its link group *and* tagged with its tag
+    /// prefix — or, untagged, named by the journal as one an interrupted apply was creating
+    /// (the kernel takes no alias with a create, so a link exists untagged for a moment). The
+    /// group alone never decides: other names hash to it too.
+    public func owns(_ l: Link, pending: Set<String> = []) -> Bool {
+        guard l.group == group else { return false }
+        if let tag = l.alias, !tag.isEmpty { return tag.hasPrefix(tagPrefix) }
+        return pending.contains(l.name)
+    }
+
+    /// The topology a tag names (`quiver:lab/vnic/...` → `lab`), if it is a topology's tag.
+    public static func topology(ofTag tag: String) -> String? {
+        guard tag.hasPrefix("quiver:"), let slash = tag.firstIndex(of: "/") else { return nil }
+        let name = String(tag[tag.index(tag.startIndex, offsetBy: 7)..<slash])
+        return (try? TopologyName(validating: name)) != nil ? name : nil
+    }
+
     /// The topology's link group: FNV-1a of its name, in 0x5100_0000…0x51FF_FFFF (never 0, the
     /// default group of every link).
     public var group: UInt32 { 0x5100_0000 | (StableHash.fnv1a32(topology) & 0x00FF_FFFF) }

@@ -34,6 +34,10 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     case removeProtection
     case deleteLink(String)
     case deleteNamespace(String)
+    /// Write the owner tag (`ifalias`) of a link the topology owns but whose tag is missing (an
+    /// apply interrupted between creating it and tagging it: the journal names it) or stale (its
+    /// VNIC moved to another tenant).
+    case tagLink(String, tag: String)
 
     public var description: String {
         switch self {
@@ -60,6 +64,7 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         case .removeProtection: return "remove isolation and protection rules"
         case .deleteLink(let l): return "delete link \(l)"
         case .deleteNamespace(let n): return "delete namespace \(n)"
+        case .tagLink(let l, let tag): return "tag link \(l) \(tag)"
         }
     }
 
@@ -68,7 +73,7 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .createNamespace, .createBridge, .createVNIC, .addAddress, .setGateway, .startVM: return .create
         case .installProtection(let replacing): return replacing ? .change : .create
-        case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp, .bringUpPort, .setLinkLocal: return .change
+        case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp, .bringUpPort, .setLinkLocal, .tagLink: return .change
         case .removeAddress, .removeGateway, .removeCaps, .deleteLink, .deleteNamespace, .removeProtection, .stopVM: return .delete
         }
     }
@@ -98,12 +103,33 @@ public enum Planner {
     /// - Parameters:
     ///   - pendingNamespaces: namespaces the journal says an earlier apply was creating (they may
     ///     exist untagged after a crash; they are ours).
-    public static func plan(current: CurrentFabric, desired: DesiredFabric, pendingNamespaces: Set<String> = []) -> Plan {
+    ///   - pendingLinks: fabric links the journal says an earlier apply was creating (they may
+    ///     exist in the topology's link group without their tag after a crash; they are ours).
+    ///
+    /// A fabric link is the topology's only when it is in the topology's link group *and* carries
+    /// its tag (`ifalias` `quiver:T/...`) — or carries no tag at all and the journal names it. The
+    /// group alone proves nothing: it is a 24-bit hash of the name, which other names share.
+    public static func plan(current: CurrentFabric, desired: DesiredFabric, pendingNamespaces: Set<String> = [],
+                            pendingLinks: Set<String> = []) -> Plan {
         var ops: [Operation] = []
         var conflicts: [Conflict] = []
         let names = KernelNames(desired.topology)
         let byName = Dictionary(current.links.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        func owned(_ l: Link) -> Bool { l.group == desired.group }
+        func owned(_ l: Link) -> Bool { names.owns(l, pending: pendingLinks) }
+        func foreign(_ l: Link) -> String {
+            "a \(l.linkClass) in link group 0x\(String(l.group, radix: 16))" + (l.alias.map { ", alias \(InvalidValue.quoted($0))" } ?? ", no alias")
+        }
+
+        // The link group is shared by another topology (its name hashes to the same group): the
+        // two cannot both live in this fabric — destroy deletes a topology's links by group.
+        let sharers = Set(current.links.filter { $0.group == desired.group }.compactMap { l -> String? in
+            guard let tag = l.alias, let other = KernelNames.topology(ofTag: tag), other != desired.topology else { return nil }
+            return other
+        })
+        for other in sharers.sorted() {
+            conflicts.append(Conflict(object: "link group 0x\(String(desired.group, radix: 16)) of topology \(desired.topology)",
+                                      found: "topology \(other)'s links are in it: the two names hash to the same group; rename one of the topologies"))
+        }
 
         // Namespaces.
         let wantedNS = Set(desired.namespaces.map(\.name))
@@ -127,7 +153,7 @@ public enum Planner {
         // Switches.
         for b in desired.bridges {
             if let l = byName[b.name] {
-                if !owned(l) { conflicts.append(Conflict(object: "link \(b.name)", found: "a \(l.linkClass) in link group \(l.group)")) }
+                if !owned(l) { conflicts.append(Conflict(object: "link \(b.name)", found: foreign(l))) } else if l.alias != b.tag { ops.append(.tagLink(b.name, tag: b.tag)) }
             } else {
                 ops.append(.createBridge(b))
             }
@@ -144,7 +170,10 @@ public enum Planner {
                 if t.macvtap { if case .macvtap(let m)? = l.data { return m.lowerIndex == br && m.mode == .bridge } else { return false } }
                 if case .tun? = l.data { return l.masterIndex == br } else { return false }
             }
-            for t in vm.taps { if let l = byName[t.name], !owned(l) { conflicts.append(Conflict(object: "link \(t.name)", found: "a \(l.linkClass) in link group \(l.group)")) } }
+            for t in vm.taps {
+                guard let l = byName[t.name] else { continue }
+                if !owned(l) { conflicts.append(Conflict(object: "link \(t.name)", found: foreign(l))) } else if l.alias != t.tag { ops.append(.tagLink(t.name, tag: t.tag)) }
+            }
             if running, tapsOK, have?.record.spec == vm.spec { continue }
             if have != nil { ops.append(.stopVM(host: vm.host)) }
             ops.append(.startVM(host: vm.host))
@@ -169,9 +198,10 @@ public enum Planner {
                 continue
             }
             guard owned(l) else {
-                conflicts.append(Conflict(object: "link \(v.hostDevice)", found: "a \(l.linkClass) in link group \(l.group)"))
+                conflicts.append(Conflict(object: "link \(v.hostDevice)", found: foreign(l)))
                 continue
             }
+            if l.alias != v.tag { ops.append(.tagLink(v.hostDevice, tag: v.tag)) }
             let bridgeIndex = byName[v.bridge]?.index
             let wantMTU = v.mtu.flatMap { $0 != l.mtu ? $0 : nil }
             if l.masterIndex != bridgeIndex || wantMTU != nil {
@@ -222,7 +252,15 @@ public enum Planner {
             if let l = byName[name], owned(l), l.ipv6LinkLocal == true { ops.append(.setLinkLocal(namespace: nil, device: name, on: false)) }
         }
 
-        // Caps: the shaper diffs them itself (no-op when unchanged).
+        // Caps: the shaper diffs them itself (no-op when unchanged). An IFB left untagged by an
+        // interrupted apply gets its tag first (the shaper takes only tagged IFBs as its own).
+        for g in desired.capGroups {
+            for ifb in [g.ifbFrom.rawValue, g.ifbTo.rawValue] {
+                if let l = byName[ifb] {
+                    if !owned(l) { conflicts.append(Conflict(object: "link \(ifb)", found: foreign(l))) } else if l.alias != g.ownerTag { ops.append(.tagLink(ifb, tag: g.ownerTag)) }
+                }
+            }
+        }
         let wantedCaps = Set(desired.capGroups.map(\.name))
         for g in desired.capGroups { ops.append(.applyCaps(tenant: g.name)) }
         let tenantTags = current.links.filter { owned($0) && $0.alias?.hasPrefix(names.tagPrefix + "tenant/") == true }
@@ -277,7 +315,7 @@ public enum Planner {
             case .createNamespace: return 3
             case .tagNamespace: return 4
             case .createBridge: return 4
-            case .changeVNIC: return 5
+            case .changeVNIC, .tagLink: return 5
             case .createVNIC: return 6
             case .startVM: return 6
             case .changeMAC, .bringUp, .bringUpPort, .setLinkLocal: return 7

@@ -34,7 +34,7 @@ extension Fabric {
                     let hostSide = links[d.hostDevice]
                     let peer = hostLinks[d.namespace]?.first { $0.name == v.name }
                     let state: String
-                    if let l = hostSide, l.group == desired.group {
+                    if let l = hostSide, KernelNames(t.name).owns(l) {
                         state = l.operState == .unknown ? (l.isUp ? "up" : "down") : l.operState.description
                     } else {
                         state = "missing"

@@ -35,7 +35,7 @@ extension Fabric {
         let links = Dictionary(try handle.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var rows: [VNICStats] = desired.vnics.map { v in
             var r = VNICStats(topology: t.name, tenant: v.tenant, host: v.host, vnic: v.name, link: v.hostDevice)
-            if let l = links[v.hostDevice], l.group == desired.group, let s = l.statistics {
+            if let l = links[v.hostDevice], KernelNames(t.name).owns(l), let s = l.statistics {
                 (r.ipackets, r.rbytes, r.opackets, r.obytes) = v.endpointCounters(s)
             }
             return r

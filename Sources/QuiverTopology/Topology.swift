@@ -23,6 +23,9 @@ public struct Topology: Sendable, Equatable {
     public var tenants: [Tenant]
     public var expectations: [Expectation]
     public var file: String
+    /// The uid that owns the file it was read from (nil: parsed from text). When it is not root,
+    /// the guest files the topology names must be readable (a disk: writable) by that uid.
+    public var fileOwner: UInt32? = nil
 
     public struct Switch: Sendable, Equatable {
         public var name: String
@@ -204,8 +207,24 @@ public struct TopologyError: Error, Sendable, Equatable, CustomStringConvertible
     }
 }
 
-/// Every error found in a file (validation reports all at once).
+/// Every error found in a file (validation reports all at once), up to ``Limits/errors``; `more`
+/// counts those left out.
 public struct TopologyErrors: Error, Sendable, CustomStringConvertible {
     public var errors: [TopologyError]
-    public var description: String { errors.map(\.description).joined(separator: "\n") }
+    public var more = 0
+
+    public init(errors: [TopologyError], more: Int = 0) {
+        self.errors = errors
+        self.more = more
+    }
+
+    /// The first ``Limits/errors`` of `all`.
+    public init(capping all: [TopologyError]) {
+        errors = Array(all.prefix(Limits.errors))
+        more = all.count - errors.count
+    }
+
+    public var description: String {
+        errors.map(\.description).joined(separator: "\n") + (more > 0 ? "\n… and \(more) more errors" : "")
+    }
 }

@@ -5,51 +5,95 @@ import Yams
 
 /// Reads a topology file (YAML, or JSON — YAML's subset) into a ``Topology``, collecting every
 /// error with its line and column. Unknown keys are errors, with a suggestion (a typo such as
-/// `allow_restricted` must never be silently ignored).
+/// `allow_restricted` must never be silently ignored), and so is a key written twice (the YAML
+/// libraries' "last one wins" would let a trailing `protection: []` turn protection off unseen).
+///
+/// Input is hostile until parsed: only a regular file of at most ``Limits/fileBytes`` is read,
+/// nesting and anchors are bounded before the YAML is composed (``DocumentGuard``), aliases are
+/// refused, numbers are decimal digits, and every value an error quotes is escaped and cut short.
 public struct TopologyParser {
     public let file: String
     private var errors: [TopologyError] = []
+    private var dropped = 0
 
     public init(file: String) { self.file = file }
 
-    /// Parses `text`; throws ``TopologyErrors`` listing every problem found.
-    public static func parse(_ text: String, file: String) throws -> Topology {
+    /// Parses `text`; throws ``TopologyErrors`` listing every problem found. `fileOwner`: the uid
+    /// that owns the file the text came from (guest files must be that user's to read).
+    public static func parse(_ text: String, file: String, fileOwner: UInt32? = nil) throws -> Topology {
         var p = TopologyParser(file: file)
-        let topology = p.parseDocument(text)
-        if let topology, p.errors.isEmpty {
+        if var topology = p.parseDocument(text), p.errors.isEmpty {
+            topology.fileOwner = fileOwner
             let problems = TopologyValidator.validate(topology)
             if problems.isEmpty { return topology }
-            throw TopologyErrors(errors: problems)
+            throw TopologyErrors(capping: problems)
         }
-        throw TopologyErrors(errors: p.errors)
+        throw TopologyErrors(errors: p.errors, more: p.dropped)
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file: a regular file (not a FIFO, a device or a directory) of at most
+    /// ``Limits/fileBytes``, in UTF-8.
     public static func load(path: String) throws -> Topology {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TopologyErrors(errors: [TopologyError(nil, "cannot read \(path)", hint: "check the path and permissions")])
+        let (text, owner) = try read(path)
+        return try parse(text, file: path, fileOwner: owner)
+    }
+
+    static func read(_ path: String) throws -> (String, UInt32) {
+        func refuse(_ message: String, _ hint: String? = nil) -> TopologyErrors {
+            TopologyErrors(errors: [TopologyError(nil, "\(InvalidValue.quoted(path, limit: 200)) \(message)", hint: hint)])
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw TopologyErrors(errors: [TopologyError(nil, "\(path) is not UTF-8 text")])
+        // Non-blocking, so that opening a FIFO returns at once and is then refused.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { throw refuse("cannot be read (\(String(cString: strerror(errno))))", "check the path and permissions") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw refuse("cannot be examined") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw refuse("is not a regular file (\(FileKind.name(st.st_mode)))", "a topology file is a YAML or JSON file")
         }
-        return try parse(text, file: path)
+        guard st.st_size <= Limits.fileBytes else {
+            throw refuse("is \(st.st_size) bytes; topology files are at most \(Limits.fileBytes)", "split it into several topologies")
+        }
+        var data = Data()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while data.count <= Limits.fileBytes {
+            let n = Glibc.read(fd, &buf, buf.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw refuse("cannot be read (\(String(cString: strerror(errno))))")
+            }
+            if n == 0 { break }
+            data.append(contentsOf: buf[0..<n])
+        }
+        // A file that grows while it is read (or a /proc file that reports size 0).
+        guard data.count <= Limits.fileBytes else { throw refuse("is more than \(Limits.fileBytes) bytes", "split it into several topologies") }
+        guard let text = String(data: data, encoding: .utf8) else { throw refuse("is not UTF-8 text") }
+        return (text, st.st_uid)
     }
 
     // MARK: Document
 
     mutating func parseDocument(_ text: String) -> Topology? {
+        if let e = DocumentGuard.scan(text, file: file) {
+            report(e)
+            return nil
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
         } catch let e as YamlError {
-            errors.append(yamlError(e))
+            report(yamlError(e))
             return nil
         } catch {
-            errors.append(TopologyError(nil, "cannot parse: \(error)"))
+            report(TopologyError(nil, "cannot parse: \(error)"))
+            return nil
+        }
+        if let root, let e = DocumentGuard.check(root, file: file) {
+            report(e)
             return nil
         }
         guard let root, let map = mapping(root, "the topology") else {
-            if root == nil { errors.append(TopologyError(SourceLocation(file: file, line: 1, column: 1), "the file is empty", hint: "start with `name: lab`")) }
+            if root == nil { report(TopologyError(SourceLocation(file: file, line: 1, column: 1), "the file is empty", hint: "start with `name: lab`")) }
             return nil
         }
         check(map, allowed: ["name", "switches", "tenants", "expect"], in: "the topology")
@@ -58,7 +102,7 @@ public struct TopologyParser {
         let tenants = list(map, "tenants").compactMap { parseTenant($0) }
         let expectations = list(map, "expect").compactMap { parseExpectation($0) }
         if map[key: "tenants"] == nil {
-            errors.append(TopologyError(loc(root), "the topology has no `tenants:`", hint: "add at least one tenant with a host"))
+            report(TopologyError(loc(root), "the topology has no `tenants:`", hint: "add at least one tenant with a host"))
         }
         return Topology(name: name, switches: switches, tenants: tenants, expectations: expectations, file: file)
     }
@@ -88,7 +132,7 @@ public struct TopologyParser {
             if let s = scalar(k, "kind"), let parsed = Topology.HostKind(rawValue: s) {
                 kind = parsed
             } else if k.scalar != nil {
-                errors.append(TopologyError(loc(k), "unknown host kind \"\(k.string ?? "")\"", hint: "use netns or vm"))
+                report(TopologyError(loc(k), "unknown host kind \(InvalidValue.quoted(k.string ?? ""))", hint: "use netns or vm"))
             }
         }
         let vnics = list(m, "vnics").compactMap { parseVNIC($0) }
@@ -96,7 +140,7 @@ public struct TopologyParser {
         if kind == .vm {
             machine = parseMachine(m, host: name, at: loc(node))
         } else if let stray = machineKeys.first(where: { m[$0] != nil }) {
-            errors.append(TopologyError(loc(m[stray]!), "`\(stray)` belongs to `kind: vm` hosts; \(name) is a netns host",
+            report(TopologyError(loc(m[stray]!), "`\(stray)` belongs to `kind: vm` hosts; \(name) is a netns host",
                                         hint: "add `kind: vm` or remove `\(stray)`"))
         }
         return Topology.Host(name: name, kind: kind, vnics: vnics, vm: machine, location: loc(node))
@@ -110,20 +154,20 @@ public struct TopologyParser {
         }
         func number(_ key: String, _ range: ClosedRange<Int>, _ def: Int) -> Int {
             guard let n = m[key: key], let s = scalar(n, key) else { return def }
-            guard let v = Int(s), range.contains(v) else {
-                errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number from \(range.lowerBound) to \(range.upperBound)"))
+            guard let v = DecimalText.integer(s).map(Int.init), range.contains(v) else {
+                report(TopologyError(loc(n), "\(key) \(InvalidValue.quoted(s)) must be a number from \(range.lowerBound) to \(range.upperBound)"))
                 return def
             }
             return v
         }
         guard let kernel = path("kernel") else {
-            errors.append(TopologyError(at, "vm host \(host) has no `kernel`", hint: "add `kernel: path/to/vmlinuz` (scripts/build-test-guest.sh builds one)"))
+            report(TopologyError(at, "vm host \(host) has no `kernel`", hint: "add `kernel: path/to/vmlinuz` (scripts/build-test-guest.sh builds one)"))
             return nil
         }
         var accel = "auto"
         if let n = m[key: "accel"], let s = scalar(n, "accel") {
             if ["auto", "kvm", "tcg"].contains(s) { accel = s } else {
-                errors.append(TopologyError(loc(n), "unknown accel \"\(s)\"", hint: "use auto, kvm or tcg" + suggestion(s, ["auto", "kvm", "tcg"])))
+                report(TopologyError(loc(n), "unknown accel \(InvalidValue.quoted(s))", hint: "use auto, kvm or tcg" + suggestion(s, ["auto", "kvm", "tcg"])))
             }
         }
         return Topology.Machine(kernel: kernel, initrd: path("initrd"), cmdline: m[key: "cmdline"].flatMap { scalar($0, "cmdline") } ?? "",
@@ -142,7 +186,7 @@ public struct TopologyParser {
             case "auto": mac = .auto
             case "random": mac = .random
             default:
-                do { mac = .fixed(try MACAddress.unicast(s)) } catch { errors.append(TopologyError(loc(n), "\(error)")) }
+                do { mac = .fixed(try MACAddress.unicast(s)) } catch { report(TopologyError(loc(n), "\(error)")) }
             }
         }
         var protection: [Topology.Protection] = []
@@ -152,7 +196,7 @@ public struct TopologyParser {
             for item in sequence(p, "protection") {
                 guard let s = scalar(item, "protection") else { continue }
                 if let v = Topology.Protection(rawValue: s) { protection.append(v) } else {
-                    errors.append(TopologyError(loc(item), "unknown protection \"\(s)\"",
+                    report(TopologyError(loc(item), "unknown protection \(InvalidValue.quoted(s))",
                                                 hint: "use " + Topology.Protection.allCases.map(\.rawValue).joined(separator: ", ") + suggestion(s, Topology.Protection.allCases.map(\.rawValue))))
                 }
             }
@@ -160,17 +204,17 @@ public struct TopologyParser {
         let ips = prefixes(m, "ips")
         var queues = 1
         if let n = m[key: "queues"], let s = scalar(n, "queues") {
-            if let q = Int(s), (1...16).contains(q) { queues = q } else {
-                errors.append(TopologyError(loc(n), "queues \"\(s)\" must be a number from 1 to 16"))
+            if let q = DecimalText.integer(s).map(Int.init), (1...16).contains(q) { queues = q } else {
+                report(TopologyError(loc(n), "queues \(InvalidValue.quoted(s)) must be a number from 1 to 16"))
             }
         }
         if let n = m[key: "model"], let s = scalar(n, "model"), s != "virtio" {
-            errors.append(TopologyError(loc(n), "model \"\(s)\" is not supported", hint: "use model: virtio"))
+            report(TopologyError(loc(n), "model \(InvalidValue.quoted(s)) is not supported", hint: "use model: virtio"))
         }
         var mode = "tap"
         if let n = m[key: "mode"], let s = scalar(n, "mode") {
             if s != "tap" && s != "macvtap" {
-                errors.append(TopologyError(loc(n), "unknown mode \"\(s)\"", hint: "use mode: tap (a port of the switch) or macvtap (over the switch)"))
+                report(TopologyError(loc(n), "unknown mode \(InvalidValue.quoted(s))", hint: "use mode: tap (a port of the switch) or macvtap (over the switch)"))
             }
             mode = s
         }
@@ -191,7 +235,7 @@ public struct TopologyParser {
             case "on", "true": vnic.linkLocal = true     // true/false: JSON files
             case "off", "false": vnic.linkLocal = false
             default:
-                errors.append(TopologyError(loc(n), "link-local \"\(s)\" is not auto, on or off",
+                report(TopologyError(loc(n), "link-local \(InvalidValue.quoted(s)) is not auto, on or off",
                                             hint: "auto (the default) gives the VNIC an IPv6 link-local address when `ips` has an IPv6 address"))
             }
         }
@@ -205,10 +249,10 @@ public struct TopologyParser {
         var transport: Transport?
         if let n = m[key: "transport"], let s = scalar(n, "transport") {
             transport = Transport(rawValue: s)
-            if transport == nil { errors.append(TopologyError(loc(n), "unknown transport \"\(s)\"", hint: "use tcp, udp or icmp")) }
+            if transport == nil { report(TopologyError(loc(n), "unknown transport \(InvalidValue.quoted(s))", hint: "use tcp, udp or icmp")) }
         }
         guard let maxbw = rate(m, "maxbw") else {
-            errors.append(TopologyError(loc(node), "flow \(name) has no maxbw", hint: "add e.g. `maxbw: 20M` (0 blocks the flow)"))
+            report(TopologyError(loc(node), "flow \(name) has no maxbw", hint: "add e.g. `maxbw: 20M` (0 blocks the flow)"))
             return nil
         }
         return FlowCap(name: name, transport: transport, localIP: prefix(m, "local-ip"), remoteIP: prefix(m, "remote-ip"),
@@ -222,7 +266,7 @@ public struct TopologyParser {
         guard let outer = mapping(node, "an expectation") else { return nil }
         guard outer.count == 1, let (k, v) = outer.first.map({ ($0.key, $0.value) }), let kind = k.string, kinds.contains(kind) else {
             let first = outer.first?.key.string ?? ""
-            errors.append(TopologyError(loc(node), "an expectation is one of \(kinds.joined(separator: ", ")) with its fields",
+            report(TopologyError(loc(node), "an expectation is one of \(kinds.joined(separator: ", ")) with its fields",
                                         hint: "e.g. `- reach: {from: acme/web, to: acme/db}`" + suggestion(first, kinds)))
             return nil
         }
@@ -230,13 +274,13 @@ public struct TopologyParser {
         let location = loc(node)
         func endpoint(_ key: String) -> Topology.EndpointRef? {
             guard let n = m[key: key] else {
-                errors.append(TopologyError(locOf(m), "\(kind) has no `\(key)`", hint: "add `\(key): tenant/host`"))
+                report(TopologyError(locOf(m), "\(kind) has no `\(key)`", hint: "add `\(key): tenant/host`"))
                 return nil
             }
             guard let s = scalar(n, key) else { return nil }
             let parts = s.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             guard (2...3).contains(parts.count), parts.allSatisfy({ !$0.isEmpty }) else {
-                errors.append(TopologyError(loc(n), "`\(key): \(s)` is not an endpoint", hint: "write tenant/host or tenant/host/vnic"))
+                report(TopologyError(loc(n), "`\(key): \(InvalidValue.escaped(s))` is not an endpoint", hint: "write tenant/host or tenant/host/vnic"))
                 return nil
             }
             return Topology.EndpointRef(tenant: parts[0], host: parts[1], vnic: parts.count == 3 ? parts[2] : nil)
@@ -247,7 +291,7 @@ public struct TopologyParser {
             return items.compactMap { item in
                 guard let s = scalar(item, "probe") else { return nil }
                 if let p = Topology.ReachProbe(rawValue: s) { return p }
-                errors.append(TopologyError(loc(item), "unknown probe \"\(s)\"", hint: "use icmp, tcp or arp" + suggestion(s, Topology.ReachProbe.allCases.map(\.rawValue))))
+                report(TopologyError(loc(item), "unknown probe \(InvalidValue.quoted(s))", hint: "use icmp, tcp or arp" + suggestion(s, Topology.ReachProbe.allCases.map(\.rawValue))))
                 return nil
             }
         }
@@ -262,20 +306,20 @@ public struct TopologyParser {
             check(m, allowed: ["from", "to", "rate", "tolerance", "seconds"], in: kind)
             guard let from = endpoint("from"), let to = endpoint("to") else { return nil }
             guard let r = rate(m, "rate") else {
-                if m[key: "rate"] == nil { errors.append(TopologyError(locOf(m), "bandwidth has no `rate`", hint: "add e.g. `rate: 20M` (the cap you expect)")) }
+                if m[key: "rate"] == nil { report(TopologyError(locOf(m), "bandwidth has no `rate`", hint: "add e.g. `rate: 20M` (the cap you expect)")) }
                 return nil
             }
             var tolerance = 0.1
             if let n = m[key: "tolerance"], let s = scalar(n, "tolerance") {
-                let number = s.hasSuffix("%") ? Double(s.dropLast()).map { $0 / 100 } : Double(s)
+                let number = s.hasSuffix("%") ? DecimalText.double(s.dropLast()).map { $0 / 100 } : DecimalText.double(s)
                 if let t = number, t > 0, t < 1 { tolerance = t } else {
-                    errors.append(TopologyError(loc(n), "tolerance \"\(s)\" must be a percentage like 10% (above 0, below 100)"))
+                    report(TopologyError(loc(n), "tolerance \(InvalidValue.quoted(s)) must be a percentage like 10% (above 0, below 100)"))
                 }
             }
             var seconds = 3.0
             if let n = m[key: "seconds"], let s = scalar(n, "seconds") {
-                if let v = Double(s), v >= 1, v <= 60 { seconds = v } else {
-                    errors.append(TopologyError(loc(n), "seconds \"\(s)\" must be from 1 to 60"))
+                if let v = DecimalText.double(s), v >= 1, v <= 60 { seconds = v } else {
+                    report(TopologyError(loc(n), "seconds \(InvalidValue.quoted(s)) must be from 1 to 60"))
                 }
             }
             return .bandwidth(from: from, to: to, rate: r, tolerance: tolerance, seconds: seconds, location: location)
@@ -288,15 +332,15 @@ public struct TopologyParser {
                 kinds = items.compactMap { item in
                     guard let s = scalar(item, "kind") else { return nil }
                     if let k = Topology.SpoofKind(rawValue: s) { return k }
-                    errors.append(TopologyError(loc(item), "unknown spoof kind \"\(s)\"",
+                    report(TopologyError(loc(item), "unknown spoof kind \(InvalidValue.quoted(s))",
                                                 hint: "use mac, ip, arp or ethertype" + suggestion(s, Topology.SpoofKind.allCases.map(\.rawValue))))
                     return nil
                 }
             }
             var count = 100
             if let n = m[key: "count"], let s = scalar(n, "count") {
-                if let c = Int(s), (1...10000).contains(c) { count = c } else {
-                    errors.append(TopologyError(loc(n), "count \"\(s)\" must be from 1 to 10000"))
+                if let c = DecimalText.integer(s).map(Int.init), (1...10000).contains(c) { count = c } else {
+                    report(TopologyError(loc(n), "count \(InvalidValue.quoted(s)) must be from 1 to 10000"))
                 }
             }
             return .spoof(from: from, kinds: kinds, count: count, location: location)
@@ -304,6 +348,11 @@ public struct TopologyParser {
     }
 
     // MARK: Helpers
+
+    /// Records an error; past ``Limits/errors`` only counts it.
+    mutating func report(_ e: TopologyError) {
+        if errors.count < Limits.errors { errors.append(e) } else { dropped += 1 }
+    }
 
     func loc(_ node: Node) -> SourceLocation {
         SourceLocation(file: file, line: node.mark?.line ?? 0, column: node.mark?.column ?? 0)
@@ -321,13 +370,13 @@ public struct TopologyParser {
 
     mutating func mapping(_ node: Node, _ what: String) -> Node.Mapping? {
         if let m = node.mapping { return m }
-        errors.append(TopologyError(loc(node), "\(what) must be a mapping of keys to values", hint: "write `key: value` lines"))
+        report(TopologyError(loc(node), "\(what) must be a mapping of keys to values", hint: "write `key: value` lines"))
         return nil
     }
 
     mutating func sequence(_ node: Node, _ key: String) -> [Node] {
         if let s = node.sequence { return Array(s) }
-        errors.append(TopologyError(loc(node), "`\(key)` must be a list", hint: "write `\(key): [a, b]` or one `- item` per line"))
+        report(TopologyError(loc(node), "`\(key)` must be a list", hint: "write `\(key): [a, b]` or one `- item` per line"))
         return []
     }
 
@@ -339,17 +388,17 @@ public struct TopologyParser {
 
     mutating func scalar(_ node: Node, _ key: String) -> String? {
         if let s = node.scalar { return s.string }
-        errors.append(TopologyError(loc(node), "`\(key)` must be a single value"))
+        report(TopologyError(loc(node), "`\(key)` must be a single value"))
         return nil
     }
 
     mutating func requiredString(_ m: Node.Mapping, _ key: String, in what: String) -> String? {
         guard let n = m[key: key] else {
-            errors.append(TopologyError(locOf(m), "\(what) has no `\(key)`", hint: "add `\(key): ...`"))
+            report(TopologyError(locOf(m), "\(what) has no `\(key)`", hint: "add `\(key): ...`"))
             return nil
         }
         guard let s = scalar(n, key), !s.isEmpty else {
-            errors.append(TopologyError(loc(n), "`\(key)` is empty"))
+            report(TopologyError(loc(n), "`\(key)` is empty"))
             return nil
         }
         return s
@@ -359,21 +408,28 @@ public struct TopologyParser {
         SourceLocation(file: file, line: m.mark?.line ?? 0, column: m.mark?.column ?? 0)
     }
 
-    /// Unknown keys are errors, with the closest known key suggested.
+    /// Unknown keys are errors, with the closest known key suggested; so is a key written twice
+    /// in one mapping (`key-duplicates`, as yamllint calls it).
     mutating func check(_ m: Node.Mapping, allowed: [String], in what: String) {
+        var seen: [String: SourceLocation] = [:]
         for (k, _) in m {
-            guard let key = k.string else {
-                errors.append(TopologyError(loc(k), "keys must be plain words"))
+            guard case .scalar(_) = k, let key = k.string else {
+                report(TopologyError(loc(k), "keys must be plain words"))
                 continue
             }
             if !allowed.contains(key) {
-                errors.append(TopologyError(loc(k), "unknown key `\(key)` in \(what)",
-                                            hint: "known keys: \(allowed.joined(separator: ", "))" + suggestion(key, allowed)))
+                report(TopologyError(loc(k), "unknown key `\(InvalidValue.escaped(key))` in \(what)",
+                                     hint: "known keys: \(allowed.joined(separator: ", "))" + suggestion(key, allowed)))
+            } else if let first = seen[key] {
+                report(TopologyError(loc(k), "duplicate key `\(key)` in \(what)",
+                                     hint: "first at \(first.line):\(first.column); write each key once (YAML would keep only the last)"))
             }
+            seen[key] = seen[key] ?? loc(k)
         }
     }
 
     func suggestion(_ word: String, _ candidates: [String]) -> String {
+        guard word.count <= 64 else { return "" }
         let normalized = word.lowercased().replacingOccurrences(of: "_", with: "-")
         guard let best = candidates.min(by: { distance(normalized, $0) < distance(normalized, $1) }),
               distance(normalized, best) <= max(2, best.count / 3) else { return "" }
@@ -383,15 +439,15 @@ public struct TopologyParser {
     mutating func rate(_ m: Node.Mapping, _ key: String) -> Bitrate? {
         guard let n = m[key: key], let s = scalar(n, key) else { return nil }
         do { return try Bitrate(s) } catch {
-            errors.append(TopologyError(loc(n), "\(key): \(error)"))
+            report(TopologyError(loc(n), "\(key): \(error)"))
             return nil
         }
     }
 
     mutating func uint32(_ m: Node.Mapping, _ key: String) -> UInt32? {
         guard let n = m[key: key], let s = scalar(n, key) else { return nil }
-        guard let v = UInt32(s), (68...65535).contains(v) else {
-            errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number from 68 to 65535"))
+        guard let v = DecimalText.integer(s).flatMap({ UInt32(exactly: $0) }), (68...65535).contains(v) else {
+            report(TopologyError(loc(n), "\(key) \(InvalidValue.quoted(s)) must be a number from 68 to 65535"))
             return nil
         }
         return v
@@ -400,8 +456,8 @@ public struct TopologyParser {
     /// A size in bytes (burst, queue).
     mutating func byteCount(_ m: Node.Mapping, _ key: String) -> UInt32? {
         guard let n = m[key: key], let s = scalar(n, key) else { return nil }
-        guard let v = UInt32(s), v >= 1514 else {
-            errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a number of bytes, at least one frame (1514)", hint: "e.g. \(key): 65536"))
+        guard let v = DecimalText.integer(s).flatMap({ UInt32(exactly: $0) }), v >= 1514 else {
+            report(TopologyError(loc(n), "\(key) \(InvalidValue.quoted(s)) must be a number of bytes from 1514 (one frame) to \(UInt32.max)", hint: "e.g. \(key): 65536"))
             return nil
         }
         return v
@@ -409,8 +465,8 @@ public struct TopologyParser {
 
     mutating func port(_ m: Node.Mapping, _ key: String) -> UInt16? {
         guard let n = m[key: key], let s = scalar(n, key) else { return nil }
-        guard let v = UInt16(s), v > 0 else {
-            errors.append(TopologyError(loc(n), "\(key) \"\(s)\" must be a port from 1 to 65535"))
+        guard let v = DecimalText.integer(s).flatMap({ UInt16(exactly: $0) }), v > 0 else {
+            report(TopologyError(loc(n), "\(key) \(InvalidValue.quoted(s)) must be a port from 1 to 65535"))
             return nil
         }
         return v
@@ -419,7 +475,7 @@ public struct TopologyParser {
     mutating func address(_ m: Node.Mapping, _ key: String) -> IPAddress? {
         guard let n = m[key: key], let s = scalar(n, key) else { return nil }
         do { return try IPAddress(s) } catch {
-            errors.append(TopologyError(loc(n), "\(key): \(error)"))
+            report(TopologyError(loc(n), "\(key): \(error)"))
             return nil
         }
     }
@@ -427,7 +483,7 @@ public struct TopologyParser {
     mutating func prefix(_ m: Node.Mapping, _ key: String) -> IPPrefix? {
         guard let n = m[key: key], let s = scalar(n, key) else { return nil }
         do { return try IPPrefix(s) } catch {
-            errors.append(TopologyError(loc(n), "\(key): \(error)"))
+            report(TopologyError(loc(n), "\(key): \(error)"))
             return nil
         }
     }
@@ -437,7 +493,7 @@ public struct TopologyParser {
         return sequence(n, key).compactMap { item in
             guard let s = scalar(item, key) else { return nil }
             do { return try IPPrefix(s) } catch {
-                errors.append(TopologyError(loc(item), "\(key): \(error)", hint: "write an address with its prefix, like 10.10.0.11/24"))
+                report(TopologyError(loc(item), "\(key): \(error)", hint: "write an address with its prefix, like 10.10.0.11/24"))
                 return nil
             }
         }

@@ -1,5 +1,6 @@
 import QuiverBandwidth
 import QuiverKernel
+import QuiverVM
 
 /// Checks a parsed topology for everything that would fail or mislead later: names, references,
 /// addresses, MACs, units, floors, kernel names. Reports all problems at once.
@@ -10,14 +11,16 @@ public enum TopologyValidator {
             errors.append(TopologyError(at, message, hint: hint))
         }
         let top = SourceLocation(file: t.file, line: 1, column: 1)
-        func checkName(_ name: String, _ what: String, _ at: SourceLocation, max: Int? = nil) {
-            let ok = !name.isEmpty && name.unicodeScalars.allSatisfy {
-                ($0.value < 128) && (CharacterSet.alphanumerics.contains($0) || $0 == "_")
-            }
-            if !ok { fail(at, "\(what) name \"\(name)\" may use only letters, digits and _", "`-` joins names in kernel names") }
-            if let max, name.utf8.count > max { fail(at, "\(what) name \"\(name)\" is longer than \(max) bytes", "kernel names are built from it") }
+        func checkName(_ name: String, _ what: String, _ at: SourceLocation) {
+            do { try ObjectName.check(name, what, maxBytes: ObjectName.maxBytes) } catch { fail(at, error.message, "names are letters, digits and _") }
         }
-        checkName(t.name, "topology", top, max: 8)
+        do { _ = try TopologyName(validating: t.name) } catch { fail(top, error.message, "it prefixes every kernel name and names the topology's state") }
+        // Bounds, so that no file makes validation, planning or the kernel's work unbounded.
+        let vnicCount = t.tenants.reduce(0) { $0 + $1.hosts.reduce(0) { $0 + $1.vnics.count } }
+        for (count, limit, what) in [(t.switches.count, Limits.switches, "switches"), (t.tenants.count, Limits.tenants, "tenants"),
+                                     (vnicCount, Limits.vnics, "VNICs"), (t.expectations.count, Limits.expectations, "expectations")] where count > limit {
+            fail(top, "the topology has \(count) \(what); at most \(limit)", "split it into several topologies")
+        }
         let names = KernelNames(t.name)
 
         // Uniqueness.
@@ -61,12 +64,21 @@ public enum TopologyValidator {
             for host in tenant.hosts {
                 checkName(host.name, "host", host.location)
                 if let vm = host.vm {
-                    for (what, path) in [("kernel", vm.kernel as String?), ("initrd", vm.initrd), ("disk", vm.disk)] {
+                    let owner = t.fileOwner.flatMap { $0 == 0 ? nil : $0 }
+                    for (what, path, access) in [("kernel", vm.kernel as String?, GuestFile.Access.read), ("initrd", vm.initrd, .read), ("disk", vm.disk, .readWrite)] {
                         guard let path else { continue }
-                        if !FileManager.default.isReadableFile(atPath: path) {
-                            fail(host.location, "vm host \(host.name): \(what) \(path) is not a readable file",
-                                 what == "disk" ? nil : "scripts/build-test-guest.sh builds a test kernel and initrd")
+                        if let problem = GuestFile.problem(path, access, owner: owner) {
+                            fail(host.location, "vm host \(host.name): \(what) \(path) is not a \(access == .read ? "readable file" : "file the guest can write"): \(problem)",
+                                 what == "disk" ? "a disk is a regular file the guest may write" : "scripts/build-test-guest.sh builds a test kernel and initrd")
                         }
+                    }
+                    if let bad = vm.cmdline.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                        fail(host.location, "vm host \(host.name): cmdline holds a control character (U+\(String(format: "%04X", bad.value)))",
+                             "the kernel command line is one line of words")
+                    }
+                    if vm.cmdline.utf8.count > Limits.cmdlineBytes {
+                        fail(host.location, "vm host \(host.name): cmdline is \(vm.cmdline.utf8.count) bytes; at most \(Limits.cmdlineBytes)",
+                             "Linux keeps 2048 bytes of command line and Quiver adds its own words")
                     }
                     for v in host.vnics where v.mac == .random {
                         fail(v.location, "VNIC \(host.name)/\(v.name): mac random is for netns hosts", "VM NICs take auto or a fixed MAC")
@@ -90,7 +102,16 @@ public enum TopologyValidator {
                 var gateways: [Int32: SourceLocation] = [:]
                 for v in host.vnics {
                     checkName(v.name, "VNIC", v.location)
-                    if (try? InterfaceName(validating: v.name)) == nil { fail(v.location, "VNIC name \"\(v.name)\" is not a valid interface name") }
+                    if Limits.reservedVNICNames.contains(v.name) {
+                        fail(v.location, "VNIC name \(InvalidValue.quoted(v.name)) is reserved: " + (v.name == "lo" ? "every namespace has its loopback device lo" : "the kernel refuses it as a link name"),
+                             "choose another name, such as net0")
+                    } else if (try? InterfaceName(validating: v.name)) == nil { fail(v.location, "VNIC name \"\(v.name)\" is not a valid interface name") }
+                    if v.flows.count > Limits.flowsPerVNIC { fail(v.location, "VNIC \(host.name)/\(v.name) has \(v.flows.count) flows; at most \(Limits.flowsPerVNIC)") }
+                    let mtu = v.mtu ?? t.switches.first { $0.name == v.over }?.mtu
+                    if let mtu, mtu < 1280, host.vm == nil, v.wantsLinkLocal {
+                        fail(v.location, "VNIC \(host.name)/\(v.name) has IPv6 (an address or link-local) but an MTU of \(mtu)",
+                             "IPv6 needs an MTU of at least 1280; the kernel turns IPv6 off below it")
+                    }
                     kernelName(names.hostDevice(host: host.name, vnic: v.name), "VNIC \(host.name)/\(v.name)", v.location)
                     if v.mode == "macvtap" && host.kind == .vm && !switchNames.contains(v.over) {
                         // Over a host link, like `dladm create-vnic -l LINK`: checked against the
@@ -104,6 +125,10 @@ public enum TopologyValidator {
                                 + (host.kind == .vm ? "; a `mode: macvtap` NIC may name a host link instead" : ""))
                     }
                     for p in v.ips {
+                        if let why = p.address.notForAnInterface {
+                            fail(v.location, "address \(p) of \(host.name)/\(v.name) \(why)", "a VNIC's address is a unicast address such as 10.10.0.11/24 or fd10::11/64")
+                            continue
+                        }
                         if let first = ips[p.address] { fail(v.location, "address \(p.address) of \(host.name)/\(v.name) is also used at \(first)") }
                         ips[p.address] = v.location
                         if p.address.isV4 && p.length < 31 {
@@ -112,6 +137,11 @@ public enum TopologyValidator {
                         }
                     }
                     if let gw = v.gateway {
+                        if let why = gw.notForAnInterface {
+                            fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) \(why)", "a gateway is a router's unicast address on the VNIC's subnet")
+                        } else if v.ips.contains(where: { $0.address == gw }) {
+                            fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) is the VNIC's own address", "name the router's address")
+                        }
                         if !v.ips.contains(where: { $0.contains(gw) }) {
                             fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) is outside its subnets (\(v.ips.map(\.description).joined(separator: ", ")))",
                                  "the gateway must be reachable on the link")
@@ -127,6 +157,12 @@ public enum TopologyValidator {
                     if let first = macs[mac] { fail(v.location, "MAC \(mac) of \(host.name)/\(v.name) is also used at \(first)") }
                     macs[mac] = v.location
                     if v.allowedIPs.count > 32 { fail(v.location, "allowed-ips has \(v.allowedIPs.count) entries; at most 32") }
+                    for p in v.allowedIPs {
+                        let a = p.network.address
+                        if (a.isMulticast && p.length >= (a.isV4 ? 4 : 8)) || (a.isLoopback && p.length >= (a.isV4 ? 8 : 128)) || (a.isIPv4Mapped && p.length >= 96) {
+                            fail(v.location, "allowed-ips \(p) of \(host.name)/\(v.name) \(a.notForAnInterface ?? "cannot be a source")", "allowed-ips lists the unicast sources the VNIC may send from")
+                        }
+                    }
                     let key = "\(host.name)/\(v.name)"
                     memberLocations[key] = v.location
                     if let dev = try? InterfaceName(validating: names.hostDevice(host: host.name, vnic: v.name)) {
@@ -146,17 +182,18 @@ public enum TopologyValidator {
             }
         }
         // Expectations name endpoints that exist and can be probed.
+        let tenantsByName = Dictionary(t.tenants.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for e in t.expectations {
             var resolved: [Topology.VNIC] = []
             for ref in e.endpoints {
-                guard let tenant = t.tenants.first(where: { $0.name == ref.tenant }) else {
-                    fail(e.location, "expectation names tenant \"\(ref.tenant)\", which the file does not have",
-                         "tenants: " + t.tenants.map(\.name).joined(separator: ", "))
+                guard let tenant = tenantsByName[ref.tenant] else {
+                    fail(e.location, "expectation names tenant \(InvalidValue.quoted(ref.tenant)), which the file does not have",
+                         "tenants: " + t.tenants.prefix(20).map(\.name).joined(separator: ", "))
                     continue
                 }
                 guard let host = tenant.hosts.first(where: { $0.name == ref.host }) else {
-                    fail(e.location, "expectation names host \"\(ref.host)\" of tenant \(ref.tenant), which it does not have",
-                         "hosts: " + tenant.hosts.map(\.name).joined(separator: ", "))
+                    fail(e.location, "expectation names host \(InvalidValue.quoted(ref.host)) of tenant \(ref.tenant), which it does not have",
+                         "hosts: " + tenant.hosts.prefix(20).map(\.name).joined(separator: ", "))
                     continue
                 }
                 guard let v = ref.vnic.map({ n in host.vnics.first { $0.name == n } }) ?? host.vnics.first else {
@@ -186,3 +223,23 @@ public enum TopologyValidator {
 }
 
 import Foundation
+
+/// Bounds on what one topology file may hold, so no file makes validation, planning or the
+/// kernel's work unbounded.
+public enum Limits {
+    /// The largest file read (bytes) — about 25,000 VNICs.
+    public static let fileBytes = 4 << 20
+    /// Nesting of YAML collections.
+    public static let depth = 32
+    public static let switches = 1024
+    public static let tenants = 4096
+    public static let vnics = 16384
+    public static let expectations = 1024
+    public static let flowsPerVNIC = CapGroup.maxFlowsPerMember
+    /// The user's words on a guest's kernel command line.
+    public static let cmdlineBytes = 1024
+    /// Errors reported for one file; the rest are counted.
+    public static let errors = 200
+    /// VNIC names that cannot be an endpoint's: a namespace's loopback, and names the kernel refuses.
+    public static let reservedVNICNames: Set<String> = ["lo", "all", "default"]
+}

@@ -32,7 +32,7 @@ public struct VMStatus: Sendable, Codable, Equatable {
 public enum VMLauncher {
     public static let vhostDevice = "/dev/vhost-net"
     /// Run directories: `/run/quiver/vms/TOPOLOGY/HOST`.
-    public static let runRoot = "/run/quiver/vms"
+    public static let runRoot = GuestDirectory.root
 
     /// Where the KVM/TCG decision comes from: `/dev/kvm` must open and the CPU must offer
     /// hardware virtualization (vmx/svm). A KVM that only offers PVM (`kvm_pvm`, no vmx/svm, as
@@ -60,24 +60,25 @@ public enum VMLauncher {
     /// A qemu started for `directory` that has no record (Quiver was killed between starting it
     /// and writing `record.json`): found by the pidfile path in its command line.
     public static func strayProcess(directory: String) -> Int32? {
-        guard let text = try? String(contentsOfFile: directory + "/qemu.pid", encoding: .utf8),
-              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), isRunning(pid) else { return nil }
+        guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read("qemu.pid", limit: 64),
+              let pid = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1, isRunning(pid) else { return nil }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
         return String(decoding: cmdline, as: UTF8.self).contains(directory + "/qemu.pid") ? pid : nil
     }
 
-    /// Creates the run directory (0700) for a guest; a stray qemu of an interrupted start is
-    /// killed first (it holds the taps).
-    public static func prepare(directory: String) throws {
+    /// Makes (0700) or checks the run directory of a guest — a ``GuestDirectory``: nothing in it
+    /// but its own entries, none a link — and clears the files of an earlier start; a stray qemu
+    /// of an interrupted start is killed first (it holds the taps).
+    @discardableResult
+    public static func prepare(directory: String) throws -> TrustedDirectory {
         if let pid = strayProcess(directory: directory) {
             kill(pid, SIGKILL)
             let deadline = Date().addingTimeInterval(3)
             while isRunning(pid), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        chmod(directory, 0o700)
-        for f in ["qmp.sock", "agent.sock", "qemu.pid", "record.json"] { unlink(directory + "/" + f) }
+        let dir = try GuestDirectory.open(directory, create: true)!
+        for f in ["qmp.sock", "agent.sock", "qemu.pid", "record.json"] { try dir.remove(f) }
+        return dir
     }
 
     /// Starts `spec` with the queues of `taps` (one `Tap` per NIC, same order). The taps' fds are
@@ -88,23 +89,38 @@ public enum VMLauncher {
 
     /// Starts `spec` with each NIC's queue descriptors (a tap's, or a macvtap's character device
     /// opened once per queue), same order as `spec.nics`. The descriptors are handed to qemu and
-    /// closed here, whether or not qemu starts.
+    /// closed here, whether or not qemu starts. The kernel, initrd and disk are opened here
+    /// (``GuestFile``) and handed over the same way: qemu is given no path from the topology.
     public static func start(_ spec: VMSpec, queues nicQueues: [[FileDescriptor]], directory: String,
                              binary: String = "qemu-system-x86_64") throws -> VMRecord {
         precondition(nicQueues.count == spec.nics.count)
         defer { for q in nicQueues { for fd in q { try? fd.close() } } }
-        try prepare(directory: directory)
+        var opened: [FileDescriptor] = []
+        defer { for f in opened { try? f.close() } }
+        func file(_ path: String, _ access: GuestFile.Access) throws -> FileDescriptor {
+            let f = try GuestFile.open(path, access, owner: spec.filesOwner)
+            opened.append(f)
+            return f
+        }
+        let kernel = try file(spec.kernel, .read)
+        let initrd = try spec.initrd.map { try file($0, .read) }
+        let disk = try spec.disk.map { [try file($0, .readWrite), try file($0, .read)] } ?? []
+        let dir = try prepare(directory: directory)
         var notices: [String] = []
         let (accel, accelNotice) = resolve(spec.accel)
         if let n = accelNotice { notices.append(n) }
 
-        // Descriptors: taps first, then vhost-net; the child sees them as 3, 4, 5, …
+        // Descriptors: the guest's files, taps, then vhost-net; the child sees them as 3, 4, 5, …
         var mapping: [Int32] = []
         var next: Int32 = 3
-        var tapNumbers: [[Int32]] = []
-        for q in nicQueues {
-            tapNumbers.append(q.map { fd in defer { next += 1 }; mapping.append(fd.rawValue); return next })
+        func hand(_ fd: FileDescriptor) -> Int32 {
+            mapping.append(fd.rawValue)
+            defer { next += 1 }
+            return next
         }
+        let fileFDs = QemuCommand.FileDescriptors(kernel: hand(kernel), initrd: initrd.map(hand), disk: disk.map(hand))
+        var tapNumbers: [[Int32]] = []
+        for q in nicQueues { tapNumbers.append(q.map(hand)) }
         var vhost: [FileDescriptor] = []
         defer { for v in vhost { try? v.close() } }
         var vhostNumbers: [[Int32]]?
@@ -115,9 +131,7 @@ public enum VMLauncher {
                 for _ in q {
                     let v = try FileDescriptor.open(vhostDevice, .readWrite, options: [.closeOnExec])
                     vhost.append(v)
-                    mapping.append(v.rawValue)
-                    perNIC.append(next)
-                    next += 1
+                    perNIC.append(hand(v))
                 }
                 numbers.append(perNIC)
             }
@@ -126,26 +140,26 @@ public enum VMLauncher {
             notices.append("\(vhostDevice) is absent: guest NICs use qemu's userspace virtio-net over the same tap descriptors (slower than vhost-net)")
         }
         let files = QemuCommand.Files(directory: directory)
-        let argv = QemuCommand.argv(spec, files: files, tapFDs: tapNumbers, vhostFDs: vhostNumbers, accel: accel, binary: binary)
+        let argv = QemuCommand.argv(spec, files: files, fileFDs: fileFDs, tapFDs: tapNumbers, vhostFDs: vhostNumbers, accel: accel, binary: binary)
         let (status, stderr) = try Spawn.run(argv, descriptors: mapping)
         guard status == 0 else {
             throw VMError("qemu for \(spec.name) exited with status \(status): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        guard let pidText = try? String(contentsOfFile: files.pidfile, encoding: .utf8),
-              let pid = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        guard let pidData = try dir.read("qemu.pid", limit: 64),
+              let pid = Int32(String(decoding: pidData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else {
             throw VMError("qemu for \(spec.name) started but wrote no pidfile \(files.pidfile)")
         }
         let record = VMRecord(name: spec.name, pid: pid, accel: accel, backend: vhostNumbers == nil ? .userspace : .vhost,
                               nics: spec.nics, directory: directory, notices: notices, startedAt: Date(), spec: spec)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(record).write(to: URL(fileURLWithPath: directory + "/record.json"))
+        try dir.write("record.json", try enc.encode(record))
         return record
     }
 
     /// The guest recorded in `directory`, if any, with its state.
     public static func status(directory: String) -> VMStatus? {
-        guard let data = FileManager.default.contents(atPath: directory + "/record.json"),
+        guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read("record.json"),
               let record = try? JSONDecoder().decode(VMRecord.self, from: data) else { return nil }
         guard isAlive(record) else { return VMStatus(record: record, state: "stopped") }
         let state = (try? QMPClient(socketPath: directory + "/qmp.sock", timeout: 2).status()) ?? "unknown"

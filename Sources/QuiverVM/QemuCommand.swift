@@ -1,7 +1,12 @@
 /// The qemu command line for a spec — pure, so it is unit-tested without starting anything.
 ///
 /// NIC queues arrive as descriptor numbers already open in the child (`fds=`/`vhostfds=`, as
-/// libvirt passes them): qemu never opens a network device and needs no privilege for it.
+/// libvirt passes them): qemu never opens a network device and needs no privilege for it. The
+/// guest's files arrive the same way: the kernel and initrd as `/proc/self/fd/N` (qemu reads them
+/// with a plain open, which reopens that very file), the disk through an fd set
+/// (`-add-fd` + `file=/dev/fdset/N`). No path from a topology file reaches qemu, and every value
+/// that does go into one of qemu's `key=value,…` option strings is escaped by qemu's own rule
+/// (``QemuOptions``).
 public enum QemuCommand {
     public struct Files: Sendable, Equatable {
         public var qmp: String
@@ -17,36 +22,81 @@ public enum QemuCommand {
         }
     }
 
+    /// Descriptor numbers in the child of the guest's files. The disk is opened twice, read-write
+    /// and read-only: qemu picks from its fd set the descriptor whose access mode matches each
+    /// open it makes (it probes the image read-only first), as libvirt passes them.
+    public struct FileDescriptors: Sendable, Equatable {
+        public var kernel: Int32
+        public var initrd: Int32?
+        public var disk: [Int32]
+
+        public init(kernel: Int32, initrd: Int32? = nil, disk: [Int32] = []) {
+            self.kernel = kernel
+            self.initrd = initrd
+            self.disk = disk
+        }
+    }
+
+    /// The fd set the disk's descriptor is added to.
+    static let diskFDSet = 1
+
     /// - Parameters:
+    ///   - fileFDs: the child's descriptor numbers of the kernel, initrd and disk.
     ///   - tapFDs: per NIC, the child's descriptor number of each queue.
     ///   - vhostFDs: per NIC, one vhost-net descriptor per queue; nil: userspace virtio-net.
     ///   - accel: the accelerator actually chosen (`auto` already resolved).
-    public static func argv(_ spec: VMSpec, files: Files, tapFDs: [[Int32]], vhostFDs: [[Int32]]?,
+    public static func argv(_ spec: VMSpec, files: Files, fileFDs: FileDescriptors, tapFDs: [[Int32]], vhostFDs: [[Int32]]?,
                             accel: Accelerator, binary: String = "qemu-system-x86_64") -> [String] {
         precondition(accel != .auto, "resolve auto before building the command line")
-        var a = [binary, "-name", "guest=\(spec.name)", "-nodefaults", "-no-user-config", "-nographic", "-display", "none",
+        var a = [binary, "-name", QemuOptions.string(implied: nil, [("guest", spec.name)]),
+                 "-nodefaults", "-no-user-config", "-nographic", "-display", "none",
                  "-machine", "q35", "-accel", accel.rawValue, "-cpu", accel == .kvm ? "host" : "max",
                  "-m", String(spec.memoryMiB), "-smp", String(spec.cpus),
-                 "-kernel", spec.kernel]
-        if let i = spec.initrd { a += ["-initrd", i] }
+                 // Plain file names, not option strings: qemu opens them as given.
+                 "-kernel", "/proc/self/fd/\(fileFDs.kernel)"]
+        if let i = fileFDs.initrd { a += ["-initrd", "/proc/self/fd/\(i)"] }
+        // One argument, never parsed for options: the guest kernel's words.
         a += ["-append", spec.fullCommandLine]
-        if let d = spec.disk { a += ["-drive", "file=\(d),if=virtio,format=raw"] }
+        if !fileFDs.disk.isEmpty {
+            for d in fileFDs.disk { a += ["-add-fd", QemuOptions.string(implied: nil, [("fd", String(d)), ("set", String(diskFDSet))])] }
+            a += ["-drive", QemuOptions.string(implied: nil, [("file", "/dev/fdset/\(diskFDSet)"), ("if", "virtio"), ("format", "raw")])]
+        }
         for (i, nic) in spec.nics.enumerated() {
             let fds = tapFDs[i].map(String.init).joined(separator: ":")
-            var netdev = "tap,id=net\(i)," + (tapFDs[i].count == 1 ? "fd=\(fds)" : "fds=\(fds)")
+            var netdev: [(String, String)] = [("id", "net\(i)"), tapFDs[i].count == 1 ? ("fd", fds) : ("fds", fds)]
             if let v = vhostFDs?[i] {
-                netdev += ",vhost=on," + (v.count == 1 ? "vhostfd=\(v[0])" : "vhostfds=" + v.map(String.init).joined(separator: ":"))
+                netdev += [("vhost", "on"), v.count == 1 ? ("vhostfd", String(v[0])) : ("vhostfds", v.map(String.init).joined(separator: ":"))]
             } else {
-                netdev += ",vhost=off"
+                netdev.append(("vhost", "off"))
             }
-            var device = "virtio-net-pci,netdev=net\(i),mac=\(nic.mac)"
-            if nic.queues > 1 { device += ",mq=on,vectors=\(2 * nic.queues + 2)" }
-            a += ["-netdev", netdev, "-device", device]
+            var device: [(String, String)] = [("netdev", "net\(i)"), ("mac", nic.mac.description)]
+            if nic.queues > 1 { device += [("mq", "on"), ("vectors", String(2 * nic.queues + 2))] }
+            a += ["-netdev", QemuOptions.string(implied: "tap", netdev), "-device", QemuOptions.string(implied: "virtio-net-pci", device)]
         }
-        a += ["-chardev", "file,id=console,path=\(files.console)", "-serial", "chardev:console",
-              "-chardev", "socket,id=agent,path=\(files.agent),server=on,wait=off", "-serial", "chardev:agent",
-              "-qmp", "unix:\(files.qmp),server=on,wait=off",
+        a += ["-chardev", QemuOptions.string(implied: "file", [("id", "console"), ("path", files.console)]), "-serial", "chardev:console",
+              "-chardev", QemuOptions.string(implied: "socket", [("id", "agent"), ("path", files.agent), ("server", "on"), ("wait", "off")]),
+              "-serial", "chardev:agent",
+              "-qmp", "unix:" + QemuOptions.string(implied: QemuOptions.escape(files.qmp), [("server", "on"), ("wait", "off")]),
               "-pidfile", files.pidfile, "-daemonize"]
         return a
+    }
+}
+
+/// qemu's `key=value,key=value` option strings (QemuOpts): a `,` inside a value is written `,,`;
+/// an optional first element without a key is the option's implied value (`tap,...`,
+/// `file,...`). Keys are Quiver's own words; values are escaped here, so no value can end its
+/// option and start another.
+public enum QemuOptions {
+    /// `,` → `,,` (qemu's only escape in option values).
+    public static func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }
+
+    /// `implied,key=value,...` with every value escaped. `implied` is written as given (already
+    /// escaped where it is a value).
+    public static func string(implied: String?, _ pairs: [(String, String)]) -> String {
+        let body = pairs.map { k, v in
+            precondition(!k.isEmpty && !k.contains(",") && !k.contains("="), "option key \(k)")
+            return "\(k)=\(escape(v))"
+        }
+        return ((implied.map { [$0] } ?? []) + body).joined(separator: ",")
     }
 }

@@ -49,9 +49,13 @@ public struct VMSpec: Sendable, Codable, Equatable {
     public var cpus: Int
     public var accel: Accelerator
     public var nics: [VMNIC]
+    /// The uid whose permissions bound `kernel`, `initrd` and `disk` (the topology file's owner
+    /// when not root; see ``GuestFile``); nil: none.
+    public var filesOwner: UInt32?
 
     public init(name: String, kernel: String, initrd: String? = nil, cmdline: String = "", disk: String? = nil,
-                memoryMiB: Int = 256, cpus: Int = 1, accel: Accelerator = .auto, nics: [VMNIC]) {
+                memoryMiB: Int = 256, cpus: Int = 1, accel: Accelerator = .auto, nics: [VMNIC], filesOwner: UInt32? = nil) {
+        self.filesOwner = filesOwner
         self.name = name
         self.kernel = kernel
         self.initrd = initrd

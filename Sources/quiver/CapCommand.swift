@@ -21,12 +21,7 @@ struct CapCommand: ParsableCommand {
         func open() throws -> (InterfaceName, NetlinkHandle) {
             let name: InterfaceName
             do { name = try InterfaceName(validating: device) } catch { throw ValidationError("\(error)") }
-            let ns = try netns.map { n -> NetworkNamespace in
-                let ns = NetworkNamespace.named(n)
-                guard ns.exists else { throw ValidationError("no network namespace named \"\(n)\" (see `ip netns list`)") }
-                return ns
-            }
-            return (name, try NetlinkHandle(namespace: ns))
+            return (name, try NetlinkHandle(namespace: try netns.map { try namespace($0, option: "--netns") }))
         }
     }
 

@@ -18,12 +18,7 @@ struct LinksCommand: ParsableCommand {
     var statistics = false
 
     func run() throws {
-        let namespace = try netns.map { name -> NetworkNamespace in
-            let ns = NetworkNamespace.named(name)
-            guard ns.exists else { throw ValidationError("no network namespace named \"\(name)\" (see `ip netns list`)") }
-            return ns
-        }
-        let handle = try NetlinkHandle(namespace: namespace)
+        let handle = try NetlinkHandle(namespace: try netns.map { try namespace($0, option: "--netns") })
         let rows = LinkRow.rows(try handle.links())
         switch output {
         case .json:

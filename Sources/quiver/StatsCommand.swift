@@ -60,7 +60,7 @@ struct StatsCommand: ParsableCommand {
             return (try Journal.all().compactMap(\.file).map { try loadTopology($0) }, nil)
         }
         if let file = try? topologyFile(target) { return ([try loadTopology(file)], nil) }
-        for j in Journal.all() {
+        for j in try Journal.all() {
             guard let file = j.file, let t = try? loadTopology(file) else { continue }
             if DesiredFabric(t).vnics.contains(where: { $0.hostDevice == target }) { return ([t], target) }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuiverKernel
 import QuiverNetlink
 import QuiverTopology
 
@@ -9,12 +10,7 @@ struct FabricOptions: ParsableArguments {
     var fabricNetns: String?
 
     func open() throws -> Fabric {
-        let ns = try fabricNetns.map { n -> NetworkNamespace in
-            let ns = NetworkNamespace.named(n)
-            guard ns.exists else { throw ValidationError("no network namespace named \"\(n)\" (see `ip netns list`)") }
-            return ns
-        }
-        return try Fabric(fabric: ns)
+        try Fabric(fabric: try fabricNetns.map { try namespace($0, option: "--fabric-netns") })
     }
 }
 
@@ -37,13 +33,43 @@ func loadTopology(_ path: String, json: Bool = false) throws -> Topology {
     }
 }
 
+/// A named network namespace from an option: the name validated (never a path), and the
+/// namespace present.
+func namespace(_ name: String, option: String) throws -> NetworkNamespace {
+    let n: NamespaceName
+    do { n = try NamespaceName(validating: name) } catch { throw ValidationError("\(option): \(error)") }
+    guard n.namespace.exists else { throw ValidationError("\(option): no network namespace named \"\(n)\" (see `ip netns list`)") }
+    return n.namespace
+}
+
+/// What a FILE|NAME argument names: a topology file (a regular file at that path), or else the
+/// name of a topology — validated like a name in a file before it names anything.
+enum TopologyTarget {
+    case file(String)
+    case name(TopologyName)
+
+    init(_ target: String) throws {
+        var st = stat()
+        if stat(target, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
+            self = .file(target)
+            return
+        }
+        do { self = .name(try TopologyName(validating: target)) } catch {
+            throw ValidationError("\(InvalidValue.quoted(target)) is no topology file, and not a topology name: \(error)")
+        }
+    }
+}
+
 /// A topology file, or the file an applied topology of that name was applied from.
 func topologyFile(_ target: String) throws -> String {
-    if FileManager.default.fileExists(atPath: target) { return target }
-    guard let file = Journal.load(target)?.file else {
-        throw ValidationError("no file \(target), and no applied topology of that name (see `quiver list`)")
+    switch try TopologyTarget(target) {
+    case .file(let f): return f
+    case .name(let n):
+        guard let file = try Journal.load(n)?.file else {
+            throw ValidationError("no file \(target), and no applied topology of that name (see `quiver list`)")
+        }
+        return file
     }
-    return file
 }
 
 /// What apply and destroy print with `-o json`.
@@ -123,15 +149,14 @@ struct DestroyCommand: ParsableCommand {
     @OptionGroup var fabric: FabricOptions
 
     func run() throws {
-        let name: String
-        if FileManager.default.fileExists(atPath: target) {
-            name = try loadTopology(target, json: output == .json).name
-        } else {
-            name = target
+        let name: TopologyName
+        switch try TopologyTarget(target) {
+        case .file(let f): name = try TopologyName(validating: try loadTopology(f, json: output == .json).name)
+        case .name(let n): name = n
         }
         let r = try fabric.open().destroy(topology: name)
         if output == .json {
-            print(try renderJSON(ResultJSON(topology: name, dryRun: false, operations: [], created: 0, changed: 0,
+            print(try renderJSON(ResultJSON(topology: name.rawValue, dryRun: false, operations: [], created: 0, changed: 0,
                                             deleted: r.deleted, milliseconds: r.milliseconds)))
             return
         }
@@ -143,13 +168,16 @@ struct DestroyCommand: ParsableCommand {
 }
 
 struct ShowCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a topology's VNICs (like dladm show-vnic).")
-    @Argument(help: "Topology file, or the name of an applied topology.") var target: String
+    static let configuration = CommandConfiguration(commandName: "show",
+                                                    abstract: "Show a topology's VNICs, or every applied topology's (like dladm show-vnic).")
+    @Argument(help: "Topology file, or the name of an applied topology; without it, every applied topology.") var target: String?
     @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
     @OptionGroup var fabric: FabricOptions
 
     func run() throws {
-        let rows = try fabric.open().show(try loadTopology(try topologyFile(target)))
+        let f = try fabric.open()
+        let files = try target.map { [try topologyFile($0)] } ?? Journal.all().compactMap(\.file)
+        let rows = try files.flatMap { try f.show(try loadTopology($0)) }
         switch output {
         case .json: print(try renderJSON(rows))
         case .table:
@@ -170,7 +198,7 @@ struct ListCommand: ParsableCommand {
 
     func run() throws {
         let namespaces = NetworkNamespace.listNamed()
-        let rows = Journal.all().map { j in
+        let rows = try Journal.all().map { j in
             Row(name: j.topology, file: j.file, appliedAt: j.appliedAt, namespaces: namespaces.filter { $0.hasPrefix(j.topology + "-") }.count)
         }
         switch output {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuiverKernel
 import QuiverVM
 
 struct VMCommand: ParsableCommand {
@@ -8,20 +9,26 @@ struct VMCommand: ParsableCommand {
         subcommands: [List.self, Console.self, Stop.self])
 
     /// Every guest with a run directory: (topology, host, directory).
-    static func all() -> [(String, String, String)] {
-        let fm = FileManager.default
+    static func all() throws -> [(String, String, String)] {
         var out: [(String, String, String)] = []
-        for t in ((try? fm.contentsOfDirectory(atPath: VMLauncher.runRoot)) ?? []).sorted() {
-            for h in ((try? fm.contentsOfDirectory(atPath: "\(VMLauncher.runRoot)/\(t)")) ?? []).sorted() {
-                out.append((t, h, "\(VMLauncher.runRoot)/\(t)/\(h)"))
-            }
+        for t in try GuestDirectory.topologies() {
+            for h in try GuestDirectory.hosts(topology: t) { out.append((t, h, GuestDirectory.path(topology: t, host: h))) }
         }
         return out
     }
 
-    /// `TOPOLOGY/HOST`, or a host name that only one topology has.
+    /// `TOPOLOGY/HOST`, or a host name that only one topology has — each part validated like a
+    /// name in a topology file.
     static func find(_ name: String) throws -> String {
-        let matches = all().filter { "\($0.0)/\($0.1)" == name || $0.1 == name }
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        do {
+            guard parts.count <= 2 else { throw InvalidValue("\(InvalidValue.quoted(name)) is not TOPOLOGY/HOST or HOST") }
+            if parts.count == 2 { _ = try TopologyName(validating: parts[0]) }
+            _ = try ObjectName(validating: parts[parts.count - 1], "host")
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let matches = try all().filter { "\($0.0)/\($0.1)" == name || (parts.count == 1 && $0.1 == name) }
         guard matches.count == 1 else {
             throw ValidationError(matches.isEmpty ? "no guest \(name) (see `quiver vm list`)" : "\(name) is ambiguous; write TOPOLOGY/HOST")
         }
@@ -33,7 +40,7 @@ struct VMCommand: ParsableCommand {
         @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
 
         func run() throws {
-            let rows = VMCommand.all().compactMap { t, h, dir in VMLauncher.status(directory: dir).map { ("\(t)/\(h)", $0) } }
+            let rows = try VMCommand.all().compactMap { t, h, dir in VMLauncher.status(directory: dir).map { ("\(t)/\(h)", $0) } }
             switch output {
             case .json:
                 struct Row: Encodable { var name: String; var state: String; var pid: Int32; var accel: String; var backend: String; var nics: [VMNIC]; var notices: [String] }
@@ -60,8 +67,10 @@ struct VMCommand: ParsableCommand {
 
         func run() throws {
             let dir = try VMCommand.find(name)
-            let path = dir + "/console.log"
-            guard let h = FileHandle(forReadingAtPath: path) else { throw ValidationError("no console log at \(path)") }
+            guard let fd = try GuestDirectory.open(dir, create: false)?.openForReading("console.log") else {
+                throw ValidationError("no console log at \(dir)/console.log")
+            }
+            let h = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
             FileHandle.standardOutput.write(h.readDataToEndOfFile())
             while follow {
                 Thread.sleep(forTimeInterval: 0.2)

@@ -107,8 +107,8 @@ import Testing
             #expect(gone.deleted >= 10)
             #expect(try fabric.handle.links().map(\.name) == ["lo"])
             #expect(!NetworkNamespace.listNamed().contains { $0.hasPrefix(name + "-") })
-            #expect(Journal.load(name) == nil)
-            #expect(!FileManager.default.fileExists(atPath: "\(Journal.directory)/\(name).lock"), "no lock file left")
+            #expect(try Journal.load(TopologyName(validating: name)) == nil)
+            #expect(!FileManager.default.fileExists(atPath: "\(Journal.directoryPath)/\(TopologyLock.fileName(try TopologyName(validating: name)))"), "no lock file left")
             #expect(try fabric.destroy(topology: name).deleted == 0)
             #expect(try sh(nft + ["list", "tables"]).isEmpty, "no nftables table left")
         }

@@ -60,7 +60,9 @@ import Testing
         #expect(Planner.plan(current: tampered, desired: desired).operations == [.installProtection(replacing: true)])
 
         // A switch dropped from the file is deleted; the VNIC moves.
-        state.links.append(link("pl-old", index: 9, group: desired.group))
+        var old = link("pl-old", index: 9, group: desired.group)
+        old.alias = "quiver:pl/switch/old"
+        state.links.append(old)
         let cleanup = Planner.plan(current: state, desired: desired)
         #expect(cleanup.operations.map(\.description) == ["delete link pl-old"])
     }
@@ -131,10 +133,13 @@ import Testing
         var sw = link("pv-sw0", index: 2, group: d.group)
         sw.data = .bridge(Bridge(stp: false))
         let uplink = link("upl0", index: 3, group: 0)
+        sw.alias = "quiver:pv/switch/sw0"
         var m0 = link("pv-g1-eth0", index: 1001, group: d.group)
         m0.data = .macvtap(Macvtap(lowerIndex: 2))
+        m0.alias = "quiver:pv/vnic/acme/g1/eth0"
         var m1 = link("pv-g1-eth1", index: 1002, group: d.group)
         m1.data = .macvtap(Macvtap(lowerIndex: 3))
+        m1.alias = "quiver:pv/vnic/acme/g1/eth1"
         var state = CurrentFabric(links: [sw, uplink, m0, m1], hosts: [:])
         let spec = try JSONSerialization.jsonObject(with: JSONEncoder().encode(d.vms[0].spec))
         let status: [String: Any] = ["state": "running", "record": [
@@ -204,6 +209,7 @@ import Testing
         var bridge = link("pl-sw0", index: 2, group: g)
         bridge.alias = "quiver:pl/switch/sw0"
         var vnic = link("pl-web-net0", index: 3, group: g)
+        vnic.alias = "quiver:pl/vnic/acme/web/net0"
         vnic.masterIndex = 2
         vnic.flags = 1 // IFF_UP
         var peer = link("net0", index: 2, group: 0)

@@ -19,7 +19,7 @@ import Testing
     }
 
     @Test func oneQueueUserspace() {
-        let a = QemuCommand.argv(Self.spec(queues: 1), files: files, tapFDs: [[3]], vhostFDs: nil, accel: .tcg)
+        let a = QemuCommand.argv(Self.spec(queues: 1), files: files, fileFDs: .init(kernel: 90, initrd: 91), tapFDs: [[3]], vhostFDs: nil, accel: .tcg)
         #expect(a.first == "qemu-system-x86_64")
         #expect(value(a, after: "-netdev") == "tap,id=net0,fd=3,vhost=off")
         #expect(value(a, after: "-device") == "virtio-net-pci,netdev=net0,mac=02:00:00:00:00:31")
@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func fourQueuesWithVhost() {
-        let a = QemuCommand.argv(Self.spec(queues: 4), files: files, tapFDs: [[100, 101, 102, 103]],
+        let a = QemuCommand.argv(Self.spec(queues: 4), files: files, fileFDs: .init(kernel: 90, initrd: 91), tapFDs: [[100, 101, 102, 103]],
                                  vhostFDs: [[104, 105, 106, 107]], accel: .kvm)
         #expect(value(a, after: "-netdev") == "tap,id=net0,fds=100:101:102:103,vhost=on,vhostfds=104:105:106:107")
         #expect(value(a, after: "-device") == "virtio-net-pci,netdev=net0,mac=02:00:00:00:00:31,mq=on,vectors=10")
@@ -42,9 +42,9 @@ import Testing
     }
 
     @Test func oneQueueWithVhostAndFourWithout() {
-        let one = QemuCommand.argv(Self.spec(queues: 1), files: files, tapFDs: [[100]], vhostFDs: [[101]], accel: .tcg)
+        let one = QemuCommand.argv(Self.spec(queues: 1), files: files, fileFDs: .init(kernel: 90, initrd: 91), tapFDs: [[100]], vhostFDs: [[101]], accel: .tcg)
         #expect(value(one, after: "-netdev") == "tap,id=net0,fd=100,vhost=on,vhostfd=101")
-        let four = QemuCommand.argv(Self.spec(queues: 4), files: files, tapFDs: [[100, 101, 102, 103]], vhostFDs: nil, accel: .tcg)
+        let four = QemuCommand.argv(Self.spec(queues: 4), files: files, fileFDs: .init(kernel: 90, initrd: 91), tapFDs: [[100, 101, 102, 103]], vhostFDs: nil, accel: .tcg)
         #expect(value(four, after: "-netdev") == "tap,id=net0,fds=100:101:102:103,vhost=off")
     }
 

@@ -1,0 +1,72 @@
+import Foundation
+import Glibc
+import QuiverKernel
+
+/// A guest's run directory, `/run/quiver/vms/TOPOLOGY/HOST` (mode 0700): qemu's pidfile, QMP and
+/// agent sockets, console log, and Quiver's `record.json`. It is a ``TrustedDirectory`` — no
+/// component a link, each owned by the user Quiver runs as and writable by no one else — and it
+/// holds only those five entries, each of its kind: a directory found with anything else (a link
+/// planted where qemu will write, a file Quiver did not make) is refused, never reused.
+public enum GuestDirectory {
+    public static let root = TrustedDirectory.runRoot + "/vms"
+
+    /// What Quiver and qemu keep in a guest's directory, and of what kind each is.
+    public static let entries: [String: mode_t] = [
+        "qmp.sock": S_IFSOCK, "agent.sock": S_IFSOCK, "console.log": S_IFREG, "qemu.pid": S_IFREG, "record.json": S_IFREG,
+    ]
+
+    public static func path(topology: String, host: String) -> String { "\(root)/\(topology)/\(host)" }
+
+    /// Opens the guest directory at `path` (absolute), making it when `create`; nil when it does
+    /// not exist. Refuses it when it holds anything but its own entries.
+    public static func open(_ path: String, create: Bool) throws -> TrustedDirectory? {
+        guard let dir = try TrustedDirectory.open(path, create: create) else { return nil }
+        try checkEntries(dir)
+        return dir
+    }
+
+    static func checkEntries(_ dir: TrustedDirectory) throws {
+        for name in try dir.entries() {
+            guard let want = entries[name] else {
+                throw StateDirectoryError(dir.path, "holds \(InvalidValue.quoted(name)), which Quiver does not keep there; it is not reused",
+                                          "look at it and remove it (or the whole directory once its guest is stopped)")
+            }
+            guard let k = dir.kind(of: name) else { continue }
+            if k.type != want || k.uid != geteuid() {
+                let what = k.type == S_IFLNK ? "a symbolic link" : k.uid != geteuid() ? "owned by uid \(k.uid)" : "not the kind of file Quiver makes there"
+                throw StateDirectoryError(dir.childPath(name), "is \(what); it is not reused", "remove it")
+            }
+        }
+    }
+
+    /// Removes a stopped guest's directory: its own entries, then the directory. Anything else
+    /// in it is left where it is, and the error names it.
+    public static func remove(_ path: String) throws {
+        guard let dir = try TrustedDirectory.open(path, create: false) else { return }
+        let parent = (path as NSString).deletingLastPathComponent
+        let foreign = try dir.entries().filter { entries[$0] == nil }
+        for name in try dir.entries() where entries[name] != nil { try dir.remove(name) }
+        guard foreign.isEmpty else {
+            throw StateDirectoryError(path, "still holds " + foreign.prefix(5).map { InvalidValue.quoted($0) }.joined(separator: ", ")
+                                      + ", which Quiver did not make; it removed only its own files", "look at them and remove the directory yourself")
+        }
+        try TrustedDirectory.open(parent, create: false)?.removeDirectory((path as NSString).lastPathComponent)
+    }
+
+    /// Hosts that have a directory under `/run/quiver/vms/TOPOLOGY`.
+    public static func hosts(topology: String) throws -> [String] {
+        try TrustedDirectory.run(["vms", topology], create: false)?.entries() ?? []
+    }
+
+    /// Topologies that have a directory under `/run/quiver/vms`.
+    public static func topologies() throws -> [String] {
+        try TrustedDirectory.run(["vms"], create: false)?.entries() ?? []
+    }
+
+    /// Removes `/run/quiver/vms/TOPOLOGY` once it is empty (false when it is not, or is gone).
+    @discardableResult
+    public static func removeTopology(_ topology: String) throws -> Bool {
+        guard let vms = try TrustedDirectory.run(["vms"], create: false) else { return false }
+        do { return try vms.removeDirectory(topology) } catch { return false }
+    }
+}
