@@ -76,7 +76,10 @@ public enum QemuCommand {
         a += ["-chardev", QemuOptions.string(implied: "file", [("id", "console"), ("path", files.console)]), "-serial", "chardev:console",
               "-chardev", QemuOptions.string(implied: "socket", [("id", "agent"), ("path", files.agent), ("server", "on"), ("wait", "off")]),
               "-serial", "chardev:agent",
-              "-qmp", "unix:" + QemuOptions.string(implied: QemuOptions.escape(files.qmp), [("server", "on"), ("wait", "off")]),
+              // QMP as a chardev and a monitor on it: `-qmp unix:PATH` would read PATH as an
+              // implied value, where a `=` in it would start an option of its own.
+              "-chardev", QemuOptions.string(implied: "socket", [("id", "qmp"), ("path", files.qmp), ("server", "on"), ("wait", "off")]),
+              "-mon", QemuOptions.string(implied: nil, [("chardev", "qmp"), ("mode", "control")]),
               "-pidfile", files.pidfile, "-daemonize"]
         return a
     }
@@ -85,7 +88,8 @@ public enum QemuCommand {
 /// qemu's `key=value,key=value` option strings (QemuOpts): a `,` inside a value is written `,,`;
 /// an optional first element without a key is the option's implied value (`tap,...`,
 /// `file,...`). Keys are Quiver's own words; values are escaped here, so no value can end its
-/// option and start another.
+/// option and start another. An implied value is never one from outside: qemu reads a `=` in it
+/// as the end of a key.
 public enum QemuOptions {
     /// `,` → `,,` (qemu's only escape in option values).
     public static func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }

@@ -37,7 +37,11 @@ enum TestGuest {
         let parent = "\(VMLauncher.runRoot)/\(name)"
         let dir = "\(parent)/g"
         defer { _ = try? VMLauncher.stop(directory: dir); try? FileManager.default.removeItem(atPath: parent) }
-        let spec = VMSpec(name: name, kernel: guest.kernel, initrd: guest.initrd, cmdline: "ipv6.disable=1", accel: .auto,
+        // A raw disk, handed over as descriptors in an fd set like the kernel and initrd.
+        let disk = NSTemporaryDirectory() + "quiver-disk-\(UUID().uuidString).raw"
+        try Data(count: 1 << 20).write(to: URL(fileURLWithPath: disk))
+        defer { unlink(disk) }
+        let spec = VMSpec(name: name, kernel: guest.kernel, initrd: guest.initrd, cmdline: "ipv6.disable=1", disk: disk, accel: .auto,
                           nics: [VMNIC(tap: "vt0", mac: try MACAddress("02:00:00:00:55:32"), guestDevice: "eth0",
                                        address: try IPPrefix("10.55.0.50/24"))])
         let record = try VMLauncher.start(spec, taps: [tap], directory: dir)
@@ -58,6 +62,11 @@ enum TestGuest {
             try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(record.pid)/fd/\($0)")
         }
         #expect(fds.filter { $0 == "/dev/net/tun" }.count == 1, "\(fds)")
+        // It holds the guest's files as Quiver opened them (the disk twice: read-write and
+        // read-only, plus what qemu reopened from its fd set); no path of theirs is in its argv.
+        #expect(fds.contains(guest.kernel) && fds.contains(guest.initrd) && fds.filter { $0 == disk }.count >= 2, "\(fds)")
+        let argv = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(record.pid)/cmdline"))) ?? Data(), as: UTF8.self)
+        #expect(!argv.contains(guest.kernel) && !argv.contains(disk), "\(argv)")
 
         let agent = try GuestAgent.waitReady(socketPath: dir + "/agent.sock", timeout: 120)
         let ping = try agent.run("ping -c 2 -W 2 \(e1.ip)")

@@ -26,7 +26,8 @@ import Testing
         #expect(value(a, after: "-accel") == "tcg")
         #expect(value(a, after: "-cpu") == "max")
         #expect(value(a, after: "-append") == "console=ttyS0 panic=-1 quiver.name=g1 quiver.net=eth0,10.10.0.31/24,10.10.0.1 quiet")
-        #expect(value(a, after: "-qmp") == "unix:/run/quiver/vms/lab/g1/qmp.sock,server=on,wait=off")
+        #expect(value(a, after: "-chardev", nth: 2) == "socket,id=qmp,path=/run/quiver/vms/lab/g1/qmp.sock,server=on,wait=off")
+        #expect(value(a, after: "-mon") == "chardev=qmp,mode=control")
         #expect(value(a, after: "-pidfile") == "/run/quiver/vms/lab/g1/qemu.pid")
         #expect(a.contains("-daemonize"))
         // qemu never opens a network device itself.
