@@ -44,9 +44,14 @@ public struct ProtectedPort: Sendable, Equatable {
     /// MAC and the unspecified address (duplicate address detection) are always allowed too.
     public var allowed: [IPPrefix]
     public var attachment: PortAttachment
+    /// Whether the endpoint speaks IPv6 at all (an IPv6 address among `allowed`, or a link-local
+    /// address). Under ip-nospoof, a VNIC that does not may send no IPv6 frame: one rule drops
+    /// them all, where one that does needs the neighbour discovery checks.
+    public var ipv6: Bool
 
     public init(device: String, tenant: String, mac: MACAddress, protection: Set<ProtectionKind>, allowed: [IPPrefix],
-                attachment: PortAttachment = .bridgePort) {
+                attachment: PortAttachment = .bridgePort, ipv6: Bool = true) {
+        self.ipv6 = ipv6
         self.attachment = attachment
         self.device = device
         self.tenant = tenant
@@ -63,6 +68,13 @@ public struct ProtectedPort: Sendable, Equatable {
     }
 
     public func counterName(_ kind: ProtectionKind) -> String { Ruleset.counter(device: device, kind) }
+
+    /// `vnic/DEV/nd` exists when something must read neighbour discovery: mac-nospoof without
+    /// ip-nospoof (IPv6 passes, its link-layer options are checked), or ip-nospoof on a VNIC that
+    /// speaks IPv6 (one that does not sends none).
+    var hasNeighbourDiscoveryChain: Bool {
+        protection.contains(.ipNospoof) ? ipv6 : protection.contains(.macNospoof)
+    }
 }
 
 /// The whole nftables ruleset of one topology: one `bridge` table holding
@@ -238,6 +250,37 @@ public struct Ruleset: Sendable, Equatable {
                          .meta(.mark), .compare(equal: false, NFTExpression.markBytes(own))] + Self.drop(counter))
         }
 
+        /// `vnic/DEV/ip6` under ip-nospoof. A VNIC that does not speak IPv6 may send none of it.
+        /// One that does: the unspecified source `::` only for duplicate address detection (a
+        /// neighbour solicitation for one of the VNIC's own addresses, `/dad`) and MLD reports
+        /// (`/ip6-unspecified`); neighbour discovery's own checks (`/nd`) before any source is
+        /// accepted; then its allowed prefixes and its link-local address.
+        mutating func ipv6Sources(_ c6: String, _ p: ProtectedPort) {
+            let counter = p.counterName(.ipNospoof)
+            guard p.ipv6 else {
+                rule(c6, Self.drop(counter))
+                return
+            }
+            let chain = Ruleset.vnicChain(p.device)
+            let c6u = chain + "/ip6-unspecified", dad = chain + "/dad", nd = chain + "/nd"
+            for c in [c6u, dad] { requests.append(NFTChainRequest.add(family, table: table, c)) }
+            rule(c6, [.payload(.network, offset: 8, length: 16), .compare(equal: true, [UInt8](repeating: 0, count: 16)), .verdict(.goto(c6u))])
+            rule(c6, [.meta(.l4proto), .compare(equal: true, [58]), .verdict(.jump(nd))])
+            let own6 = p.allowed.filter { !$0.address.isV4 } + [try! IPPrefix(address: p.linkLocal, length: 128)]
+            for a in own6 {
+                rule(c6, NFTMatch.prefix(.payload(.network, offset: 8, length: 16), a.network.address.bytes, bits: a.length) + [.verdict(.accept)])
+            }
+            rule(c6, Self.drop(counter))
+            rule(c6u, [.meta(.l4proto), .compare(equal: false, [58])] + Self.drop(counter))
+            for t: UInt8 in [143, 131] { rule(c6u, Ruleset.icmp6Type(t) + [.verdict(.accept)]) } // MLDv2, MLDv1 reports
+            rule(c6u, Ruleset.icmp6Type(135) + [.verdict(.goto(dad))])
+            rule(c6u, Self.drop(counter))
+            for a in own6 {
+                rule(dad, NFTMatch.prefix(.payload(.transport, offset: 8, length: 16), a.network.address.bytes, bits: a.length) + [.verdict(.accept)])
+            }
+            rule(dad, Self.drop(counter))
+        }
+
         /// `vnic/DEV/nd`, for ICMPv6 from the VNIC (jumped to, so it returns when nothing
         /// matches):
         /// - mac-nospoof: every link-layer address option (source or target: type 1 or 2, one
@@ -292,7 +335,7 @@ public struct Ruleset: Sendable, Equatable {
             // ARP sender hardware address (Ethernet/IPv4 ARP: after 8 bytes of header).
             let arpSenderMAC: [NFTExpression] = [.payload(.network, offset: 8, length: 6), .compare(equal: false, mac)] + drop(p.counterName(macKind))
             let nd = chain + "/nd"
-            if p.protection.contains(macKind) || p.protection.contains(ip) {
+            if p.hasNeighbourDiscoveryChain {
                 requests.append(NFTChainRequest.add(f, table: table, nd))
                 neighbourDiscovery(nd, p)
             }
@@ -319,7 +362,6 @@ public struct Ruleset: Sendable, Equatable {
                 rule(chain, NFTMatch.etherType(0x86DD) + [.verdict(.goto(c6))])
                 rule(chain, NFTMatch.etherType(0x0806) + [.verdict(.goto(ca))])
                 let v4 = p.allowed.filter { $0.address.isV4 }
-                let v6 = p.allowed.filter { !$0.address.isV4 }
                 for a in v4 {
                     rule(c4, NFTMatch.prefix(.payload(.network, offset: 12, length: 4), a.network.address.bytes, bits: a.length)
                          + [.verdict(.accept)])
@@ -328,29 +370,7 @@ public struct Ruleset: Sendable, Equatable {
                 rule(c4, NFTMatch.prefix(.payload(.network, offset: 12, length: 4), [0, 0, 0, 0], bits: 32) + Ruleset.dhcpClient
                      + [.verdict(.accept)])
                 rule(c4, drop(p.counterName(ip)))
-                // The unspecified source `::` only for duplicate address detection (a neighbour
-                // solicitation for one of the VNIC's own addresses) and MLD reports; neighbour
-                // discovery's own checks before any source is accepted.
-                let c6u = chain + "/ip6-unspecified", dad = chain + "/dad"
-                for c in [c6u, dad] { requests.append(NFTChainRequest.add(f, table: table, c)) }
-                let unspecified = [UInt8](repeating: 0, count: 16)
-                rule(c6, [.payload(.network, offset: 8, length: 16), .compare(equal: true, unspecified), .verdict(.goto(c6u))])
-                rule(c6, [.meta(.l4proto), .compare(equal: true, [58]), .verdict(.jump(nd))])
-                let own6 = v6 + [try! IPPrefix(address: p.linkLocal, length: 128)]
-                for a in own6 {
-                    rule(c6, NFTMatch.prefix(.payload(.network, offset: 8, length: 16), a.network.address.bytes, bits: a.length)
-                         + [.verdict(.accept)])
-                }
-                rule(c6, drop(p.counterName(ip)))
-                rule(c6u, [.meta(.l4proto), .compare(equal: false, [58])] + drop(p.counterName(ip)))
-                for t: UInt8 in [143, 131] { rule(c6u, Ruleset.icmp6Type(t) + [.verdict(.accept)]) } // MLDv2, MLDv1 reports
-                rule(c6u, Ruleset.icmp6Type(135) + [.verdict(.goto(dad))])
-                rule(c6u, drop(p.counterName(ip)))
-                for a in own6 {
-                    rule(dad, NFTMatch.prefix(.payload(.transport, offset: 8, length: 16), a.network.address.bytes, bits: a.length)
-                         + [.verdict(.accept)])
-                }
-                rule(dad, drop(p.counterName(ip)))
+                ipv6Sources(c6, p)
                 // ARP must be Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4) for the
                 // offsets below to mean anything.
                 rule(ca, [.payload(.network, offset: 0, length: 6), .compare(equal: false, [0, 1, 8, 0, 6, 4])] + drop(p.counterName(ip)))
@@ -381,7 +401,7 @@ public struct Ruleset: Sendable, Equatable {
     /// `ip6 payload length`
     static let ip6PayloadLength = NFTExpression.payload(.network, offset: 4, length: 2)
 
-    /// `ip6 payload length`
+    /// `ip protocol udp udp sport 68 udp dport 67`
     static let dhcpClient: [NFTExpression] = [
         .payload(.network, offset: 9, length: 1), .compare(equal: true, [17]),
         .payload(.transport, offset: 0, length: 4), .compare(equal: true, [0, 68, 0, 67]),
@@ -399,6 +419,7 @@ public struct Ruleset: Sendable, Equatable {
             mix(ProtectionKind.allCases.filter { p.protection.contains($0) }.map(\.rawValue).joined(separator: ","))
             mix(p.allowed.map(\.description).joined(separator: ","))
             mix(p.attachment.rawValue)
+            mix(p.ipv6 ? "6" : "4")
         }
         return String(h, radix: 16)
     }
@@ -411,6 +432,8 @@ public struct Ruleset: Sendable, Equatable {
                           allowed: [try! IPPrefix("10.0.0.1/32"), try! IPPrefix("fd00::1/128")]),
             ProtectedPort(device: "m", tenant: "u", mac: try! MACAddress(bytes: [2, 0, 0, 0, 0, 2]), protection: Set(ProtectionKind.allCases),
                           allowed: [try! IPPrefix("10.0.0.2/32")], attachment: .macvtap),
+            ProtectedPort(device: "f", tenant: "t", mac: try! MACAddress(bytes: [2, 0, 0, 0, 0, 3]), protection: Set(ProtectionKind.allCases),
+                          allowed: [try! IPPrefix("10.0.0.3/32")], ipv6: false),
         ])
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         for r in sample.body() + sample.macvtapBody() { for b in r.message.bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
@@ -424,9 +447,9 @@ public struct Ruleset: Sendable, Equatable {
     /// `NFTA_TABLE_USE`, bridge and netdev added up): a cheap check that nobody deleted parts.
     public var expectedUse: UInt32 {
         func perPort(_ p: ProtectedPort) -> Int {
-            let ip = p.protection.contains(.ipNospoof), mac = p.protection.contains(.macNospoof)
-            // vnic/DEV; /ip4 /ip6 /arp /ip6-unspecified /dad /na; /nd; a counter per kind.
-            return p.protection.isEmpty ? 0 : 1 + (ip ? 6 : 0) + (ip || mac ? 1 : 0) + p.protection.count
+            let ip = p.protection.contains(.ipNospoof)
+            // vnic/DEV; /ip4 /ip6 /arp, and with IPv6 /ip6-unspecified /dad /na; /nd; a counter per kind.
+            return p.protection.isEmpty ? 0 : 1 + (ip ? 3 + (p.ipv6 ? 3 : 0) : 0) + (p.hasNeighbourDiscoveryChain ? 1 : 0) + p.protection.count
         }
         var n = 2 + 2 + 3 * tenants(.bridgePort).count + bridgePorts.map(perPort).reduce(0, +)
         if hasMacvtaps {

@@ -174,8 +174,11 @@ public struct DesiredFabric: Sendable, Equatable {
         var ports: [ProtectedPort] = []
         for v in vnics {
             guard let mac = v.mac ?? macs[v.hostDevice] else { return nil }
+            // A guest configures its own IPv6 (a link-local address at least); a namespace host
+            // speaks it when the file gives it an IPv6 address or a link-local one.
             ports.append(ProtectedPort(device: v.hostDevice, tenant: v.tenant, mac: mac, protection: v.protection, allowed: v.allowed,
-                                       attachment: v.isMacvtap ? .macvtap : .bridgePort))
+                                       attachment: v.isMacvtap ? .macvtap : .bridgePort,
+                                       ipv6: v.isVM || v.linkLocal || v.allowed.contains { !$0.address.isV4 }))
         }
         let n = KernelNames(topology)
         return Ruleset(table: n.firewallTable, ownerTag: n.tagPrefix, ports: ports)

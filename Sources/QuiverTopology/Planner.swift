@@ -123,7 +123,7 @@ public enum Planner {
         // The link group is shared by another topology (its name hashes to the same group): the
         // two cannot both live in this fabric — destroy deletes a topology's links by group.
         let sharers = Set(current.links.filter { $0.group == desired.group }.compactMap { l -> String? in
-            guard let tag = l.alias, let other = KernelNames.topology(ofTag: tag), other != desired.topology else { return nil }
+            guard let tag = l.alias, !tag.hasPrefix(names.tagPrefix), let other = KernelNames.topology(ofTag: tag) else { return nil }
             return other
         })
         for other in sharers.sorted() {

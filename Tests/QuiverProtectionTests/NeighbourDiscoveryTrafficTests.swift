@@ -23,15 +23,19 @@ import Testing
     }
 
     /// `extraAllowed[i]`: IPv6 prefixes endpoint i may use besides its own `fd55::1N/128`.
-    func withLab(extraAllowed: [[IPPrefix]] = [[], [], []], _ body: (Lab) throws -> Void) throws {
+    /// `ipv4Only`: e1 speaks no IPv6 (no IPv6 address allowed, no link-local one).
+    func withLab(extraAllowed: [[IPPrefix]] = [[], [], []], ipv4Only: Bool = false, _ body: (Lab) throws -> Void) throws {
         let f = try ScratchFabric(endpoints: 3, prefix: "qn")
         defer {
             let failed = f.tearDown()
             #expect(failed.isEmpty && f.namespaceNames.isEmpty, "namespaces left: \(f.namespaceNames)")
         }
         let ports = f.endpoints.enumerated().map { i, e in
-            ProtectedPort(device: e.hostDevice.rawValue, tenant: i < 2 ? "a" : "b", mac: e.mac, protection: Set(ProtectionKind.allCases),
-                          allowed: [try! IPPrefix(address: e.ip, length: 32), try! IPPrefix("fd55::\(11 + i)/128")] + extraAllowed[i])
+            i == 0 && ipv4Only
+                ? ProtectedPort(device: e.hostDevice.rawValue, tenant: "a", mac: e.mac, protection: Set(ProtectionKind.allCases),
+                                allowed: [try! IPPrefix(address: e.ip, length: 32)], ipv6: false)
+                : ProtectedPort(device: e.hostDevice.rawValue, tenant: i < 2 ? "a" : "b", mac: e.mac, protection: Set(ProtectionKind.allCases),
+                                allowed: [try! IPPrefix(address: e.ip, length: 32), try! IPPrefix("fd55::\(11 + i)/128")] + extraAllowed[i])
         }
         let firewall = try Firewall(namespace: f.fabric)
         #expect(try firewall.install(Ruleset(table: Self.table, ownerTag: "quiver:nd/", ports: ports)))
@@ -128,6 +132,38 @@ import Testing
                 #expect(r.e2 == 20 && r.e3 == 0, "\(what): e2=\(r.e2) e3=\(r.e3) grew \(r.grew)")
                 #expect(r.grew.filter { $0.key.hasPrefix("e1h/") }.isEmpty, "\(what): counters grew \(r.grew)")
             }
+        }
+    }
+
+    /// A VNIC that speaks no IPv6 (an IPv4-only namespace host without a link-local address)
+    /// sends none: not from its link-local address, not a DAD solicitation from `::` — one rule
+    /// instead of the neighbour discovery checks.
+    @Test func anIPv4OnlyVNICSendsNoIPv6() throws {
+        try withLab(ipv4Only: true) { lab in
+            let e = lab.fabric.endpoints
+            let myLL = ProtectedPort(device: "", tenant: "", mac: e[0].mac, protection: [], allowed: []).linkLocal
+            // An IPv4-only endpoint's kernel sends no IPv6 of its own (Quiver makes it without a
+            // link-local address); the scratch fabric's endpoints came up with one, so e1's IPv6
+            // is turned off here and its last reports are let through before counting.
+            _ = try witnessText(["ip", "netns", "exec", e[0].ns.name!, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.disable_ipv6=1"])
+            Thread.sleep(forTimeInterval: 1)
+            let peer = try IPAddress("fd55::12")
+            let frames: [(String, (UInt32) -> [UInt8])] = [
+                ("UDP from its link-local address", { Frames.udp6(dstMAC: e[1].mac, srcMAC: e[0].mac, src: myLL, dst: peer, flowLabel: $0, []) }),
+                ("DAD NS for its link-local address", { Frames.neighbourSolicitation(dstMAC: e[1].mac, srcMAC: e[0].mac, src: try! IPAddress("::"),
+                                                                                   dst: Frames.solicitedNode(myLL), target: myLL,
+                                                                                   options: Frames.nonceOption(), flowLabel: $0) }),
+            ]
+            for (what, frame) in frames {
+                let r = try send(lab, frame)
+                #expect(r.e2 == 0 && r.e3 == 0, "\(what): delivered e2=\(r.e2) e3=\(r.e3)")
+                #expect(r.grew == ["e1h/ip": 200], "\(what): counters grew \(r.grew)")
+            }
+            // IPv4 still flows.
+            let marker = Frames.marker()
+            lab.sockets[1].drain()
+            lab.sockets[0].send(Frames.udp4(dstMAC: e[1].mac, srcMAC: e[0].mac, src: e[0].ip, dst: e[1].ip, marker), count: 20)
+            #expect(lab.sockets[1].count(containing: marker, expected: 20) == 20)
         }
     }
 

@@ -187,9 +187,12 @@ import Testing
 
         var edited = topology
         edited.tenants[0].hosts[0].vnics[0].linkLocal = true
+        // The VNIC now speaks IPv6, so its rules gain the neighbour discovery checks (a VNIC
+        // without IPv6 may send none).
         #expect(Planner.plan(current: state, desired: DesiredFabric(edited)).operations.map(\.description) == [
             "turn IPv6 link-local on on net0 in pl-acme-web",
             "add address \(mac.ipv6LinkLocal) to net0 in pl-acme-web",
+            "replace isolation and protection rules",
         ])
         // An IPv6 address in the file means a link-local one too (auto).
         edited.tenants[0].hosts[0].vnics[0].linkLocal = nil

@@ -36,6 +36,9 @@ struct QuiverBench {
             let addrs = try measure { for h in handles { _ = try h.addresses() } }
             let routes = try measure { for h in handles { _ = try h.routes() } }
             print("\(names.count) namespaces: open \(ms(open)) ms, links \(ms(links)) ms, addresses \(ms(addrs)) ms, routes \(ms(routes)) ms")
+        case "isolation-install":
+            // Only the install times of `isolation`: `quiver-bench isolation-install N ...`.
+            try IsolationBenchmark.installTimes(args.dropFirst().compactMap { Int($0) })
         case "isolation":
             let sizes = args.dropFirst().compactMap { Int($0) }
             try IsolationBenchmark.run(sizes: sizes.isEmpty ? [10, 100, 1000] : sizes)

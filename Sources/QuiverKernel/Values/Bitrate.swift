@@ -21,7 +21,7 @@ public struct Bitrate: Sendable, Hashable, Comparable, Codable, CustomStringConv
     /// of bits per second. A positive rate below ``minimumPositive`` is an error, never a block.
     public init(_ text: String) throws(InvalidValue) {
         let t = text.trimmingCharacters(in: .whitespaces)
-        let shown = InvalidValue.quoted(text)
+        var shown: String { InvalidValue.quoted(text) }
         guard let last = t.unicodeScalars.last else { throw InvalidValue("empty bandwidth; write e.g. 100M, 1G or 500K") }
         let multiplier: UInt64
         var number = Substring(t)

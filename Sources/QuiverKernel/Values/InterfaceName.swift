@@ -11,7 +11,7 @@ public struct InterfaceName: Sendable, Hashable, Comparable, Codable, CustomStri
     /// Validates a name from user input.
     public init(validating name: String) throws(InvalidValue) {
         let bytes = name.utf8.count
-        let shown = InvalidValue.quoted(name)
+        var shown: String { InvalidValue.quoted(name) }
         if bytes == 0 { throw InvalidValue("interface name is empty") }
         if bytes > InterfaceName.maxBytes {
             throw InvalidValue("interface name \(shown) is \(bytes) bytes; Linux allows at most \(InterfaceName.maxBytes) — use a shorter name")

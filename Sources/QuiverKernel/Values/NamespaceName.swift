@@ -8,7 +8,7 @@ public struct NamespaceName: Sendable, Hashable, CustomStringConvertible {
     public let rawValue: String
 
     public init(validating name: String) throws(InvalidValue) {
-        let shown = InvalidValue.quoted(name)
+        var shown: String { InvalidValue.quoted(name) }
         guard !name.isEmpty else { throw InvalidValue("network namespace name is empty") }
         guard name.utf8.count <= NamespaceName.maxBytes else {
             throw InvalidValue("network namespace name \(shown) is longer than \(NamespaceName.maxBytes) bytes")

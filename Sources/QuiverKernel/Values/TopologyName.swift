@@ -49,7 +49,7 @@ public struct ObjectName: Sendable, Hashable, Comparable, CustomStringConvertibl
 
     /// Letters, digits and `_`, 1 to `maxBytes` bytes; the error says which rule failed.
     public static func check(_ name: String, _ what: String, maxBytes: Int) throws(InvalidValue) {
-        let shown = InvalidValue.quoted(name)
+        var shown: String { InvalidValue.quoted(name) }
         if name.isEmpty { throw InvalidValue("\(what) name is empty") }
         if !name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5F }) {
             throw InvalidValue("\(what) name \(shown) may use only letters, digits and _ (`-` joins names in kernel names; `/` and `.` would make a path)")
