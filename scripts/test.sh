@@ -10,12 +10,14 @@ scripts/build-test-guest.sh
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 guests() { ps -eo pid=,stat=,args= | awk '$2 !~ /^Z/ && /qemu-system/ && /\/run\/quiver\/vms\// {print $1}' | sort; }
 guests_before=$(guests)
-# Everything but the traffic measurements and guests, in parallel; then each *Traffic* suite on its
-# own (Swift Testing runs the suites of one invocation in parallel), so no other test competes with
-# a measurement or a TCG guest for the two CPUs.
-swift test --skip-build --skip Traffic
-suites=$(swift test list --skip-build 2>/dev/null | awk -F/ '$1 ~ /Traffic/ {print $1}' | sort -u)
-[ -n "$suites" ] || { echo "test.sh: found no Traffic suites" >&2; exit 1; }
+# Everything but the traffic measurements, guests and whole-host checks, in parallel; then each
+# *Traffic* suite on its own (Swift Testing runs the suites of one invocation in parallel), so no
+# other test competes with a measurement or a TCG guest for the two CPUs — and each *Alone* suite,
+# whose tests compare the whole host (every namespace, link, rule and file under /run/quiver)
+# before and after, so nothing else may change it meanwhile.
+swift test --skip-build --skip 'Traffic|Alone'
+suites=$(swift test list --skip-build 2>/dev/null | awk -F/ '$1 ~ /Traffic|Alone/ {print $1}' | sort -u)
+[ -n "$suites" ] || { echo "test.sh: found no Traffic or Alone suites" >&2; exit 1; }
 for suite in $suites; do
   echo "== $suite"
   swift test --skip-build --filter "^$suite/"

@@ -296,11 +296,15 @@ public struct CurrentFabric: Sendable {
     }
 }
 
-/// Every guest recorded under `/run/quiver/vms/T/`, by host.
+/// Every guest recorded under `/run/quiver/vms/T/`, by host. Each directory is checked here, while
+/// planning: one Quiver would refuse to start a guest in (a link in it, a file it did not make)
+/// stops the apply before anything changes.
 func readVMs(_ topology: String) throws -> [String: VMStatus] {
     var out: [String: VMStatus] = [:]
     for host in try GuestDirectory.hosts(topology: topology) {
-        if let s = VMLauncher.status(directory: GuestDirectory.path(topology: topology, host: host)) { out[host] = s }
+        let path = GuestDirectory.path(topology: topology, host: host)
+        _ = try GuestDirectory.open(path, create: false)
+        if let s = VMLauncher.status(directory: path) { out[host] = s }
     }
     return out
 }
