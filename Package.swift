@@ -66,6 +66,6 @@ let package = Package(
         .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverProtection", "QuiverTestSupport", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverVM"],
                     resources: [.copy("Fixtures")]),
         // Runs the built `quiver` binary as a user would.
-        .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverTestSupport"]),
+        .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverTopology", "QuiverTestSupport"]),
     ]
 )

@@ -36,7 +36,8 @@ public enum DeviceCap {
     /// cap's IFB.
     static func checkCappable(_ link: Link, on handle: NetlinkHandle) throws {
         if link.name == "lo" || link.linkClass == "loopback" {
-            throw DeviceCapRefused(device: link.name, reason: "is a loopback device", remedy: "cap a device that carries an endpoint's traffic")
+            throw DeviceCapRefused(device: link.name, reason: link.name == "lo" ? "is the loopback device" : "is a loopback device",
+                                   remedy: "cap a device that carries an endpoint's traffic")
         }
         if let tag = link.alias, tag.hasPrefix("quiver:") {
             if tag.hasPrefix("quiver:cap/") {
@@ -66,11 +67,13 @@ public enum DeviceCap {
         let link = try handle.link(named: device)
         try checkCappable(link, on: handle)
         let g = try group(device: device, ifindex: link.index, maxbw: maxbw, floor: floor, flows: flows, burst: burst, queueLimit: queueLimit)
-        let records = try records(handle, create: true)!
+        // A record directory Quiver would not write to stops it before anything changes; one
+        // that does not exist yet is made only once the cap is in.
+        _ = try records(handle, create: false)
         let report = try Shaper(handle: handle, policy: policy).apply(g)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try records.write("\(device).json", try encoder.encode(g))
+        try records(handle, create: true)!.write("\(device).json", try encoder.encode(g))
         return report
     }
 
@@ -101,6 +104,8 @@ public enum DeviceCap {
         guard let g = try current(device, on: handle) else { return false }
         try Shaper(handle: handle).remove(g)
         try records(handle, create: false)?.remove("\(device).json")
+        // The namespace's record directory goes with its last record.
+        _ = try? TrustedDirectory.run(["caps"], create: false)?.removeDirectory(handle.namespace?.name ?? "host")
         return true
     }
 }

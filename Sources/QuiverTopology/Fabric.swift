@@ -66,19 +66,18 @@ public struct Fabric: Sendable {
         let name = try TopologyName(validating: t.name)
         let lock = try TopologyLock(name)
         defer { withExtendedLifetime(lock) {} }
-        let hadRecord = try Journal.load(name) != nil
         let undo = ApplyUndo()
         do {
             let r = try applyLocked(t, dryRun: dryRun, undo: undo, progress: progress)
-            if dryRun && !hadRecord { lock.removeFile() }
+            if dryRun && lock.created { lock.removeFile() }
             return r
         } catch {
             guard undo.executing else {
                 // Refused before any change: not even a lock file stays behind.
-                if !hadRecord { lock.removeFile() }
+                if lock.created { lock.removeFile() }
                 throw error
             }
-            throw rollBack(undo, after: error, topology: name, hadRecord: hadRecord, lock: lock)
+            throw rollBack(undo, after: error, topology: name, lock: lock)
         }
     }
 
@@ -129,7 +128,9 @@ public struct Fabric: Sendable {
         }
         defer { _ = early?.wait() }
 
-        var journal = try Journal.load(topologyName) ?? Journal(topology: topologyName)
+        let record = try Journal.load(topologyName)
+        undo.hadRecord = record != nil
+        var journal = record ?? Journal(topology: topologyName)
         journal.file = URL(fileURLWithPath: t.file).standardizedFileURL.path
         var handles = existingHandles
         let ops = plan.operations

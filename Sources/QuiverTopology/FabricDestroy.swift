@@ -18,9 +18,19 @@ extension Fabric {
     /// also holds a link that is not (someone put one there), the topology's links are deleted
     /// by name and that one is left alone.
     public func destroy(topology: TopologyName) throws -> ApplyResult {
-        let start = Date()
         let lock = try TopologyLock(topology)
         defer { withExtendedLifetime(lock) {} }
+        do {
+            return try destroyLocked(topology, lock: lock)
+        } catch {
+            // A destroy refused outright leaves not even a lock file behind.
+            if lock.created, (try? Journal.load(topology)) == nil { lock.removeFile() }
+            throw error
+        }
+    }
+
+    func destroyLocked(_ topology: TopologyName, lock: TopologyLock) throws -> ApplyResult {
+        let start = Date()
         let names = KernelNames(topology.rawValue)
         let journal = try Journal.load(topology)
         let pendingLinks = Set(journal?.pendingLinks ?? [])

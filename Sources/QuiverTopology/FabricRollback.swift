@@ -14,6 +14,8 @@ final class ApplyUndo: @unchecked Sendable {
     var guests: [String] = []
     /// It installs the rules where the topology had none.
     var rulesMade = false
+    /// The topology had a record before this apply.
+    var hadRecord = false
     private var namespaces: [String] = []
 
     /// The namespaces made so far (called from the thread making them).
@@ -57,7 +59,7 @@ extension Fabric {
     /// Removes what `undo` says the failed apply made — guests first (their taps go with them),
     /// then links (a VNIC's port takes its endpoint along), namespaces and rules — and brings the
     /// journal in line. Returns the ``ApplyFailure`` to throw.
-    func rollBack(_ undo: ApplyUndo, after error: Error, topology: TopologyName, hadRecord: Bool, lock: TopologyLock) -> ApplyFailure {
+    func rollBack(_ undo: ApplyUndo, after error: Error, topology: TopologyName, lock: TopologyLock) -> ApplyFailure {
         var failure = ApplyFailure(topology: topology.rawValue, error: error, undone: [])
         func attempt(_ body: () throws -> Void) {
             do { try body() } catch { failure.undoError = failure.undoError ?? error }
@@ -65,14 +67,15 @@ extension Fabric {
         func count(_ n: Int, _ one: String, _ many: String) { if n > 0 { failure.undone.append("\(n) \(n == 1 ? one : many)") } }
         let names = KernelNames(topology.rawValue)
 
-        var stopped = 0
+        var guests = 0
         for d in undo.guests {
             attempt {
-                if try VMLauncher.stop(directory: d, powerdownTimeout: 0) { stopped += 1 }
+                try VMLauncher.stop(directory: d, powerdownTimeout: 0)
                 try GuestDirectory.remove(d)
+                guests += 1
             }
         }
-        count(stopped, "guest", "guests")
+        count(guests, "guest", "guests")
         attempt { _ = try GuestDirectory.removeTopology(topology.rawValue) }
 
         var removedLinks: [String] = []
@@ -101,17 +104,19 @@ extension Fabric {
             attempt { if try firewall.remove(table: names.firewallTable, ownerTag: names.tagPrefix) { failure.undone.append("the rules") } }
         }
 
-        // The journal keeps naming whatever is still there.
+        // The journal keeps naming whatever is still there; a topology that had no record before
+        // and has nothing left gets none (nor a lock file, if this apply made it).
         attempt {
-            guard var journal = try Journal.load(topology) else { return }
-            journal.pendingLinks = journal.pendingLinks.filter { !removedLinks.contains($0) }
-            journal.pendingNamespaces = journal.pendingNamespaces.filter { !removedNamespaces.contains($0) }
-            if !hadRecord && failure.undoError == nil && journal.pendingLinks.isEmpty && journal.pendingNamespaces.isEmpty {
-                try Journal.remove(topology)
-                lock.removeFile()
-            } else {
-                try journal.save()
+            if var journal = try Journal.load(topology) {
+                journal.pendingLinks = journal.pendingLinks.filter { !removedLinks.contains($0) }
+                journal.pendingNamespaces = journal.pendingNamespaces.filter { !removedNamespaces.contains($0) }
+                if !undo.hadRecord && failure.undoError == nil && journal.pendingLinks.isEmpty && journal.pendingNamespaces.isEmpty {
+                    try Journal.remove(topology)
+                } else {
+                    try journal.save()
+                }
             }
+            if lock.created, try Journal.load(topology) == nil { lock.removeFile() }
         }
         return failure
     }

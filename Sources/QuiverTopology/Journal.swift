@@ -80,11 +80,17 @@ extension TopologyName {
 public final class TopologyLock {
     private let fd: Int32
     private let name: String
+    private let topology: TopologyName
     private let directory: TrustedDirectory
+    /// The lock file did not exist before this lock: a caller that ends up changing nothing
+    /// removes it again, so that not even a lock file is left behind.
+    public let created: Bool
 
     public init(_ topology: TopologyName) throws {
+        self.topology = topology
         directory = try Journal.directory(create: true)!
         name = TopologyLock.fileName(topology)
+        created = directory.kind(of: name) == nil
         while true {
             let fd = try directory.openLockFile(name)
             while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
@@ -103,9 +109,12 @@ public final class TopologyLock {
         "group-" + String(KernelNames(topology.rawValue).group, radix: 16) + ".lock"
     }
 
-    /// Removes the lock file (the topology is gone); the lock stays held until deinit.
+    /// Removes the lock file (the topology is gone) unless another topology of the same link
+    /// group still has a record; the lock stays held until deinit.
     public func removeFile() {
-        _ = try? directory.remove(name)
+        let group = KernelNames(topology.rawValue).group
+        let others = ((try? Journal.all()) ?? []).contains { $0.topology != topology.rawValue && KernelNames($0.topology).group == group }
+        if !others { _ = try? directory.remove(name) }
     }
 
     deinit {

@@ -38,13 +38,15 @@ struct CapCommand: ParsableCommand {
         @Option(help: "Ceiling each direction, e.g. 50M.") var maxbw: String
         @Option(help: "Guaranteed rate each direction.") var floor: String?
         @Option(help: "A flow with its own cap (repeatable).") var flow: [String] = []
-        @Option(help: "Bucket size in bytes, instead of 10 ms at the rate.") var burst: UInt32?
-        @Option(help: "Queue size in bytes, instead of 5 ms at the rate.") var queue: UInt32?
+        @Option(help: "Bucket size in bytes, instead of 10 ms at the rate.") var burst: String?
+        @Option(help: "Queue size in bytes, instead of 5 ms at the rate.") var queue: String?
 
         func run() throws {
             let maxbw = try parseRate(self.maxbw, "--maxbw")
             let floor = try self.floor.map { try parseRate($0, "--floor") }
             let flows = try flow.map(parseFlow)
+            let burst = try self.burst.map { try parseBytes($0, "--burst") }
+            let queue = try self.queue.map { try parseBytes($0, "--queue") }
             let (device, handle) = try location.open()
             let report = try DeviceCap.set(device, maxbw: maxbw, floor: floor, flows: flows, burst: burst, queueLimit: queue, on: handle)
             print(report.isNoOp ? "\(device): cap unchanged (maxbw \(maxbw))"
@@ -93,6 +95,14 @@ func parseRate(_ text: String, _ option: String) throws -> Bitrate {
     do { return try Bitrate(text) } catch { throw ValidationError("\(option): \(error)") }
 }
 
+/// A size in bytes: decimal digits, at least one frame (1514).
+func parseBytes(_ text: String, _ option: String) throws -> UInt32 {
+    guard let v = DecimalText.integer(text).flatMap({ UInt32(exactly: $0) }), v >= 1514 else {
+        throw ValidationError("\(option): \(InvalidValue.quoted(text)) must be a number of bytes from 1514 (one frame) to \(UInt32.max)")
+    }
+    return v
+}
+
 /// `NAME,transport=tcp,local-port=80,maxbw=20M`.
 func parseFlow(_ text: String) throws -> FlowCap {
     let parts = text.split(separator: ",").map(String.init)
@@ -112,7 +122,9 @@ func parseFlow(_ text: String) throws -> FlowCap {
             case "local-ip": flow.localIP = try IPPrefix(kv[1])
             case "remote-ip": flow.remoteIP = try IPPrefix(kv[1])
             case "local-port", "remote-port":
-                guard let port = UInt16(kv[1]), port > 0 else { throw ValidationError("--flow \(text): \(kv[0]) must be 1–65535") }
+                guard let port = DecimalText.integer(kv[1]).flatMap({ UInt16(exactly: $0) }), port > 0 else {
+                    throw ValidationError("--flow \(text): \(kv[0]) must be 1–65535")
+                }
                 if kv[0] == "local-port" { flow.localPort = port } else { flow.remotePort = port }
             case "maxbw": flow.maxbw = try Bitrate(kv[1]); sawMaxbw = true
             default:
