@@ -55,6 +55,11 @@ let package = Package(
                           dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology", "QuiverVM"],
                           path: "bench/QuiverBench"),
 
+        // The fuzzing harness (scripts/fuzz.sh builds it with -sanitize=fuzzer; an ordinary build
+        // is a replayer: `quiver-fuzz TARGET FILE...`).
+        .executableTarget(name: "quiver-fuzz", dependencies: ["QuiverTopology", "QuiverKernel", "QuiverBandwidth", "QuiverProtection"],
+                          path: "Tests/QuiverFuzz", exclude: ["Seeds", "topology.dict"]),
+
         // Test helpers shared by the test targets (witness commands).
         .target(name: "QuiverTestSupport", path: "Tests/QuiverTestSupport"),
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),

@@ -31,3 +31,6 @@ echo "no namespace left behind"
 leftover=$(comm -13 <(echo "$guests_before") <(guests))
 if [ -n "$leftover" ]; then echo "tests left qemu processes behind:" $leftover >&2; exit 1; fi
 echo "no guest left behind"
+# The parsers under libFuzzer, QUIVER_FUZZ_SECONDS per target (default 60; 0 skips).
+seconds=${QUIVER_FUZZ_SECONDS:-60}
+if [ "$seconds" -gt 0 ]; then scripts/fuzz.sh "$seconds"; fi

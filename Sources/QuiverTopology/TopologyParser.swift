@@ -42,15 +42,19 @@ public struct TopologyParser {
         func refuse(_ message: String, _ hint: String? = nil) -> TopologyErrors {
             TopologyErrors(errors: [TopologyError(nil, "\(InvalidValue.quoted(path, limit: 200)) \(message)", hint: hint)])
         }
-        // Non-blocking, so that opening a FIFO returns at once and is then refused.
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        guard fd >= 0 else { throw refuse("cannot be read (\(String(cString: strerror(errno))))", "check the path and permissions") }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw refuse("cannot be examined") }
-        guard st.st_mode & S_IFMT == S_IFREG else {
-            throw refuse("is not a regular file (\(FileKind.name(st.st_mode)))", "a topology file is a YAML or JSON file")
+        // Only a regular file is opened at all: a FIFO would block, a device node may act on open.
+        let fd: Int32, st: stat
+        switch RegularFile.open(path, O_RDONLY | O_NONBLOCK, followLinks: true) {
+        case .success(let (f, s)): (fd, st) = (f, s)
+        case .failure(.notRegular(let mode)):
+            throw refuse("is not a regular file (\(FileKind.name(mode)))", "a topology file is a YAML or JSON file")
+        case .failure(.missing): throw refuse("cannot be read (it does not exist)", "check the path")
+        case .failure(let e):
+            let why: String
+            if case .failed(let n) = e { why = String(cString: strerror(n)) } else { why = "\(e)" }
+            throw refuse("cannot be read (\(why))", "check the path and permissions")
         }
+        defer { close(fd) }
         guard st.st_size <= Limits.fileBytes else {
             throw refuse("is \(st.st_size) bytes; topology files are at most \(Limits.fileBytes)", "split it into several topologies")
         }

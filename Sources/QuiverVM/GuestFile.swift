@@ -27,37 +27,24 @@ public enum GuestFile {
         }
     }
 
-    /// Opens `path` for qemu (close-on-exec; the launcher hands it over by number).
+    /// Opens `path` for qemu (close-on-exec; the launcher hands it over by number). Nothing that is
+    /// not a regular file is opened at all (``RegularFile``).
     public static func open(_ path: String, _ access: Access, owner: UInt32?) throws -> FileDescriptor {
-        let flags = (access == .read ? O_RDONLY : O_RDWR) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
-        let fd = Glibc.open(path, flags)
-        if fd < 0 {
-            let e = errno
-            var st = stat()
-            if lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFLNK {
-                let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) ?? "?"
-                throw GuestFileError(path: path, problem: "it is a symbolic link (to \(target)); name the file itself")
-            }
-            throw GuestFileError(path: path, problem: e == ENOENT ? "it does not exist" : "it cannot be opened (\(String(cString: strerror(e))))")
+        let fd: Int32, st: stat
+        switch RegularFile.open(path, access == .read ? O_RDONLY : O_RDWR, followLinks: false) {
+        case .success(let (f, s)): (fd, st) = (f, s)
+        case .failure(.missing): throw GuestFileError(path: path, problem: "it does not exist")
+        case .failure(.link(let target)): throw GuestFileError(path: path, problem: "it is a symbolic link (to \(target)); name the file itself")
+        case .failure(.notRegular(let mode)): throw GuestFileError(path: path, problem: "it is \(FileKind.name(mode))")
+        case .failure(.failed(let e)): throw GuestFileError(path: path, problem: "it cannot be opened (\(String(cString: strerror(e))))")
         }
         let file = FileDescriptor(rawValue: fd)
-        do {
-            var st = stat()
-            guard fstat(fd, &st) == 0 else { throw GuestFileError(path: path, problem: "it cannot be examined") }
-            guard st.st_mode & S_IFMT == S_IFREG else {
-                throw GuestFileError(path: path, problem: "it is \(FileKind.name(st.st_mode))")
-            }
-            if let owner, owner != 0, !mayAccess(uid: owner, st, write: access == .readWrite) {
-                throw GuestFileError(path: path, problem: "uid \(owner), who owns the topology file, cannot \(access == .read ? "read it" : "read and write it") "
-                                     + "(mode \(String(st.st_mode & 0o777, radix: 8)), owner uid \(st.st_uid))")
-            }
-            // Back to blocking reads for qemu.
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-            return file
-        } catch {
+        if let owner, owner != 0, !mayAccess(uid: owner, st, write: access == .readWrite) {
             try? file.close()
-            throw error
+            throw GuestFileError(path: path, problem: "uid \(owner), who owns the topology file, cannot \(access == .read ? "read it" : "read and write it") "
+                                 + "(mode \(String(st.st_mode & 0o777, radix: 8)), owner uid \(st.st_uid))")
         }
+        return file
     }
 
     /// Whether `uid` may read (and write) a file with this status, by its permission bits and

@@ -68,6 +68,12 @@ import Testing
         #expect(try Bitrate("1.5G") == Bitrate(bitsPerSecond: 1_500_000_000))
         #expect(throws: InvalidValue.self) { try Bitrate("0.0001") }
         #expect(throws: InvalidValue.self) { try Bitrate("0x1") }
+        // What a rate prints reads back as that rate (found by scripts/fuzz.sh: 10001 bit/s
+        // printed as "10001", which reads back as 10001 Mbit/s).
+        for bits: UInt64 in [10001, 8001, 123_456_789, 1_500_000_000, 8000, 400_000_000_000] {
+            let r = Bitrate(bitsPerSecond: bits)
+            #expect(try Bitrate(r.description) == r, "\(bits) prints as \(r)")
+        }
     }
 
     @Test(arguments: [

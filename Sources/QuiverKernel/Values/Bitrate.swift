@@ -61,7 +61,8 @@ public struct Bitrate: Sendable, Hashable, Comparable, Codable, CustomStringConv
     public var isBlocked: Bool { bitsPerSecond == 0 }
     public var bytesPerSecond: UInt64 { bitsPerSecond / 8 }
 
-    /// Shortest exact dladm-style text: `50M`, `1.5G`, `2500K`, `0`.
+    /// Short exact dladm-style text that reads back as the same rate: `50M`, `1.5G`, `2500K`,
+    /// `10.001K`, `0`. (Never a bare number: that would read back as Mbit/s.)
     public var description: String {
         let b = bitsPerSecond
         if b == 0 { return "0" }
@@ -69,7 +70,11 @@ public struct Bitrate: Sendable, Hashable, Comparable, Codable, CustomStringConv
             if b % div == 0 { return "\(b / div)\(suffix)" }
             if b % (div / 10) == 0 { return "\(b / div).\((b % div) / (div / 10))\(suffix)" }
         }
-        return b % 1000 == 0 ? "\(b / 1000)K" : "\(b)"
+        // Kbit/s with the bits as a fraction: 10001 bit/s is 10.001K.
+        var fraction = String(b % 1000)
+        fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return "\(b / 1000)" + (fraction.isEmpty ? "" : "." + fraction) + "K"
     }
 
     public static func < (a: Bitrate, b: Bitrate) -> Bool { a.bitsPerSecond < b.bitsPerSecond }
