@@ -57,7 +57,7 @@ struct StatsCommand: ParsableCommand {
     /// The topologies to read, and a single link to keep if TARGET named one.
     func resolve() throws -> ([Topology], String?) {
         guard let target else {
-            return (try Journal.all().compactMap(\.file).map { try loadTopology($0) }, nil)
+            return (try appliedTopologies(), nil)
         }
         if let file = try? topologyFile(target) { return ([try loadTopology(file)], nil) }
         for j in try Journal.all() {

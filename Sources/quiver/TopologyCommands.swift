@@ -60,6 +60,19 @@ enum TopologyTarget {
     }
 }
 
+/// Every applied topology whose file still reads and validates; for the others a note on standard
+/// error says why they are left out (a file moved or edited since is no reason to show nothing).
+func appliedTopologies() throws -> [Topology] {
+    try Journal.all().compactMap { j in
+        guard let file = j.file else { return nil }
+        do { return try TopologyParser.load(path: file) } catch {
+            let why = (error as? TopologyErrors)?.errors.first?.description ?? "\(error)"
+            FileHandle.standardError.write(Data("quiver: note: topology \(j.topology) left out: \(why)\n".utf8))
+            return nil
+        }
+    }
+}
+
 /// A topology file, or the file an applied topology of that name was applied from.
 func topologyFile(_ target: String) throws -> String {
     switch try TopologyTarget(target) {
@@ -176,8 +189,8 @@ struct ShowCommand: ParsableCommand {
 
     func run() throws {
         let f = try fabric.open()
-        let files = try target.map { [try topologyFile($0)] } ?? Journal.all().compactMap(\.file)
-        let rows = try files.flatMap { try f.show(try loadTopology($0)) }
+        let topologies = try target.map { [try loadTopology(try topologyFile($0))] } ?? appliedTopologies()
+        let rows = try topologies.flatMap { try f.show($0) }
         switch output {
         case .json: print(try renderJSON(rows))
         case .table:

@@ -73,6 +73,34 @@ import Testing
         }
     }
 
+    /// `quiver show` without a name shows every applied topology's VNICs, as `dladm show-vnic`
+    /// shows every VNIC.
+    @Test func showWithoutANameShowsEveryAppliedTopology() throws {
+        let a = "sa" + String(UUID().uuidString.prefix(4)).lowercased().filter { $0.isLetter || $0.isNumber }
+        let b = "sb" + String(UUID().uuidString.prefix(4)).lowercased().filter { $0.isLetter || $0.isNumber }
+        let fa = try write(scaleTopology(a, hosts: 2)), fb = try write(scaleTopology(b, hosts: 1).replacingOccurrences(of: "10.62.", with: "10.63."))
+        defer { for f in [fa, fb] { try? FileManager.default.removeItem(atPath: f) } }
+        try withFabricNamespace { ns, _ in
+            let fab = ["--fabric-netns", ns.name!]
+            #expect(try quiver(["apply", fa] + fab).status == 0)
+            #expect(try quiver(["apply", fb] + fab).status == 0)
+            let all = try quiver(["show", "-o", "json"] + fab)
+            #expect(all.status == 0, "\(all.stderr)")
+            let rows = try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [[String: Any]] ?? []
+            let links = Set(rows.compactMap { $0["link"] as? String })
+            #expect(links.isSuperset(of: ["\(a)-h0-n0", "\(a)-h1-n0", "\(b)-h0-n0"]), "\(links)")
+            #expect(rows.filter { ($0["link"] as? String)?.hasPrefix(a + "-") == true || ($0["link"] as? String)?.hasPrefix(b + "-") == true }
+                        .allSatisfy { $0["state"] as? String == "up" })
+            let one = try quiver(["show", b, "-o", "json"] + fab)
+            let oneRows = try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as? [[String: Any]] ?? []
+            #expect(oneRows.compactMap { $0["link"] as? String } == ["\(b)-h0-n0"])
+            let table = try quiver(["show"] + fab)
+            #expect(table.stdout.hasPrefix("VNIC") && table.stdout.contains("\(a)-h1-n0") && table.stdout.contains("\(b)-h0-n0"))
+            #expect(try quiver(["destroy", a] + fab).status == 0)
+            #expect(try quiver(["destroy", b] + fab).status == 0)
+        }
+    }
+
     @Test func jsonOutputForScripts() throws {
         let bad = Self.fixtures.appendingPathComponent("bad-unit.yaml").path
         let v = try quiver(["validate", bad, "-o", "json"])

@@ -215,7 +215,8 @@ public final class TrustedDirectory: @unchecked Sendable {
         guard st.st_mode & S_IFMT == S_IFDIR else { throw StateDirectoryError(path, "is not a directory", remedy(path)) }
         if st.st_uid != geteuid() && !(ownedByRootAllowed && st.st_uid == 0) {
             throw StateDirectoryError(path, "is owned by uid \(st.st_uid), not by uid \(geteuid()) that Quiver runs as",
-                                      "Quiver keeps no state where someone else could change it; remove it (Quiver makes it again) or `chown \(geteuid()) \(path)`")
+                                      st.st_uid == 0 ? "run quiver as root"
+                                          : "Quiver keeps no state where someone else could change it; remove it (Quiver makes it again) or `chown \(geteuid()) \(path)`")
         }
         if st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
             throw StateDirectoryError(path, "is writable by group or others (mode \(String(st.st_mode & 0o7777, radix: 8)))",
