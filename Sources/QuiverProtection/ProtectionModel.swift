@@ -75,6 +75,9 @@ public struct ProtectedPort: Sendable, Equatable {
     var hasNeighbourDiscoveryChain: Bool {
         protection.contains(.ipNospoof) ? ipv6 : protection.contains(.macNospoof)
     }
+
+    /// Its neighbour discovery link-layer addresses are checked (in the table's shared chain).
+    var checksLinkLayerOptions: Bool { hasNeighbourDiscoveryChain && protection.contains(.macNospoof) }
 }
 
 /// The whole nftables ruleset of one topology: one `bridge` table holding
@@ -180,6 +183,7 @@ public struct Ruleset: Sendable, Equatable {
             elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "local", bridged.map { ($0.device, .goto(Self.localChain($0.tenant))) })
         }
         for p in bridged where !p.protection.isEmpty { b.protectionChains(p) }
+        elements += b.linkLayerChecks(bridged, port: .inputInterfaceName, ids: (5, 6))
         elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "vnics",
                                                        bridged.filter { !$0.protection.isEmpty }.map { ($0.device, .goto(Self.vnicChain($0.device))) })
         elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "tenants", bridged.map { ($0.device, .goto(Self.tenantChain($0.tenant))) })
@@ -212,7 +216,7 @@ public struct Ruleset: Sendable, Equatable {
             b.otherTenantsDrop(Self.tenantChain(t), own: mark(t), base: markBase, counter: Self.isolationCounter(t))
         }
         for p in macvtaps where !p.protection.isEmpty { b.protectionChains(p) }
-        var elements: [NetlinkRequest] = []
+        var elements: [NetlinkRequest] = b.linkLayerChecks(macvtaps, port: .outputInterfaceName, ids: (1004, 1005))
         elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "origin", macvtaps.map { ($0.device, .jump(Self.markChain($0.tenant))) })
         elements += NFTSetRequest.addInterfaceElements(f, table: table, set: "vnics",
                                                        macvtaps.filter { !$0.protection.isEmpty }.map { ($0.device, .goto(Self.vnicChain($0.device))) })
@@ -281,31 +285,55 @@ public struct Ruleset: Sendable, Equatable {
             rule(dad, Self.drop(counter))
         }
 
+        /// The table's `nd-lladdr` chain, shared by every VNIC whose neighbour discovery
+        /// link-layer addresses are checked (mac-nospoof): for each message type, one rule per
+        /// option slot reads the slot and, where it reads as a link-layer address option (type 1
+        /// or 2, length 1), looks up `PORT . ADDRESS` in the set `nd-macs` of every such VNIC's
+        /// name and MAC — an address that is not the sending VNIC's own is not in it — and one rule
+        /// refuses a message longer than its slots reach. A refused message goes, by the map
+        /// `nd-lladdr-drop`, to the sending VNIC's `vnic/DEV/lladdr`, which counts it in
+        /// `DEV/mac` and drops it. 22 rules for the whole table, where each VNIC would need them.
+        /// `port`: the meta key naming the VNIC (bridge: input interface; a macvtap's egress:
+        /// output interface). Returns the set and map elements.
+        mutating func linkLayerChecks(_ ports: [ProtectedPort], port: NFTMetaKey, ids: (UInt32, UInt32)) -> [NetlinkRequest] {
+            let checked = ports.filter(\.checksLinkLayerOptions)
+            guard !checked.isEmpty else { return [] }
+            let chain = Ruleset.linkLayerChain, macs = "nd-macs", refuse = "nd-lladdr-drop"
+            requests.append(NFTChainRequest.add(family, table: table, chain))
+            requests.append(NFTSetRequest.addInterfaceMACSet(family, table: table, macs, id: ids.0, size: checked.count))
+            requests.append(NFTSetRequest.addInterfaceSet(family, table: table, refuse, id: ids.1, verdictMap: true, size: checked.count))
+            let toDrop: [NFTExpression] = [.meta(port), .lookup(set: refuse, map: true, inverted: false)]
+            for (t, start, slots) in Ruleset.ndOptions {
+                let bound = start + 8 * slots
+                rule(chain, Ruleset.icmp6Type(t) + [Ruleset.ip6PayloadLength, .order(.greater, [UInt8(bound >> 8), UInt8(bound & 0xFF)])] + toDrop)
+                for k in 0..<slots {
+                    let o = start + 8 * k
+                    rule(chain, Ruleset.icmp6Type(t) + [.payload(.transport, offset: o, length: 2), .mask([0xFC, 0xFF]), .compare(equal: true, [0, 1]),
+                                                        .meta(port), .payloadAt(register32: 4, .transport, offset: o + 2, length: 6),
+                                                        .lookup(set: macs, map: false, inverted: true)] + toDrop)
+                }
+            }
+            return NFTSetRequest.addInterfaceMACElements(family, table: table, set: macs, checked.map { ($0.device, $0.mac.bytes) })
+                + NFTSetRequest.addInterfaceElements(family, table: table, set: refuse,
+                                                     checked.map { ($0.device, .goto(Ruleset.vnicChain($0.device) + "/lladdr")) })
+        }
+
         /// `vnic/DEV/nd`, for ICMPv6 from the VNIC (jumped to, so it returns when nothing
         /// matches):
         /// - mac-nospoof: every link-layer address option (source or target: type 1 or 2, one
         ///   8-byte unit) of a router or neighbour solicitation or advertisement must carry the
-        ///   VNIC's MAC. nftables reads no option list, so each 8-byte slot the message can hold is
-        ///   read where an option may start, and a message longer than the slots Quiver reads is
-        ///   dropped (its IPv6 payload length bounds it, extension headers included);
+        ///   VNIC's MAC — checked by the table's shared chain (``linkLayerChecks(_:port:ids:)``);
         /// - ip-nospoof: a neighbour advertisement's target must be one of the VNIC's own addresses
         ///   (its allowed IPv6 prefixes or its link-local address), and redirects are dropped
         ///   (a VNIC is no tenant's first-hop router in Quiver's fabric).
         mutating func neighbourDiscovery(_ nd: String, _ p: ProtectedPort) {
             let drop = Self.drop
-            if p.protection.contains(.macNospoof) {
-                let mac = p.mac.bytes
-                for (t, start, slots) in Ruleset.ndOptions {
-                    let bound = start + 8 * slots
-                    rule(nd, Ruleset.icmp6Type(t) + [Ruleset.ip6PayloadLength, .order(.greater, [UInt8(bound >> 8), UInt8(bound & 0xFF)])]
-                         + drop(p.counterName(.macNospoof)))
-                    for k in 0..<slots {
-                        let o = start + 8 * k
-                        rule(nd, Ruleset.icmp6Type(t) + [.payload(.transport, offset: o, length: 2), .mask([0xFC, 0xFF]), .compare(equal: true, [0, 1]),
-                                                         .payload(.transport, offset: o + 2, length: 6), .compare(equal: false, mac)]
-                             + drop(p.counterName(.macNospoof)))
-                    }
-                }
+            if p.checksLinkLayerOptions {
+                // The table's one chain of option checks; a VNIC's own drop chain counts its drops.
+                let refuse = Ruleset.vnicChain(p.device) + "/lladdr"
+                requests.append(NFTChainRequest.add(family, table: table, refuse))
+                rule(refuse, drop(p.counterName(.macNospoof)))
+                rule(nd, [.verdict(.jump(Ruleset.linkLayerChain))])
             }
             if p.protection.contains(.ipNospoof) {
                 let na = Ruleset.vnicChain(p.device) + "/na"
@@ -398,6 +426,9 @@ public struct Ruleset: Sendable, Equatable {
     /// A message longer than its slots reach is refused, so every option it carries is read.
     static let ndOptions: [(type: UInt8, start: UInt32, slots: UInt32)] = [(133, 8, 2), (134, 16, 12), (135, 24, 2), (136, 24, 2)]
 
+    /// The table's shared chain of neighbour discovery link-layer address checks.
+    static let linkLayerChain = "nd-lladdr"
+
     /// `ip6 payload length`
     static let ip6PayloadLength = NFTExpression.payload(.network, offset: 4, length: 2)
 
@@ -449,14 +480,17 @@ public struct Ruleset: Sendable, Equatable {
         func perPort(_ p: ProtectedPort) -> Int {
             let ip = p.protection.contains(.ipNospoof)
             // vnic/DEV; /ip4 /ip6 /arp, and with IPv6 /ip6-unspecified /dad /na; /nd; a counter per kind.
-            return p.protection.isEmpty ? 0 : 1 + (ip ? 3 + (p.ipv6 ? 3 : 0) : 0) + (p.hasNeighbourDiscoveryChain ? 1 : 0) + p.protection.count
+            return p.protection.isEmpty ? 0 : 1 + (ip ? 3 + (p.ipv6 ? 3 : 0) : 0) + (p.hasNeighbourDiscoveryChain ? 1 : 0)
+                + (p.checksLinkLayerOptions ? 1 : 0) + p.protection.count
         }
-        var n = 2 + 2 + 3 * tenants(.bridgePort).count + bridgePorts.map(perPort).reduce(0, +)
+        // The shared `nd-lladdr` chain with its set and map, in each table that has such a VNIC.
+        func shared(_ ports: [ProtectedPort]) -> Int { ports.contains(where: \.checksLinkLayerOptions) ? 3 : 0 }
+        var n = 2 + 2 + 3 * tenants(.bridgePort).count + bridgePorts.map(perPort).reduce(0, +) + shared(bridgePorts)
         if hasMacvtaps {
             // bridge: `origin`, `local`, `isolate-local`, and mark/N + tenant/N/local per tenant;
             // netdev: two base chains, three maps, per tenant mark/N, tenant/N and its counter.
             n += 3 + 2 * tenants(.bridgePort).count
-            n += 2 + 3 + 3 * tenants(.macvtap).count + macvtapPorts.map(perPort).reduce(0, +)
+            n += 2 + 3 + 3 * tenants(.macvtap).count + macvtapPorts.map(perPort).reduce(0, +) + shared(macvtapPorts)
         }
         return UInt32(n)
     }

@@ -42,10 +42,11 @@ import Testing
         b.ports[0].protection.remove(.restricted)
         #expect(a.comment != b.comment)
         #expect(a.comment.hasPrefix("quiver:t/ "))
-        // 2 base chains + 2 maps + tenant (chain, set, counter) + 8 vnic chains (vnic/DEV, /ip4,
-        // /ip6, /arp, /ip6-unspecified, /dad, /nd, /na) + 3 counters, and the same count as the
-        // messages that create chains, sets and counters.
-        #expect(a.expectedUse == 2 + 2 + 3 + 8 + 3)
+        // 2 base chains + 2 maps + tenant (chain, set, counter) + 9 vnic chains (vnic/DEV, /ip4,
+        // /ip6, /arp, /ip6-unspecified, /dad, /nd, /na, /lladdr) + 3 counters + the table's shared
+        // link-layer checks (chain nd-lladdr, set nd-macs, map nd-lladdr-drop), and the same count
+        // as the messages that create chains, sets and counters.
+        #expect(a.expectedUse == 2 + 2 + 3 + 9 + 3 + 3)
         let creating = a.body().filter { [NFTMessageType.newChain, NFTMessageType.newSet, NFTMessageType.newObject].contains($0.message.type) }
         #expect(Int(a.expectedUse) == creating.count)
         var mixed = a
