@@ -309,7 +309,7 @@ public struct Ruleset: Sendable, Equatable {
                 for k in 0..<slots {
                     let o = start + 8 * k
                     rule(chain, Ruleset.icmp6Type(t) + [.payload(.transport, offset: o, length: 2), .mask([0xFC, 0xFF]), .compare(equal: true, [0, 1]),
-                                                        .meta(port), .payloadAt(register32: 4, .transport, offset: o + 2, length: 6),
+                                                        .meta(port), .payloadInto(register: 2, .transport, offset: o + 2, length: 6),
                                                         .lookup(set: macs, map: false, inverted: true)] + toDrop)
                 }
             }

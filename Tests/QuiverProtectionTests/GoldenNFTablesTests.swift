@@ -49,6 +49,38 @@ import Testing
         #expect(Array(bytes[16...]) == expected)
     }
 
+    /// `nft add rule bridge t c iifname . ether saddr != @s drop` (a set of `ifname . ether_addr`):
+    /// the name in register 1, the address in register 2 right behind it, one lookup of both.
+    @Test func concatenatedLookup() throws {
+        let r = NFTRuleRequest.add(.bridge, table: "t", chain: "c", [
+            .meta(.inputInterfaceName), .payloadInto(register: 2, .link, offset: 6, length: 6), .lookup(set: "s", map: false, inverted: true),
+            .verdict(.drop),
+        ])
+        let payload: [UInt8] = [
+            0x34, 0x00, 0x01, 0x80,                         // NFTA_LIST_ELEM (52)
+            0x0c, 0x00, 0x01, 0x00, 0x70, 0x61, 0x79, 0x6c, 0x6f, 0x61, 0x64, 0x00, // "payload"
+            0x24, 0x00, 0x02, 0x80,                         //  NFTA_EXPR_DATA
+            0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x02, //   DREG 2
+            0x08, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, //   BASE link header
+            0x08, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x06, //   OFFSET 6
+            0x08, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x06, //   LEN 6
+        ]
+        let bytes = r.message.bytes
+        let at = try #require((0...(bytes.count - payload.count)).first { Array(bytes[$0..<($0 + payload.count)]) == payload })
+        // Right after the meta load of the name into register 1 (36 bytes; nft sends KEY before
+        // DREG, the kernel takes either order).
+        let meta: [UInt8] = [0x24, 0x00, 0x01, 0x80, 0x09, 0x00, 0x01, 0x00, 0x6d, 0x65, 0x74, 0x61, 0x00, 0x00, 0x00, 0x00,
+                             0x14, 0x00, 0x02, 0x80, 0x08, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x06]
+        #expect(Array(bytes[(at - meta.count)..<at]) == meta)
+        // The set's key: 16 bytes of name, 6 of MAC, 2 of padding; type ifname . ether_addr.
+        let set = NFTSetRequest.addInterfaceMACSet(.bridge, table: "t", "s", id: 1)
+        #expect(NFTSetRequest.interfaceMACKeyType == 41 << 6 | 9)
+        #expect(set.message.bytes.windows(of: [0x08, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x18]), "NFTA_SET_KEY_LEN 24")
+        let element = NFTSetRequest.addInterfaceMACElements(.bridge, table: "t", set: "s", [("e1h", [2, 0, 0, 0, 0, 1])])[0]
+        #expect(element.message.bytes.windows(of: [0x1c, 0x00, 0x01, 0x00] + Array("e1h".utf8) + [UInt8](repeating: 0, count: 13) + [2, 0, 0, 0, 0, 1, 0, 0]),
+                "NFTA_DATA_VALUE: name, MAC, padding")
+    }
+
     /// `nft add rule netdev t x meta mark set 0x51000001`: the mark is loaded into register 1 in
     /// host byte order, then `meta set` takes it from there.
     @Test func metaMarkSet() {
@@ -103,5 +135,13 @@ import Testing
         #expect(c.prefix(2) == [0, 15])
         #expect(nftComment(decoding: c) == "quiver:lab/ 1f")
         #expect(nftComment(decoding: [7, 1, 0]) == nil)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Whether `needle` occurs somewhere in the bytes.
+    func windows(of needle: [UInt8]) -> Bool {
+        guard needle.count <= count else { return false }
+        return (0...(count - needle.count)).contains { Array(self[$0..<($0 + needle.count)]) == needle }
     }
 }

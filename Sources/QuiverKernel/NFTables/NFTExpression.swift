@@ -69,9 +69,9 @@ public enum NFTExpression: Sendable, Equatable {
     case meta(NFTMetaKey)
     /// `payload load LEN @ BASE + OFFSET => reg 1`
     case payload(NFTPayloadBase, offset: UInt32, length: UInt32)
-    /// The same into the 4-byte register `NFT_REG32_00 + register32` — the second part of a
-    /// concatenated key (`iifname . @th,…`), behind a 16-byte first part in register 1.
-    case payloadAt(register32: UInt32, NFTPayloadBase, offset: UInt32, length: UInt32)
+    /// The same into 16-byte register `register` (2–4) — the second part of a concatenated key
+    /// (`iifname . ether saddr`) behind a 16-byte first part in register 1, as `nft` loads it.
+    case payloadInto(register: UInt32, NFTPayloadBase, offset: UInt32, length: UInt32)
     /// `cmp eq|neq reg 1 DATA`
     case compare(equal: Bool, [UInt8])
     /// `cmp lt|lte|gt|gte reg 1 DATA`: the register and DATA compared as big-endian numbers.
@@ -102,7 +102,7 @@ public enum NFTExpression: Sendable, Equatable {
     var kernelName: String {
         switch self {
         case .meta, .setMeta: return "meta"
-        case .payload, .payloadAt: return "payload"
+        case .payload, .payloadInto: return "payload"
         case .compare, .order: return "cmp"
         case .mask: return "bitwise"
         case .lookup: return "lookup"
@@ -121,8 +121,8 @@ public enum NFTExpression: Sendable, Equatable {
                 case .meta(let key):
                     d.put(NFTA_META_DREG.rawValue, be32: reg1)
                     d.put(NFTA_META_KEY.rawValue, be32: key.raw)
-                case .payloadAt(let r, let base, let offset, let length):
-                    d.put(NFTA_PAYLOAD_DREG.rawValue, be32: UInt32(NFT_REG32_00.rawValue) + r)
+                case .payloadInto(let r, let base, let offset, let length):
+                    d.put(NFTA_PAYLOAD_DREG.rawValue, be32: UInt32(NFT_REG_1.rawValue) + r - 1)
                     d.put(NFTA_PAYLOAD_BASE.rawValue, be32: base.rawValue)
                     d.put(NFTA_PAYLOAD_OFFSET.rawValue, be32: offset)
                     d.put(NFTA_PAYLOAD_LEN.rawValue, be32: length)
