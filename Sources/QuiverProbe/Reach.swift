@@ -17,53 +17,27 @@ public enum Reach {
     }
 
     /// Up to `count` ICMP (IPv4) or ICMPv6 echo requests from `ns` to `target`, `timeout` seconds
-    /// each.
+    /// each, over a raw socket: an answer is an echo reply from `target` with this probe's
+    /// identifier. (The kernel fills in an ICMPv6 checksum itself and hands replies over without
+    /// their IPv6 header; IPv4 replies come with theirs.) IPv6 neighbour discovery runs first, as
+    /// it does for any IPv6 traffic.
     public static func icmpEcho(from ns: NetworkNamespace, to target: IPAddress, count: Int = 3, timeout: Double = 0.5) throws -> Outcome {
-        guard target.isV4 else { return try icmp6Echo(from: ns, to: target, count: count, timeout: timeout) }
+        let v4 = target.isV4
         let fd = try ns.run { () throws -> Int32 in
-            let fd = socket(AF_INET, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(IPPROTO_ICMP))
-            guard fd >= 0 else { throw SystemCallError("socket(ICMP)", "\(ns)", errno: .init(rawValue: errno)) }
+            let fd = socket(v4 ? AF_INET : AF_INET6, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(v4 ? IPPROTO_ICMP : IPPROTO_ICMPV6))
+            guard fd >= 0 else { throw SystemCallError(v4 ? "socket(ICMP)" : "socket(ICMPv6)", "\(ns)", errno: .init(rawValue: errno)) }
             return fd
         }
         defer { close(fd) }
         let id = UInt16.random(in: 1...0xFFFF)
         for seq in 0..<UInt16(count) {
-            var packet: [UInt8] = [8, 0, 0, 0, UInt8(id >> 8), UInt8(id & 0xff), UInt8(seq >> 8), UInt8(seq & 0xff)]
+            var packet: [UInt8] = [v4 ? 8 : 128, 0, 0, 0, UInt8(id >> 8), UInt8(id & 0xff), UInt8(seq >> 8), UInt8(seq & 0xff)]
             packet += Array("quiver-verify".utf8)
-            let c = Frames.checksum(packet)
-            packet[2] = UInt8(c >> 8)
-            packet[3] = UInt8(c & 0xff)
-            let sent = Sockets.withSockaddr(target, 0) { sa, len in packet.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, sa, len) } }
-            guard sent == packet.count else { continue }
-            let deadline = Sockets.now() + timeout
-            var buf = [UInt8](repeating: 0, count: 1500)
-            while Sockets.now() < deadline {
-                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                if poll(&p, 1, Int32(max(1, (deadline - Sockets.now()) * 1000))) <= 0 { break }
-                let n = recv(fd, &buf, buf.count, Int32(MSG_DONTWAIT))
-                guard n >= 28 else { continue }
-                let ihl = Int(buf[0] & 0x0f) * 4
-                guard n >= ihl + 8, Array(buf[12..<16]) == target.bytes, buf[ihl] == 0,
-                      UInt16(buf[ihl + 4]) << 8 | UInt16(buf[ihl + 5]) == id else { continue }
-                return Outcome(answered: true, detail: "echo reply \(seq + 1)/\(count)")
+            if v4 {
+                let c = Frames.checksum(packet)
+                packet[2] = UInt8(c >> 8)
+                packet[3] = UInt8(c & 0xff)
             }
-        }
-        return Outcome(answered: false, detail: "no echo reply to \(count) requests")
-    }
-
-    /// ICMPv6 echo over a raw socket (the kernel fills in the checksum): an answer is an echo
-    /// reply from `target` with this probe's identifier. Neighbour discovery runs first, as it
-    /// does for any IPv6 traffic.
-    static func icmp6Echo(from ns: NetworkNamespace, to target: IPAddress, count: Int, timeout: Double) throws -> Outcome {
-        let fd = try ns.run { () throws -> Int32 in
-            let fd = socket(AF_INET6, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(IPPROTO_ICMPV6))
-            guard fd >= 0 else { throw SystemCallError("socket(ICMPv6)", "\(ns)", errno: .init(rawValue: errno)) }
-            return fd
-        }
-        defer { close(fd) }
-        let id = UInt16.random(in: 1...0xFFFF)
-        for seq in 0..<UInt16(count) {
-            let packet: [UInt8] = [128, 0, 0, 0, UInt8(id >> 8), UInt8(id & 0xff), UInt8(seq >> 8), UInt8(seq & 0xff)] + Array("quiver-verify".utf8)
             let sent = Sockets.withSockaddr(target, 0) { sa, len in packet.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, sa, len) } }
             guard sent == packet.count else { continue }
             let deadline = Sockets.now() + timeout
@@ -76,8 +50,16 @@ public enum Reach {
                 let n = withUnsafeMutablePointer(to: &from) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buf, buf.count, Int32(MSG_DONTWAIT), $0, &len) }
                 }
-                let source = withUnsafeBytes(of: from.sin6_addr) { Array($0) }
-                guard n >= 8, buf[0] == 129, source == target.bytes, UInt16(buf[4]) << 8 | UInt16(buf[5]) == id else { continue }
+                // Where the ICMP header starts, and who sent it.
+                let at: Int, source: [UInt8]
+                if v4 {
+                    guard n >= 28 else { continue }
+                    (at, source) = (Int(buf[0] & 0x0f) * 4, Array(buf[12..<16]))
+                } else {
+                    (at, source) = (0, withUnsafeBytes(of: from.sin6_addr) { Array($0) })
+                }
+                guard n >= at + 8, source == target.bytes, buf[at] == (v4 ? 0 : 129),
+                      UInt16(buf[at + 4]) << 8 | UInt16(buf[at + 5]) == id else { continue }
                 return Outcome(answered: true, detail: "echo reply \(seq + 1)/\(count)")
             }
         }

@@ -77,15 +77,8 @@ public final class TrustedDirectory: @unchecked Sendable {
     /// The regular file `name`, at most `limit` bytes, or nil when there is none. A link, a
     /// non-regular file, one owned by someone else or one above the limit is refused.
     public func read(_ name: String, limit: Int = 4 << 20) throws(StateDirectoryError) -> Data? {
-        try TrustedDirectory.checkComponent(name, in: self)
-        let f = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        if f < 0 {
-            let e = errno
-            if e == ENOENT { return nil }
-            throw StateDirectoryError(childPath(name), describeRefusal(name, errno: e), remedy(childPath(name)))
-        }
+        guard let f = try openForReading(name) else { return nil }
         defer { Glibc.close(f) }
-        try checkFile(f, name)
         var data = Data()
         var buf = [UInt8](repeating: 0, count: 65536)
         while true {
