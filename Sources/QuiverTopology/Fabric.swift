@@ -207,11 +207,12 @@ public struct Fabric: Sendable {
         }
         let namespacesMade = MadeSoFar()
         var creating: Background<Void>?
+        undo.namespaces = newNamespaces
         if !newNamespaces.isEmpty {
             creating = Background { [namespacesMade, undo] in
                 defer { namespacesMade.finish() }
                 try NetworkNamespace.create(named: newNamespaces) { made in
-                    undo.madeNamespaces(Array(newNamespaces.prefix(made)))
+                    undo.madeNamespaces(made)
                     namespacesMade.set(made)
                 }
             }

@@ -16,19 +16,21 @@ final class ApplyUndo: @unchecked Sendable {
     var rulesMade = false
     /// The topology had a record before this apply.
     var hadRecord = false
-    private var namespaces: [String] = []
+    /// The namespaces it makes, in order; the first `made` of them exist.
+    var namespaces: [String] = []
+    private var made = 0
 
-    /// The namespaces made so far (called from the thread making them).
-    func madeNamespaces(_ names: [String]) {
+    /// How many of `namespaces` are made so far (called from the thread making them).
+    func madeNamespaces(_ n: Int) {
         lock.lock()
-        namespaces = names
+        made = n
         lock.unlock()
     }
 
     var madeNamespaces: [String] {
         lock.lock()
         defer { lock.unlock() }
-        return namespaces
+        return Array(namespaces.prefix(made))
     }
 }
 
