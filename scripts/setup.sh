@@ -6,9 +6,11 @@
 #           race against. Quiver itself never runs them.
 #   guests: qemu-system-x86 (Quiver starts it for kind: vm hosts), cpio (the test guest's
 #           initramfs; scripts/build-test-guest.sh downloads the kernel and busybox-static itself).
+#   schema: python3-jsonschema and python3-yaml — an independent JSON Schema validator (Debian's
+#           /usr/bin/python3) that the tests check `quiver schema` with.
 # Traffic in tests comes from Quiver's own generator (QuiverProbe), so no iperf3 or ping.
 set -euo pipefail
-pkgs=(pkg-config libmnl-dev libnl-3-dev libnl-route-3-dev iproute2 nftables qemu-system-x86 cpio)
+pkgs=(pkg-config libmnl-dev libnl-3-dev libnl-route-3-dev iproute2 nftables qemu-system-x86 cpio python3-jsonschema python3-yaml)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

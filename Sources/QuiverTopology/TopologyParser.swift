@@ -100,7 +100,7 @@ public struct TopologyParser {
             if root == nil { report(TopologyError(SourceLocation(file: file, line: 1, column: 1), "the file is empty", hint: "start with `name: lab`")) }
             return nil
         }
-        check(map, allowed: ["name", "switches", "tenants", "expect"], in: "the topology")
+        check(map, TopologyFields.topology)
         let name = requiredString(map, "name", in: "the topology") ?? ""
         let switches = list(map, "switches").compactMap { parseSwitch($0) }
         let tenants = list(map, "tenants").compactMap { parseTenant($0) }
@@ -113,14 +113,14 @@ public struct TopologyParser {
 
     mutating func parseSwitch(_ node: Node) -> Topology.Switch? {
         guard let m = mapping(node, "a switch") else { return nil }
-        check(m, allowed: ["name", "mtu"], in: "a switch")
+        check(m, TopologyFields.switch)
         guard let name = requiredString(m, "name", in: "a switch") else { return nil }
         return Topology.Switch(name: name, mtu: uint32(m, "mtu"), location: loc(node))
     }
 
     mutating func parseTenant(_ node: Node) -> Topology.Tenant? {
         guard let m = mapping(node, "a tenant") else { return nil }
-        check(m, allowed: ["name", "maxbw", "hosts"], in: "tenant")
+        check(m, TopologyFields.tenant)
         guard let name = requiredString(m, "name", in: "a tenant") else { return nil }
         let hosts = list(m, "hosts").compactMap { parseHost($0) }
         return Topology.Tenant(name: name, maxbw: rate(m, "maxbw"), hosts: hosts, location: loc(node))
@@ -128,8 +128,8 @@ public struct TopologyParser {
 
     mutating func parseHost(_ node: Node) -> Topology.Host? {
         guard let m = mapping(node, "a host") else { return nil }
-        let machineKeys = ["kernel", "initrd", "cmdline", "disk", "memory", "cpus", "accel"]
-        check(m, allowed: ["name", "kind", "vnics"] + machineKeys, in: "host")
+        let machineKeys = TopologyFields.host.fields.filter { $0.presence == .vmHost || $0.presence == .vmHostRequired }.map(\.key)
+        check(m, TopologyFields.host)
         guard let name = requiredString(m, "name", in: "a host") else { return nil }
         var kind = Topology.HostKind.netns
         if let k = m[key: "kind"] {
@@ -180,8 +180,7 @@ public struct TopologyParser {
 
     mutating func parseVNIC(_ node: Node) -> Topology.VNIC? {
         guard let m = mapping(node, "a VNIC") else { return nil }
-        check(m, allowed: ["name", "over", "mac", "ips", "gateway", "mtu", "maxbw", "floor", "burst", "queue", "protection", "allowed-ips", "flows",
-                           "model", "queues", "mode", "link-local"], in: "vnic")
+        check(m, TopologyFields.vnic)
         guard let name = requiredString(m, "name", in: "a VNIC") else { return nil }
         let over = requiredString(m, "over", in: "VNIC \(name)") ?? ""
         var mac = Topology.MACSetting.auto
@@ -248,7 +247,7 @@ public struct TopologyParser {
 
     mutating func parseFlow(_ node: Node) -> FlowCap? {
         guard let m = mapping(node, "a flow") else { return nil }
-        check(m, allowed: ["name", "transport", "local-ip", "remote-ip", "local-port", "remote-port", "maxbw"], in: "flow")
+        check(m, TopologyFields.flow)
         guard let name = requiredString(m, "name", in: "a flow") else { return nil }
         var transport: Transport?
         if let n = m[key: "transport"], let s = scalar(n, "transport") {
@@ -266,7 +265,7 @@ public struct TopologyParser {
     /// `- reach: {from: acme/web, to: acme/db}` and the other kinds: one key naming the kind,
     /// whose value holds the fields.
     mutating func parseExpectation(_ node: Node) -> Topology.Expectation? {
-        let kinds = ["reach", "no-reach", "bandwidth", "spoof"]
+        let kinds = TopologyFields.expectations.map(\.id)
         guard let outer = mapping(node, "an expectation") else { return nil }
         guard outer.count == 1, let (k, v) = outer.first.map({ ($0.key, $0.value) }), let kind = k.string, kinds.contains(kind) else {
             let first = outer.first?.key.string ?? ""
@@ -301,13 +300,13 @@ public struct TopologyParser {
         }
         switch kind {
         case "reach", "no-reach":
-            check(m, allowed: ["from", "to", "probe", "port"], in: kind)
+            check(m, TopologyFields.section(kind)!)
             guard let from = endpoint("from"), let to = endpoint("to") else { return nil }
             let port = self.port(m, "port") ?? 7
             return kind == "reach" ? .reach(from: from, to: to, probes: probes(default: [.icmp]), port: port, location: location)
                 : .noReach(from: from, to: to, probes: probes(default: [.icmp, .tcp, .arp]), port: port, location: location)
         case "bandwidth":
-            check(m, allowed: ["from", "to", "rate", "tolerance", "seconds"], in: kind)
+            check(m, TopologyFields.bandwidth)
             guard let from = endpoint("from"), let to = endpoint("to") else { return nil }
             guard let r = rate(m, "rate") else {
                 if m[key: "rate"] == nil { report(TopologyError(locOf(m), "bandwidth has no `rate`", hint: "add e.g. `rate: 20M` (the cap you expect)")) }
@@ -328,7 +327,7 @@ public struct TopologyParser {
             }
             return .bandwidth(from: from, to: to, rate: r, tolerance: tolerance, seconds: seconds, location: location)
         default: // spoof
-            check(m, allowed: ["from", "kind", "count"], in: kind)
+            check(m, TopologyFields.spoof)
             guard let from = endpoint("from") else { return nil }
             var kinds = Topology.SpoofKind.allCases
             if let n = m[key: "kind"] {
@@ -412,9 +411,11 @@ public struct TopologyParser {
         SourceLocation(file: file, line: m.mark?.line ?? 0, column: m.mark?.column ?? 0)
     }
 
-    /// Unknown keys are errors, with the closest known key suggested; so is a key written twice
-    /// in one mapping (`key-duplicates`, as yamllint calls it).
-    mutating func check(_ m: Node.Mapping, allowed: [String], in what: String) {
+    /// Unknown keys are errors — the keys a mapping may hold are its section's in
+    /// ``TopologyFields`` — with the closest known key suggested; so is a key written twice in
+    /// one mapping (`key-duplicates`, as yamllint calls it).
+    mutating func check(_ m: Node.Mapping, _ section: FieldSection) {
+        let allowed = section.keys, what = section.what
         var seen: [String: SourceLocation] = [:]
         for (k, _) in m {
             guard case .scalar(_) = k, let key = k.string else {
