@@ -6,7 +6,9 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         // The engine, for other projects' test suites: bring a fabric up, probe it, tear it down.
-        .library(name: "Quiver", targets: ["QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProtection", "QuiverVM", "QuiverProbe", "QuiverTopology"]),
+        // `import QuiverFabric` is the front door; the other modules are there for what they are.
+        .library(name: "Quiver", targets: ["QuiverValues", "QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProtection", "QuiverVM",
+                                           "QuiverProbe", "QuiverTopology", "QuiverFabric"]),
         .executable(name: "quiver", targets: ["quiver"]),
     ],
     dependencies: [
@@ -23,13 +25,19 @@ let package = Package(
                        providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
         // Tiny C shim: kernel macros and ioctl numbers Swift cannot import.
         .target(name: "CNetlink", dependencies: ["CMnl"]),
+        // What the pure values need from C (O_PATH).
+        .target(name: "CQuiverSystem"),
+
+        // Pure values shared by every layer: names, addresses, rates, the cap model, guest files,
+        // checked state directories. Opens no socket.
+        .target(name: "QuiverValues", dependencies: ["CQuiverSystem", .product(name: "SystemPackage", package: "swift-system")]),
 
         // Wire layer: socket owning its fd, codec, ACK/extended-ACK decoding, dumps, namespaces.
         .target(name: "QuiverNetlink", dependencies: [
             "CMnl", "CNetlink", .product(name: "SystemPackage", package: "swift-system"),
         ]),
         // One file per kernel object.
-        .target(name: "QuiverKernel", dependencies: ["QuiverNetlink", "CNetlink", "CNetlinkRoute"]),
+        .target(name: "QuiverKernel", dependencies: ["QuiverValues", "QuiverNetlink", "CNetlink", "CNetlinkRoute"]),
         // Caps: per-VNIC maxbw both ways, per-group aggregate with floors, per-flow caps.
         .target(name: "QuiverBandwidth", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         // Isolation and link protection: one nftables bridge table per topology, over nfnetlink.
@@ -38,13 +46,17 @@ let package = Package(
         .target(name: "QuiverVM", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]),
         // Probes that run inside namespaces: TCP bulk traffic, UDP round trips.
         .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]),
-        // Topology files: model, validation, pure plan, apply, destroy, show, graph.
-        .target(name: "QuiverTopology", dependencies: [
-            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", .product(name: "Yams", package: "Yams"),
+        // The topology file format, pure: model, parser, validator, field table, JSON Schema,
+        // graph, kernel names. Opens no socket.
+        .target(name: "QuiverTopology", dependencies: ["QuiverValues", .product(name: "Yams", package: "Yams")]),
+        // The engine and what observes it: kernel state, phased plan, apply, destroy, journal,
+        // show, stats, verify. The front door for other projects' tests (`Fabric`).
+        .target(name: "QuiverFabric", dependencies: [
+            "QuiverTopology", "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM",
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
         .executableTarget(name: "quiver", dependencies: [
-            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", "QuiverTopology",
+            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", "QuiverTopology", "QuiverFabric",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
@@ -52,12 +64,12 @@ let package = Package(
         // Benchmarks run by hand through bench/*; they race Quiver against iproute2 in one run, so
         // they live under bench/, outside the product's Sources/.
         .executableTarget(name: "quiver-bench",
-                          dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology", "QuiverVM"],
+                          dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverVM"],
                           path: "bench/QuiverBench"),
 
         // The fuzzing harness (scripts/fuzz.sh builds it with -sanitize=fuzzer; an ordinary build
         // is a replayer: `quiver-fuzz TARGET FILE...`).
-        .executableTarget(name: "quiver-fuzz", dependencies: ["QuiverTopology", "QuiverKernel", "QuiverBandwidth", "QuiverProtection"],
+        .executableTarget(name: "quiver-fuzz", dependencies: ["QuiverTopology", "QuiverFabric", "QuiverProtection"],
                           path: "Tests/QuiverFuzz", exclude: ["Seeds", "topology.dict"]),
 
         // Test helpers shared by the test targets (witness commands).
@@ -68,9 +80,9 @@ let package = Package(
         .testTarget(name: "QuiverProtectionTests", dependencies: ["QuiverProtection", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink", "QuiverTestSupport",
                                                                      .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "QuiverVMTests", dependencies: ["QuiverVM", "QuiverKernel", "QuiverNetlink", "QuiverProbe"]),
-        .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverProtection", "QuiverTestSupport", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverVM"],
+        .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverFabric", "QuiverProtection", "QuiverTestSupport", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverVM"],
                     resources: [.copy("Fixtures")]),
         // Runs the built `quiver` binary as a user would.
-        .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverTopology", "QuiverTestSupport"]),
+        .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverTestSupport"]),
     ]
 )

@@ -428,3 +428,11 @@ public struct ShapingState: Sendable {
     var filters: [Int32: [Filter]] = [:]
     var blockFilters: [UInt32: [Filter]] = [:]
 }
+
+extension CapGroup {
+    /// A clsact qdisc bound to two blocks in Quiver's range (``CapGroup/blockRange``) is Quiver's.
+    public static func isQuiverClsact(_ kind: QdiscKind) -> Bool {
+        guard case .clsact(let i?, let e?) = kind else { return false }
+        return i & 0xFF00_0000 == blockRange && e & 0xFF00_0000 == blockRange
+    }
+}

@@ -1,5 +1,5 @@
-import Glibc
 import CNetlink
+import Glibc
 import QuiverNetlink
 import SystemPackage
 

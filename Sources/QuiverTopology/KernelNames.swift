@@ -1,5 +1,5 @@
 import Foundation
-import QuiverKernel
+import QuiverValues
 
 /// How names in a file become kernel names, deterministically:
 ///
@@ -36,21 +36,6 @@ public struct KernelNames: Sendable {
     public func vnicTag(tenant: String, host: String, vnic: String) -> String { "\(tagPrefix)vnic/\(tenant)/\(host)/\(vnic)" }
     public func tenantTag(_ tenant: String) -> String { "\(tagPrefix)tenant/\(tenant)" }
     public func hostTag(tenant: String, host: String) -> String { "\(tagPrefix)host/\(tenant)/\(host)" }
-
-    /// True when a namespace's links show it is one of this topology's hosts (`lo` carries the tag).
-    public func isOwnHost(links: [Link]) -> Bool {
-        links.first { $0.name == "lo" }?.alias?.hasPrefix(tagPrefix + "host/") == true
-    }
-
-    /// Whether a fabric link is this topology's: in its link group *and* tagged with its tag
-    /// prefix — or, untagged, named by the journal as one an interrupted apply was creating
-    /// (the kernel takes no alias with a create, so a link exists untagged for a moment). The
-    /// group alone never decides: other names hash to it too.
-    public func owns(_ l: Link, pending: Set<String> = []) -> Bool {
-        guard l.group == group else { return false }
-        if let tag = l.alias, !tag.isEmpty { return tag.hasPrefix(tagPrefix) }
-        return pending.contains(l.name)
-    }
 
     /// The topology a tag names (`quiver:lab/vnic/...` → `lab`), if it is a topology's tag.
     public static func topology(ofTag tag: String) -> String? {

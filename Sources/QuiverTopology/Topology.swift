@@ -1,5 +1,4 @@
-import QuiverBandwidth
-import QuiverKernel
+import QuiverValues
 
 /// Where something was written in a topology file, for messages: `file:line:column`.
 public struct SourceLocation: Sendable, Equatable, Hashable, CustomStringConvertible {

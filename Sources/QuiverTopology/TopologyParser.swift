@@ -1,6 +1,5 @@
 import Foundation
-import QuiverBandwidth
-import QuiverKernel
+import QuiverValues
 import Yams
 
 /// Reads a topology file (YAML, or JSON — YAML's subset) into a ``Topology``, collecting every

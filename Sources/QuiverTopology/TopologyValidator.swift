@@ -1,6 +1,4 @@
-import QuiverBandwidth
-import QuiverKernel
-import QuiverVM
+import QuiverValues
 
 /// Checks a parsed topology for everything that would fail or mislead later: names, references,
 /// addresses, MACs, units, floors, kernel names. Reports all problems at once.

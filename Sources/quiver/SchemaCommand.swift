@@ -1,4 +1,5 @@
 import ArgumentParser
+import QuiverFabric
 import QuiverTopology
 
 /// `quiver schema`: the JSON Schema of topology files, made from the same field table the parser

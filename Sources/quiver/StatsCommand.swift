@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prometheus
+import QuiverFabric
 import QuiverTopology
 
 struct StatsCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuiverFabric
 import QuiverKernel
 import QuiverNetlink
 import QuiverTopology

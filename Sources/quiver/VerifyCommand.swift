@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuiverFabric
 import QuiverTopology
 
 struct VerifyCommand: ParsableCommand {

@@ -1,4 +1,5 @@
 import Foundation
+import QuiverFabric
 import QuiverKernel
 import QuiverNetlink
 import QuiverTestSupport

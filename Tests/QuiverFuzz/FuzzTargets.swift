@@ -1,6 +1,5 @@
 import Foundation
-import QuiverBandwidth
-import QuiverKernel
+import QuiverFabric
 import QuiverProtection
 import QuiverTopology
 

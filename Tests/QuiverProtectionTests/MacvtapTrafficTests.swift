@@ -5,8 +5,8 @@ import QuiverKernel
 import QuiverNetlink
 import QuiverProbe
 import QuiverProtection
-import SystemPackage
 import QuiverTestSupport
+import SystemPackage
 import Testing
 
 /// Macvtap VNICs over a real switch, with their queue descriptors held by the test as a guest's

@@ -1,9 +1,10 @@
 import Foundation
+import QuiverFabric
 import QuiverKernel
 import QuiverNetlink
 import QuiverProbe
-import QuiverTopology
 import QuiverTestSupport
+import QuiverTopology
 import Testing
 
 /// Privileged: apply → state matches (witnesses: ip, tc) → re-apply is a no-op → edits change in

@@ -1,5 +1,6 @@
 import Foundation
 import QuiverBandwidth
+import QuiverFabric
 import QuiverKernel
 import QuiverTopology
 import Testing

@@ -72,7 +72,4 @@ int quiver_tun_set_queue(int fd, int attach);
 /* Linux ifreq/ioctl helper: interface index by name in the calling thread's namespace. */
 int quiver_makedev(unsigned int major, unsigned int minor, dev_t *out);
 
-/* O_PATH is glibc's only with _GNU_SOURCE, which Swift's Glibc module does not define. */
-int quiver_o_path(void);
-
 #endif

@@ -1,6 +1,7 @@
 import Foundation
 import QuiverKernel
 import QuiverNetlink
+import QuiverTopology
 import QuiverVM
 
 /// What one apply has made so far, so that a failure can remove it again.

@@ -3,6 +3,7 @@ import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
 import QuiverProtection
+import QuiverTopology
 import QuiverVM
 
 extension Fabric {

@@ -1,6 +1,7 @@
 import Foundation
 import QuiverKernel
 import QuiverNetlink
+import QuiverTopology
 import QuiverVM
 import SystemPackage
 

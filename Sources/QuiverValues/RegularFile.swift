@@ -1,4 +1,4 @@
-import CNetlink
+import CQuiverSystem
 import Glibc
 
 /// Opening a file a user named, when it must be a regular file: it is first opened with `O_PATH`

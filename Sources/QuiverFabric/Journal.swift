@@ -1,5 +1,6 @@
 import Foundation
 import QuiverKernel
+import QuiverTopology
 
 /// Per-topology record under `/run/quiver/topologies`: a cache, never the truth (apply and
 /// destroy find owned objects in the kernel). It holds the file last applied and what an apply is

@@ -1,5 +1,3 @@
-import QuiverKernel
-
 /// Which way traffic goes, seen from a VNIC's endpoint (as Crossbow's maxbw: full duplex).
 public enum Direction: String, Sendable, Codable, CaseIterable {
     /// From the endpoint into the fabric (the endpoint's outbound traffic): the host-side
@@ -14,7 +12,7 @@ public enum Direction: String, Sendable, Codable, CaseIterable {
 public enum Transport: String, Sendable, Codable, CaseIterable {
     case tcp, udp, icmp
 
-    func protocolNumber(v6: Bool) -> UInt8 {
+    package func protocolNumber(v6: Bool) -> UInt8 {
         switch self {
         case .tcp: return 6
         case .udp: return 17
@@ -115,12 +113,8 @@ public struct CapGroup: Sendable, Equatable, Codable {
     /// range 0x5100_0000–0x51FF_FFFF: a clsact bound to blocks in that range is Quiver's.
     public var ingressBlock: UInt32 { CapGroup.blockRange | (StableHash.fnv1a32(ownerTag + "/from") & 0x00FF_FFFF) }
     public var egressBlock: UInt32 { CapGroup.blockRange | (StableHash.fnv1a32(ownerTag + "/to") & 0x00FF_FFFF) }
-    static let blockRange: UInt32 = 0x5100_0000
+    public static let blockRange: UInt32 = 0x5100_0000
 
-    public static func isQuiverClsact(_ kind: QdiscKind) -> Bool {
-        guard case .clsact(let i?, let e?) = kind else { return false }
-        return i & 0xFF00_0000 == blockRange && e & 0xFF00_0000 == blockRange
-    }
 
     /// Largest flows per member and members per group the handle layout allows.
     public static let maxFlowsPerMember = 13

@@ -2,6 +2,7 @@ import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
 import QuiverProtection
+import QuiverTopology
 
 /// One VNIC's counters, like a `dlstat` row, seen from the VNIC: "in" is what it received.
 public struct VNICStats: Sendable, Codable, Equatable {

@@ -3,6 +3,7 @@ import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
 import QuiverProtection
+import QuiverTopology
 import QuiverVM
 
 /// What a topology should look like in the kernel, derived from the file (pure).

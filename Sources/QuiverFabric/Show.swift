@@ -1,5 +1,6 @@
 import QuiverKernel
 import QuiverNetlink
+import QuiverTopology
 
 /// One row of `quiver show`, like `dladm show-vnic`.
 public struct VNICRow: Sendable, Codable, Equatable {

@@ -4,6 +4,7 @@ import QuiverKernel
 import QuiverNetlink
 import QuiverProbe
 import QuiverProtection
+import QuiverTopology
 import QuiverVM
 
 /// One row of `quiver verify`.

@@ -1,7 +1,5 @@
 import Foundation
 import Glibc
-import QuiverKernel
-import QuiverNetlink
 import SystemPackage
 
 /// A file a guest boots from or writes to (`kernel`, `initrd`, `disk`): named in a topology file,

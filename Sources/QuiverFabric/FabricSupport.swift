@@ -1,4 +1,5 @@
 import Foundation
+import QuiverTopology
 
 /// Work running on a thread of its own (a ruleset install during an apply, a TCP source during a
 /// measurement); `wait` returns its result, and the same result again on later calls.

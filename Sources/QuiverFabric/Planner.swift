@@ -1,6 +1,7 @@
 import QuiverBandwidth
 import QuiverKernel
 import QuiverProtection
+import QuiverTopology
 
 /// One step of an apply or destroy.
 public enum Operation: Sendable, Equatable, CustomStringConvertible {
