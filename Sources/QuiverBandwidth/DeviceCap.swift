@@ -7,7 +7,7 @@ import QuiverNetlink
 /// the device's index. The group is recorded (as a cache, for labels and `show`) under
 /// `/run/quiver/caps`; the kernel stays the truth.
 public enum DeviceCap {
-    public static let recordDirectory = "/run/quiver/caps"
+    public static let recordDirectory = TrustedDirectory.runRoot + "/caps"
 
     public static func ownerTag(_ device: InterfaceName) -> String { "quiver:cap/\(device)" }
 

@@ -65,7 +65,7 @@ public struct Shaper: Sendable {
         for g in groups { create += try missingIFBs(g, snapshot: snapshot, report: &total) }
         var state = state
         if !create.isEmpty {
-            try handle.performLinks(create)
+            try handle.perform(create)
             snapshot = Snapshot(links: try handle.links(statistics: false), qdiscs: try handle.qdiscs())
             state = nil
         }
@@ -129,7 +129,7 @@ public struct Shaper: Sendable {
         var state = state
         let create = try missingIFBs(group, snapshot: snapshot, report: &report)
         if !create.isEmpty {
-            try handle.performLinks(create)
+            try handle.perform(create)
             snapshot = Snapshot(links: try handle.links(statistics: false), qdiscs: try handle.qdiscs())
             state = nil
         }

@@ -3,9 +3,9 @@ import QuiverKernel
 /// Bucket and queue sizes for a shaped rate — the one place they are computed.
 ///
 /// - burst: what a class may send at once. Too small and the shaper cannot keep up with the
-///   timer at high rates (tc's default of ~1 MTU gives 94 % of 1 Gbit/s, 80 % of 5 Gbit/s here);
-///   too large and a low cap runs at line rate for a while (Kubernetes' 2^31-bit default let a
-///   1 Mbit/s cap run at 300 Mbit/s for 4 s). Quiver uses `burstTime` of traffic at the rate,
+///   timer at high rates (tc's default of about one MTU falls short at gigabit rates); too large
+///   and a low cap runs at line rate for a while (Kubernetes' 2^31-bit default does; the numbers
+///   are in docs/BANDWIDTH.md). Quiver uses `burstTime` of traffic at the rate,
 ///   never less than two full frames, never more than `maxBurst`.
 /// - queue limit: bytes waiting behind the shaper, i.e. the latency a saturated cap adds to bulk
 ///   traffic. Quiver uses `latencyTarget` at the rate, never less than `minQueue`. Small packets

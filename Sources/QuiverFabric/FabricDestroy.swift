@@ -35,11 +35,11 @@ extension Fabric {
         let names = KernelNames(topology.rawValue)
         let journal = try Journal.load(topology)
         let pendingLinks = Set(journal?.pendingLinks ?? [])
-        var result = ApplyResult(plan: Plan(operations: [], conflicts: []))
+        var result = ApplyResult(plan: Plan(steps: [], conflicts: []))
         // Guests first: their taps go with them.
-        let guests = try GuestDirectory.hosts(topology: topology.rawValue).map { GuestDirectory.path(topology: topology.rawValue, host: $0) }
+        let guests = try GuestDirectory.hosts(topology: topology).map { GuestDirectory.path(topology: topology, host: $0) }
         result.deleted += try Fabric.stopGuests(guests)
-        try GuestDirectory.removeTopology(topology.rawValue)
+        try GuestDirectory.removeTopology(topology)
         // The namespaces are found first (reading each one's lo needs the lock the link deletion
         // holds) and unmounted on a thread of their own while the links go. The sockets keep every
         // namespace alive until all are unmounted: the kernel then frees them together, in one
@@ -61,15 +61,15 @@ extension Fabric {
             // system-wide list that each bind and unbind walks from its newest entry
             // (flow_indr_dev_setup_offload). Taking the IFBs' trees down newest first, before the
             // ports' hooks, keeps every walk short; left to the group delete, the ports' unbinds
-            // and then the oldest trees' would walk thousands of entries each (~90 ms at 1000
-            // VNICs). Failures do not matter here: the group delete takes whatever is left.
+            // and then the oldest trees' would walk thousands of entries each (BENCHMARKS.md).
+            // Failures do not matter here: the group delete takes whatever is left.
             let ifbs = owned.filter { $0.kind == IFB.kind }.sorted { $0.index > $1.index }
             _ = handle.socket.execute(ifbs.map { QdiscRequest.delete(ifindex: $0.index, device: $0.name, handle: ShapingPlan.root, parent: .root) })
             if owned.count == inGroup.count {
                 try handle.deleteLinks(group: names.group)
             } else {
                 // The group holds links that are not the topology's: only its own go, one by one.
-                try handle.performLinks(try owned.map { LinkRequest.delete(try InterfaceName(validating: $0.name)) })
+                try handle.perform(try owned.map { LinkRequest.delete(try InterfaceName(validating: $0.name)) })
             }
             result.deleted += owned.count
         }

@@ -30,23 +30,24 @@ extension Fabric {
         return stopped
     }
 
-    /// Opens the guest's NICs in the fabric — taps (Quiver's link group and tag, on their switch,
-    /// up) or macvtaps over the switch's bridge (made anew, with the guest's MAC) — and starts
-    /// qemu with their descriptors. A tap then lives as long as qemu; a macvtap is a link of the
-    /// topology and stays until destroy.
-    /// `bridges`: interface indexes of the bridges among the links read while planning.
-    func startVM(_ vm: DesiredFabric.VM, group: UInt32, bridgeIndex: [String: Int32], bridges: Set<Int32>) throws {
+    /// Makes the guest's NICs in the fabric — taps (Quiver's link group and tag, on their switch)
+    /// or macvtaps over the switch's bridge (made anew, with the guest's MAC), all down until the
+    /// ports-up phase — and returns each one's queue descriptors, for its qemu. A tap lives as
+    /// long as its descriptors (then qemu's); a macvtap is a link of the topology and stays until
+    /// destroy. `bridgeIndex`: the fabric's links by name; `bridges`: the interface indexes of
+    /// the bridges among the links read while planning.
+    func createGuestNICs(_ vm: DesiredFabric.VM, group: UInt32, bridgeIndex: [String: Int32], bridges: Set<Int32>) throws -> [[FileDescriptor]] {
         // A qemu left by an interrupted start still holds the taps: it goes first.
-        try VMLauncher.prepare(directory: vm.directory)
+        _ = try VMLauncher.prepare(directory: vm.directory)
         var queues: [[FileDescriptor]] = []
         var handedOver = false
         defer { if !handedOver { for q in queues { for fd in q { try? fd.close() } } } }
         for (nic, t) in zip(vm.spec.nics, vm.taps) {
-            guard let br = bridgeIndex[t.bridge] else {
-                throw NetlinkError(context: RequestContext("start vm", vm.host), errno: .noSuchDevice,
+            guard let br = bridgeIndex[t.bridge.rawValue] else {
+                throw NetlinkError(context: RequestContext("create NICs of guest", vm.host), errno: .noSuchDevice,
                                    hint: (t.overSwitch ? "switch " : "lower link ") + "\(t.bridge) missing")
             }
-            let name = try InterfaceName(validating: t.name)
+            let name = t.name
             // The planner only starts a guest whose NIC names are free or the topology's own; a
             // macvtap of that name (this guest's, or its NIC before a change of mode) goes first.
             if let l = try handle.linkIfPresent(named: name), case .macvtap = l.data {
@@ -59,12 +60,12 @@ extension Fabric {
                     Thread.sleep(forTimeInterval: 0.05)
                 }
                 let q = UInt32(nic.queues)
-                let index = try Macvtap.create(name, lowerIndex: br, LinkSettings(up: true, mac: nic.mac, group: group, alias: t.tag,
+                let index = try Macvtap.create(name, lowerIndex: br, LinkSettings(mac: nic.mac, group: group, alias: t.tag,
                                                                                   txQueues: q, rxQueues: q, ipv6LinkLocal: LinkSettings.noLinkLocal), handle: handle)
                 // Frames to the guest's MAC go up the bridge device to the macvtap, not out of
                 // every port: the bridge never learns a MAC that only sends through its device.
                 // (A host link under a macvtap is not Quiver's and is left as it is.)
-                if t.overSwitch { try handle.perform([BridgeFDBRequest.addLocal(nic.mac, bridgeIndex: br, bridgeName: t.bridge)]) }
+                if t.overSwitch { try handle.perform([BridgeFDBRequest.addLocal(nic.mac, bridgeIndex: br, bridgeName: t.bridge.rawValue)]) }
                 queues.append(try Macvtap.openQueues(ifindex: index, name: name, TapOptions(queues: nic.queues)))
                 continue
             }
@@ -79,11 +80,10 @@ extension Fabric {
                 }
             }
             // No IPv6 link-local address on the fabric side (the mode before the up).
-            try handle.perform([LinkRequest.change(name, LinkSettings(masterIndex: br, group: group, alias: t.tag, ipv6LinkLocal: LinkSettings.noLinkLocal)),
-                                LinkRequest.change(name, LinkSettings(up: true))])
+            try handle.perform([LinkRequest.change(name, LinkSettings(masterIndex: br, group: group, alias: t.tag, ipv6LinkLocal: LinkSettings.noLinkLocal))])
         }
         handedOver = true
-        _ = try VMLauncher.start(vm.spec, queues: queues, directory: vm.directory)
+        return queues
     }
 
     /// Deletes macvtaps with the local fdb entries startVM gave their MACs on their bridges (an
@@ -99,17 +99,6 @@ extension Fabric {
                 try handle.perform([BridgeFDBRequest.deleteLocal(mac, bridgeIndex: m.lowerIndex, bridgeName: "index \(m.lowerIndex)")])
             } catch let e as NetlinkError where e.errno == .noSuchFileOrDirectory || e.errno == .noSuchDevice {}
         }
-        try handle.performLinks(try links.map { LinkRequest.delete(try InterfaceName(validating: $0.name)) })
-    }
-}
-
-/// A macvtap's `over:` names a host link that does not exist: nothing was changed.
-public struct MissingLowerLink: Error, Sendable, CustomStringConvertible {
-    public var host: String
-    public var link: String
-    public var fabric: String
-    public var description: String {
-        "vm host \(host): lower link \(link) of its macvtap does not exist in the \(fabric); nothing was changed — "
-            + "create the link (Quiver never makes or changes a host link) or name a switch in `over:`"
+        try handle.perform(try links.map { LinkRequest.delete(try InterfaceName(validating: $0.name)) })
     }
 }

@@ -8,32 +8,32 @@ import QuiverTopology
 /// tagging it still leaves it provably ours: namespaces (tagged by their `lo` once made) and
 /// fabric links (tagged by `ifalias` in a second request, since the kernel ignores an alias given
 /// with the create).
-public struct Journal: Codable, Sendable, Equatable {
-    public var topology: String
-    public var file: String?
-    public var pendingNamespaces: [String] = []
+package struct Journal: Codable, Sendable, Equatable {
+    package var topology: String
+    package var file: String?
+    package var pendingNamespaces: [String] = []
     /// Fabric links an apply is creating, until it has tagged them.
-    public var pendingLinks: [String] = []
-    public var appliedAt: Date?
+    package var pendingLinks: [String] = []
+    package var appliedAt: Date?
 
-    public init(topology: TopologyName) { self.topology = topology.rawValue }
+    package init(topology: TopologyName) { self.topology = topology.rawValue }
 
     /// `/run/quiver/topologies`, checked (see ``TrustedDirectory``); nil when it does not exist
     /// and `create` is false.
-    public static func directory(create: Bool) throws -> TrustedDirectory? {
+    package static func directory(create: Bool) throws -> TrustedDirectory? {
         try TrustedDirectory.run(["topologies"], create: create)
     }
 
-    public static var directoryPath: String { TrustedDirectory.runRoot + "/topologies" }
+    package static var directoryPath: String { TrustedDirectory.runRoot + "/topologies" }
 
-    public static func load(_ topology: TopologyName) throws -> Journal? {
+    package static func load(_ topology: TopologyName) throws -> Journal? {
         guard let dir = try directory(create: false), let d = try dir.read("\(topology).json") else { return nil }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try? decoder.decode(Journal.self, from: d)
     }
 
-    public func save() throws {
+    package func save() throws {
         let name = try TopologyName(validating: topology)
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -41,19 +41,19 @@ public struct Journal: Codable, Sendable, Equatable {
         try Journal.directory(create: true)!.write("\(name).json", try e.encode(self))
     }
 
-    public static func remove(_ topology: TopologyName) throws {
+    package static func remove(_ topology: TopologyName) throws {
         try directory(create: false)?.remove("\(topology).json")
     }
 
     /// Topologies with a record.
-    public static func all() throws -> [Journal] {
+    package static func all() throws -> [Journal] {
         guard let dir = try directory(create: false) else { return [] }
         return try dir.entries().filter { $0.hasSuffix(".json") }.compactMap { TopologyName.init(file: $0) }.compactMap { try load($0) }
     }
 
     enum CodingKeys: String, CodingKey { case topology, file, pendingNamespaces, pendingLinks, appliedAt }
 
-    public init(from decoder: Decoder) throws {
+    package init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         topology = try c.decode(String.self, forKey: .topology)
         file = try c.decodeIfPresent(String.self, forKey: .file)
@@ -78,16 +78,16 @@ extension TopologyName {
 /// deinitialised or the process dies. `destroy` removes the lock file while holding it; a waiter
 /// that then wakes up on the removed file notices (the name no longer names its inode) and locks
 /// the new one.
-public final class TopologyLock {
+package final class TopologyLock {
     private let fd: Int32
     private let name: String
     private let topology: TopologyName
     private let directory: TrustedDirectory
     /// The lock file did not exist before this lock: a caller that ends up changing nothing
     /// removes it again, so that not even a lock file is left behind.
-    public let created: Bool
+    package let created: Bool
 
-    public init(_ topology: TopologyName) throws {
+    package init(_ topology: TopologyName) throws {
         self.topology = topology
         directory = try Journal.directory(create: true)!
         name = TopologyLock.fileName(topology)
@@ -106,13 +106,13 @@ public final class TopologyLock {
     }
 
     /// `group-51XXXXXX.lock`: the lock's file, named by the topology's link group.
-    public static func fileName(_ topology: TopologyName) -> String {
+    package static func fileName(_ topology: TopologyName) -> String {
         "group-" + String(KernelNames(topology.rawValue).group, radix: 16) + ".lock"
     }
 
     /// Removes the lock file (the topology is gone) unless another topology of the same link
     /// group still has a record; the lock stays held until deinit.
-    public func removeFile() {
+    package func removeFile() {
         let group = KernelNames(topology.rawValue).group
         let others = ((try? Journal.all()) ?? []).contains { $0.topology != topology.rawValue && KernelNames($0.topology).group == group }
         if !others { _ = try? directory.remove(name) }

@@ -19,7 +19,9 @@ public struct VNICRow: Sendable, Codable, Equatable {
 extension Fabric {
     /// The topology's VNICs as the kernel has them (MAC and state read back; "missing" when not applied).
     public func show(_ t: Topology) throws -> [VNICRow] {
-        let desired = DesiredFabric(t)
+        let desired = try DesiredFabric(t)
+        let names = KernelNames(t.name)
+        let byDevice = Dictionary(desired.vnics.map { ($0.hostDevice.rawValue, $0) }, uniquingKeysWith: { a, _ in a })
         let links = Dictionary(try handle.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let existing = Set(NetworkNamespace.listNamed())
         let namespaces = Array(Set(desired.vnics.map(\.namespace))).filter { existing.contains($0) }.sorted()
@@ -31,16 +33,16 @@ extension Fabric {
         for tenant in t.tenants {
             for host in tenant.hosts {
                 for v in host.vnics {
-                    let d = desired.vnics.first { $0.tenant == tenant.name && $0.host == host.name && $0.name == v.name }!
-                    let hostSide = links[d.hostDevice]
-                    let peer = hostLinks[d.namespace]?.first { $0.name == v.name }
+                    guard let d = byDevice[names.hostDevice(host: host.name, vnic: v.name)] else { continue }
+                    let hostSide = links[d.hostDevice.rawValue]
+                    let peer = hostLinks[d.namespace]?.first { $0.name == d.name.rawValue }
                     let state: String
-                    if let l = hostSide, KernelNames(t.name).owns(l) {
+                    if let l = hostSide, names.owns(l) {
                         state = l.operState == .unknown ? (l.isUp ? "up" : "down") : l.operState.description
                     } else {
                         state = "missing"
                     }
-                    rows.append(VNICRow(vnic: v.name, tenant: tenant.name, host: host.name, over: v.over, link: d.hostDevice,
+                    rows.append(VNICRow(vnic: v.name, tenant: tenant.name, host: host.name, over: v.over, link: d.hostDevice.rawValue,
                                         macaddress: (peer?.mac ?? d.mac)?.description ?? "random",
                                         ips: v.ips.map(\.description), maxbw: v.maxbw?.description ?? tenant.maxbw.map { "(\($0))" } ?? "--",
                                         floor: v.floor?.description ?? "--", state: state))

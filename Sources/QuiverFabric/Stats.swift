@@ -32,11 +32,11 @@ public struct TopologyStats: Sendable, Codable, Equatable {
 extension Fabric {
     /// Reads every counter with dumps: links (one), tc classes (per tenant IFB), nftables counters (one).
     public func stats(_ t: Topology) throws -> TopologyStats {
-        let desired = DesiredFabric(t)
+        let desired = try DesiredFabric(t)
         let links = Dictionary(try handle.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var rows: [VNICStats] = desired.vnics.map { v in
-            var r = VNICStats(topology: t.name, tenant: v.tenant, host: v.host, vnic: v.name, link: v.hostDevice)
-            if let l = links[v.hostDevice], KernelNames(t.name).owns(l), let s = l.statistics {
+            var r = VNICStats(topology: t.name, tenant: v.tenant, host: v.host, vnic: v.name.rawValue, link: v.hostDevice.rawValue)
+            if let l = links[v.hostDevice.rawValue], KernelNames(t.name).owns(l), let s = l.statistics {
                 (r.ipackets, r.rbytes, r.opackets, r.obytes) = v.endpointCounters(s)
             }
             return r
@@ -55,7 +55,7 @@ extension Fabric {
             let counters = try firewall.counters(table: names.firewallTable)
             for (i, v) in desired.vnics.enumerated() {
                 for k in ProtectionKind.allCases where v.protection.contains(k) {
-                    rows[i].spoofDrops[k.counter] = counters[Ruleset.counter(device: v.hostDevice, k)]?.packets ?? 0
+                    rows[i].spoofDrops[k.counter] = counters[Ruleset.counter(device: v.hostDevice.rawValue, k)]?.packets ?? 0
                 }
             }
             for tenant in Set(desired.vnics.map(\.tenant)) {

@@ -26,9 +26,9 @@ struct ResolvedEndpoint {
     var ref: Topology.EndpointRef
     var namespace: NetworkNamespace?
     var agent: GuestAgent?
-    var device: String
-    var hostDevice: String
-    var bridge: String
+    var device: InterfaceName
+    var hostDevice: InterfaceName
+    var bridge: InterfaceName
     var mac: MACAddress
     var ipv4: IPAddress
     var mtu: UInt32
@@ -39,7 +39,7 @@ extension Fabric {
     /// endpoints' namespaces (or guests, through their agent) and address only the topology's own
     /// endpoints (or the switch's broadcast domain); each is bounded in count and time.
     public func verify(_ t: Topology, progress: ((VerifyRow) -> Void)? = nil) throws -> [VerifyRow] {
-        var v = Verifier(t: t, desired: DesiredFabric(t), names: KernelNames(t.name), handle: handle, firewall: firewall)
+        var v = Verifier(t: t, desired: try DesiredFabric(t), names: KernelNames(t.name), handle: handle, firewall: firewall)
         var rows: [VerifyRow] = []
         for (i, e) in t.expectations.enumerated() {
             var row = VerifyRow(index: i + 1, kind: "", from: "", to: "", passed: false, detail: "", location: e.location.description)
@@ -88,7 +88,7 @@ struct Verifier {
         let host = t.tenants.first { $0.name == ref.tenant }!.hosts.first { $0.name == ref.host }!
         let v = ref.vnic.map { n in host.vnics.first { $0.name == n }! } ?? host.vnics[0]
         let dev = names.hostDevice(host: host.name, vnic: v.name)
-        let d = desired.vnics.first { $0.hostDevice == dev }!
+        guard let d = desired.vnics.first(where: { $0.hostDevice.rawValue == dev }) else { throw VerifyError("\(ref) names no VNIC of the topology") }
         let ip = v.ips.first { $0.address.isV4 }!.address
         let r: ResolvedEndpoint
         if let vm = desired.vms.first(where: { $0.host == host.name }) {
@@ -96,14 +96,14 @@ struct Verifier {
                 throw VerifyError("\(ref) is a VM that is not running; run `quiver apply` first")
             }
             // A guest that was just started may still be booting: wait for its agent.
-            let agent = try GuestAgent.waitReady(socketPath: vm.directory + "/agent.sock", timeout: 120)
-            r = ResolvedEndpoint(ref: ref, namespace: nil, agent: agent, device: d.name, hostDevice: dev, bridge: d.bridge,
+            let agent = try GuestAgent.waitReady(socketPath: GuestDirectory.file(.agent, in: vm.directory), timeout: 120)
+            r = ResolvedEndpoint(ref: ref, namespace: nil, agent: agent, device: d.name, hostDevice: d.hostDevice, bridge: d.bridge,
                                  mac: d.mac!, ipv4: ip, mtu: v.mtu ?? 1500)
         } else {
             let ns = NetworkNamespace.named(d.namespace)
             guard ns.exists else { throw VerifyError("\(ref) is not applied (no namespace \(d.namespace)); run `quiver apply` first") }
-            let link = try NetlinkHandle(namespace: ns).link(named: try InterfaceName(validating: d.name))
-            r = ResolvedEndpoint(ref: ref, namespace: ns, agent: nil, device: d.name, hostDevice: dev, bridge: d.bridge,
+            let link = try NetlinkHandle(namespace: ns).link(named: d.name)
+            r = ResolvedEndpoint(ref: ref, namespace: ns, agent: nil, device: d.name, hostDevice: d.hostDevice, bridge: d.bridge,
                                  mac: link.mac ?? d.mac!, ipv4: ip, mtu: link.mtu)
         }
         cache[ref.description] = r
@@ -158,9 +158,9 @@ struct Verifier {
             // received before its ingress hook hands them to the shaper, so only the class
             // shows what reached the guest.)
             _ = try b.agent!.run("nc -l -p 5201 >/dev/null 2>&1 </dev/null &", timeout: 5)
-            let tap = try InterfaceName(validating: b.hostDevice)
+            let tap = b.hostDevice
             let vnic = desired.vnics.first { $0.hostDevice == b.hostDevice }
-            let capped = desired.capGroups.lazy.compactMap { g in g.members.first { $0.device.rawValue == b.hostDevice }.map { (g, $0.name) } }.first
+            let capped = desired.capGroups.lazy.compactMap { g in g.members.first { $0.device == b.hostDevice }.map { (g, $0.name) } }.first
             let shaper = Shaper(handle: handle)
             func delivered() throws -> UInt64 {
                 if let (group, label) = capped {
@@ -192,10 +192,10 @@ struct Verifier {
         row.from = f.description
         row.to = "every endpoint on its switch"
         let a = try resolve(f)
-        let v = desired.vnics.first { $0.hostDevice == a.hostDevice }!
+        guard let v = desired.vnics.first(where: { $0.hostDevice == a.hostDevice }) else { throw VerifyError("\(a.ref) names no VNIC of the topology") }
         let peers = desired.vnics.filter { $0.bridge == a.bridge && $0.hostDevice != a.hostDevice && !$0.isVM }
-        let listeners = try peers.map { try PacketSocket(in: .named($0.namespace), device: $0.name) }
-        let sender = try a.namespace.map { try PacketSocket(in: $0, device: a.device) }
+        let listeners = try peers.map { try PacketSocket(in: .named($0.namespace), device: $0.name.rawValue) }
+        let sender = try a.namespace.map { try PacketSocket(in: $0, device: a.device.rawValue) }
         var ok = true
         var notes: [String] = []
         for k in kinds {
@@ -205,7 +205,7 @@ struct Verifier {
                 notes.append("\(k.rawValue): \(kind.rawValue) is off for this VNIC")
                 continue
             }
-            let counter = Ruleset.counter(device: a.hostDevice, kind)
+            let counter = Ruleset.counter(device: a.hostDevice.rawValue, kind)
             let before = try firewall.counters(table: names.firewallTable)[counter]?.packets ?? 0
             listeners.forEach { $0.drain() }
             let delivered: Int
@@ -217,8 +217,8 @@ struct Verifier {
                 // Aimed at a namespace host on the same switch or lower link (which listens), else
                 // at another guest there (then only the counter shows what happened).
                 let aims = peers + desired.vnics.filter { $0.bridge == a.bridge && $0.hostDevice != a.hostDevice && $0.isVM }
-                guard let peer = aims.first(where: { t.address(ofHostDevice: $0.hostDevice) != nil && $0.mac != nil }),
-                      let peerIP = t.address(ofHostDevice: peer.hostDevice), let peerMAC = peer.mac else {
+                guard let peer = aims.first(where: { t.address(ofHostDevice: $0.hostDevice.rawValue) != nil && $0.mac != nil }),
+                      let peerIP = t.address(ofHostDevice: peer.hostDevice.rawValue), let peerMAC = peer.mac else {
                     ok = false
                     notes.append("\(k.rawValue): no other endpoint with an IPv4 address on its switch or link to aim at")
                     continue
@@ -251,7 +251,7 @@ struct Verifier {
             case .tcp:
                 if let target = b.namespace { return try Reach.tcpConnect(from: ns, to: b.ipv4, port: port, targetNamespace: target) }
                 return try Reach.tcpConnect(from: ns, to: b.ipv4, port: port, targetNamespace: nil)
-            case .arp: return try Reach.arp(from: ns, device: a.device, senderMAC: a.mac, senderIP: a.ipv4, target: b.ipv4)
+            case .arp: return try Reach.arp(from: ns, device: a.device.rawValue, senderMAC: a.mac, senderIP: a.ipv4, target: b.ipv4)
             }
         }
         let agent = a.agent!
@@ -301,7 +301,7 @@ struct Verifier {
 
     /// A source MAC that is not `a`'s (locally administered, derived from it).
     static func foreignMAC(_ a: ResolvedEndpoint) -> MACAddress {
-        try! MACAddress(bytes: [0x02, 0xde, 0xad, 0xbe, 0xef, a.mac.bytes[5] ^ 0xff])
+        MACAddress(0x02, 0xde, 0xad, 0xbe, 0xef, a.mac.bytes[5] ^ 0xff)
     }
 
     /// A source address `a` may not use: a neighbour of its own address, else one from the
@@ -309,7 +309,7 @@ struct Verifier {
     static func foreignIP(_ a: ResolvedEndpoint, allowed: [IPPrefix]) -> IPAddress {
         var b = a.ipv4.bytes
         b[3] ^= 0x80
-        let candidates = [try! IPAddress(bytes: b), try! IPAddress("198.18.0.1")]
+        let candidates = [IPAddress.v4(b), IPAddress(198, 18, 0, 1)]
         return candidates.first { c in !allowed.contains { $0.contains(c) } } ?? candidates[1]
     }
 
@@ -317,7 +317,7 @@ struct Verifier {
     static func forged(_ kind: Topology.SpoofKind, from a: ResolvedEndpoint, allowed: [IPPrefix], marker: [UInt8]) -> [UInt8] {
         let foreignMAC = foreignMAC(a)
         let foreignIP = foreignIP(a, allowed: allowed)
-        let broadcast = try! IPAddress("255.255.255.255")
+        let broadcast = IPAddress(255, 255, 255, 255)
         switch kind {
         case .mac: return Frames.udp4(dstMAC: Frames.broadcast, srcMAC: foreignMAC, src: a.ipv4, dst: broadcast, marker)
         case .ip: return Frames.udp4(dstMAC: Frames.broadcast, srcMAC: a.mac, src: foreignIP, dst: broadcast, marker)

@@ -82,13 +82,13 @@ extension LinkRequest {
             info.put(IFLA_INFO_SLAVE_KIND, string: Bridge.kind)
             info.nest(IFLA_INFO_SLAVE_DATA) { flags.encode(into: &$0) }
         }
-        return NetlinkRequest(m, RequestContext("set bridge port flags of", port.rawValue))
+        return NetlinkRequest(m, RequestContext("set bridge port flags of", port.rawValue, subject: .link))
     }
 }
 
 extension NetlinkHandle {
     /// Equivalent to `bridge link set dev PORT ...`.
     public func setBridgePort(_ port: InterfaceName, _ flags: BridgePortFlags) throws {
-        try performLinks([LinkRequest.setBridgePort(port, flags)])
+        try perform([LinkRequest.setBridgePort(port, flags)])
     }
 }

@@ -64,7 +64,7 @@ public struct Macvtap: LinkKind, Equatable {
             var s = settings
             s.index = candidate
             do {
-                try handle.performLinks(LinkRequest.add(name, Macvtap(lowerIndex: lowerIndex, mode: mode), s))
+                try handle.perform(LinkRequest.add(name, Macvtap(lowerIndex: lowerIndex, mode: mode), s))
                 return candidate
             } catch let e as NetlinkError where (e.errno == .resourceBusy || e.errno == .fileExists) && attempts < 8 {
                 // Another process took the index meanwhile (a name clash fails again, then throws).

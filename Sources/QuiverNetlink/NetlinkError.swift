@@ -1,14 +1,25 @@
 import Glibc
 import SystemPackage
 
-/// What a request was for, so an error can name it: "create link acme-web0".
+/// What a request was for, so an error can name it ("create link acme-web0") and say what it
+/// means: the same whichever way the request is sent.
 public struct RequestContext: Sendable, Equatable, CustomStringConvertible {
     public var operation: String
     public var object: String?
+    /// What kind of kernel object `object` names.
+    public var subject: Subject
 
-    public init(_ operation: String, _ object: String? = nil) {
+    /// The kinds of object whose errors have a meaning of their own.
+    public enum Subject: Sendable, Equatable {
+        /// A network device: `EEXIST` means the name is taken, `ENODEV` that there is none.
+        case link
+        case other
+    }
+
+    public init(_ operation: String, _ object: String? = nil, subject: Subject = .other) {
         self.operation = operation
         self.object = object
+        self.subject = subject
     }
 
     public var description: String { object.map { "\(operation) \($0)" } ?? operation }

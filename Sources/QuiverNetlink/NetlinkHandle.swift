@@ -51,16 +51,38 @@ public final class NetlinkHandle: Sendable {
     /// Where this handle works, for messages.
     public var location: String { namespace?.description ?? "host namespace" }
 
-    /// Runs requests pipelined and throws the first failure (after all were processed). Replies
-    /// are not returned, so only failures and the last request of each buffer are acknowledged.
+    /// Runs requests pipelined and throws the first failure (after all were processed), with
+    /// its meaning (``explained(_:)``). Replies are not returned, so only failures and the last
+    /// request of each buffer are acknowledged.
     public func perform(_ requests: [NetlinkRequest]) throws {
-        for result in socket.execute(requests, acknowledgeEach: false) { _ = try result.get() }
+        for result in socket.execute(requests, acknowledgeEach: false) {
+            do { _ = try result.get() } catch { throw explained(error) }
+        }
     }
 
     /// One request; returns the replies it produced.
     @discardableResult
     public func perform(_ request: NetlinkRequest) throws -> [ReceivedMessage] {
-        try socket.execute([request])[0].get()
+        do { return try socket.execute([request])[0].get() } catch { throw explained(error) }
+    }
+
+    /// A refusal with what it means for the request's subject, where this handle works.
+    func explained(_ error: Error) -> Error {
+        guard var e = error as? NetlinkError, e.hint == nil else { return error }
+        let what = e.context.object.map { "link \($0)" } ?? "link"
+        switch (e.context.subject, e.errno) {
+        case (.link, .fileExists):
+            e.hint = "\(what) already exists in the \(location); pick another name or delete it first"
+        case (.link, .noSuchDevice):
+            e.hint = "\(what) not found in the \(location)"
+        case (.link, .notSupported), (.link, .notSupportedOnSocket):
+            e.hint = "this kernel does not support that kind of link or option"
+        case (.link, .invalidArgument) where e.kernelMessage == nil:
+            e.hint = "the kernel rejected the request without saying why; check the values"
+        default:
+            break
+        }
+        return e
     }
 
     public func dump(_ message: NetlinkMessage, _ context: RequestContext) throws -> [ReceivedMessage] {

@@ -106,8 +106,8 @@ public struct NetworkNamespace: Sendable, Hashable, CustomStringConvertible {
     /// The mount points are made first, as hard links to one new empty file: a bind mount only
     /// needs a directory entry to cover, and where the run directory is on a disk rather than
     /// tmpfs, a new inode each costs more than the namespace itself (ext4 without a journal
-    /// scans past every inode deleted in the last 30 s: 0.4–0.9 s for 1000 files after a
-    /// destroy, against 6 ms of links). Once mounted, every name shows its own namespace.
+    /// scans past every recently deleted inode; BENCHMARKS.md has the numbers). Once mounted,
+    /// every name shows its own namespace.
     ///
     /// `progress` is called on the creating thread with the number of namespaces ready so far,
     /// after each one.

@@ -17,6 +17,11 @@ extension Frames {
          UInt8(payloadLength >> 8), UInt8(payloadLength & 0xff), next, hopLimit] + src.bytes + dst.bytes
     }
 
+    /// `ff02::group`: all nodes (1), all routers (2), MLDv2-capable routers (0x16).
+    public static func linkScopeMulticast(_ group: UInt8) -> IPAddress {
+        .v6([0xFF, 0x02] + [UInt8](repeating: 0, count: 13) + [group])
+    }
+
     /// The solicited-node multicast address of `a` (`ff02::1:ffXX:XXXX`).
     public static func solicitedNode(_ a: IPAddress) -> IPAddress {
         let b = a.bytes
@@ -26,7 +31,7 @@ extension Frames {
     /// The Ethernet multicast address of an IPv6 multicast address (`33:33:` + its last 4 bytes).
     public static func multicastMAC(_ a: IPAddress) -> MACAddress {
         let b = a.bytes
-        return try! MACAddress(bytes: [0x33, 0x33, b[12], b[13], b[14], b[15]])
+        return MACAddress(0x33, 0x33, b[12], b[13], b[14], b[15])
     }
 
     /// ICMPv6 `type`/`code` with `body` after the 4-byte header, in IPv6 with hop limit 255.
@@ -62,12 +67,12 @@ extension Frames {
 
     /// A router solicitation with `options`.
     public static func routerSolicitation(dstMAC: MACAddress, srcMAC: MACAddress, src: IPAddress, options: [UInt8], flowLabel: UInt32 = 0) -> [UInt8] {
-        icmp6(dstMAC: dstMAC, srcMAC: srcMAC, src: src, dst: try! IPAddress("ff02::2"), type: 133, [0, 0, 0, 0] + options, flowLabel: flowLabel)
+        icmp6(dstMAC: dstMAC, srcMAC: srcMAC, src: src, dst: linkScopeMulticast(2), type: 133, [0, 0, 0, 0] + options, flowLabel: flowLabel)
     }
 
     /// A router advertisement (hop limit 64, lifetime 1800 s) with `options`.
     public static func routerAdvertisement(dstMAC: MACAddress, srcMAC: MACAddress, src: IPAddress, options: [UInt8], flowLabel: UInt32 = 0) -> [UInt8] {
-        icmp6(dstMAC: dstMAC, srcMAC: srcMAC, src: src, dst: try! IPAddress("ff02::1"), type: 134,
+        icmp6(dstMAC: dstMAC, srcMAC: srcMAC, src: src, dst: linkScopeMulticast(1), type: 134,
               [64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0] + options, flowLabel: flowLabel)
     }
 
@@ -85,7 +90,7 @@ extension Frames {
     /// An MLDv2 report (type 143) with no records, in IPv6 with a hop-by-hop router alert, to
     /// `ff02::16` (Ethernet: its multicast address unless `dstMAC` says otherwise).
     public static func mldv2Report(dstMAC: MACAddress? = nil, srcMAC: MACAddress, src: IPAddress, flowLabel: UInt32 = 0) -> [UInt8] {
-        let dst = try! IPAddress("ff02::16")
+        let dst = linkScopeMulticast(0x16)
         var icmp: [UInt8] = [143, 0, 0, 0, 0, 0, 0, 0]
         let pseudo = src.bytes + dst.bytes + [0, 0, 0, UInt8(icmp.count), 0, 0, 0, 58]
         let c = checksum(pseudo + icmp)

@@ -83,7 +83,7 @@ public final class PacketSocket: @unchecked Sendable {
 /// Ethernet frames for probes, built byte by byte. Every builder can append a `marker` so a
 /// receiver recognizes the test's own frames among others.
 public enum Frames {
-    public static let broadcast = try! MACAddress("ff:ff:ff:ff:ff:ff")
+    public static let broadcast = MACAddress(0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 
     /// A fresh random 16-byte marker.
     public static func marker() -> [UInt8] { (0..<16).map { _ in UInt8.random(in: 0...255) } }

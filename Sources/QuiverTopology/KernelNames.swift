@@ -51,8 +51,7 @@ public struct KernelNames: Sendable {
     /// A stable, locally administered unicast MAC for `mac: auto`.
     public func autoMAC(tenant: String, host: String, vnic: String) -> MACAddress {
         let h = StableHash.fnv1a64("\(topology)/\(tenant)/\(host)/\(vnic)")
-        var b = (0..<5).map { UInt8(truncatingIfNeeded: h >> (8 * UInt64($0))) }
-        b.insert(0x02, at: 0)
-        return try! MACAddress(bytes: b)
+        func byte(_ i: UInt64) -> UInt8 { UInt8(truncatingIfNeeded: h >> (8 * i)) }
+        return MACAddress(0x02, byte(0), byte(1), byte(2), byte(3), byte(4))
     }
 }

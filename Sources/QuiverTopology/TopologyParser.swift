@@ -523,7 +523,7 @@ func distance(_ a: String, _ b: String) -> Int {
 extension Node.Mapping {
     /// The value of a plain key, compared as text. Yams' own `subscript(String)` compares nodes,
     /// which resolves both keys' implicit tags with regular expressions on every comparison: that
-    /// was most of the time to read a 1000-host file (~60 of 95 ms).
+    /// was most of the time to read a large file.
     subscript(key key: String) -> Node? {
         // The last of duplicate keys wins, as in Yams.
         var found: Node?

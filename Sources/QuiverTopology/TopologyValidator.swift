@@ -4,39 +4,45 @@ import QuiverValues
 /// addresses, MACs, units, floors, kernel names. Reports all problems at once.
 public enum TopologyValidator {
     public static func validate(_ t: Topology) -> [TopologyError] {
+        var check = Check(t)
+        check.topLevel()
+        check.uniqueness()
+        check.switches()
+        for tenant in t.tenants { check.tenant(tenant) }
+        check.expectations()
+        return check.errors
+    }
+
+    /// One validation in progress: the topology, what was seen so far (for collisions), and the
+    /// errors found.
+    private struct Check {
+        let t: Topology
+        let names: KernelNames
+        let top: SourceLocation
+        let switchNames: Set<String>
         var errors: [TopologyError] = []
-        func fail(_ at: SourceLocation?, _ message: String, _ hint: String? = nil) {
+        /// Kernel names given out so far, with what they are for and where.
+        var kernelNames: [String: (String, SourceLocation)] = [:]
+        var ips: [IPAddress: SourceLocation] = [:]
+        var macs: [MACAddress: SourceLocation] = [:]
+
+        init(_ t: Topology) {
+            self.t = t
+            names = KernelNames(t.name)
+            top = SourceLocation(file: t.file, line: 1, column: 1)
+            switchNames = Set(t.switches.map(\.name))
+        }
+
+        mutating func fail(_ at: SourceLocation?, _ message: String, _ hint: String? = nil) {
             errors.append(TopologyError(at, message, hint: hint))
         }
-        let top = SourceLocation(file: t.file, line: 1, column: 1)
-        func checkName(_ name: String, _ what: String, _ at: SourceLocation) {
+
+        mutating func checkName(_ name: String, _ what: String, _ at: SourceLocation) {
             do { try ObjectName.check(name, what, maxBytes: ObjectName.maxBytes) } catch { fail(at, error.message, "names are letters, digits and _") }
         }
-        do { _ = try TopologyName(validating: t.name) } catch { fail(top, error.message, "it prefixes every kernel name and names the topology's state") }
-        // Bounds, so that no file makes validation, planning or the kernel's work unbounded.
-        let vnicCount = t.tenants.reduce(0) { $0 + $1.hosts.reduce(0) { $0 + $1.vnics.count } }
-        for (count, limit, what) in [(t.switches.count, Limits.switches, "switches"), (t.tenants.count, Limits.tenants, "tenants"),
-                                     (vnicCount, Limits.vnics, "VNICs"), (t.expectations.count, Limits.expectations, "expectations")] where count > limit {
-            fail(top, "the topology has \(count) \(what); at most \(limit)", "split it into several topologies")
-        }
-        let names = KernelNames(t.name)
 
-        // Uniqueness.
-        func duplicates<T>(_ items: [T], _ key: (T) -> String, _ at: (T) -> SourceLocation, _ what: String) {
-            var seen: [String: SourceLocation] = [:]
-            for i in items {
-                if let first = seen[key(i)] { fail(at(i), "\(what) \"\(key(i))\" is defined twice", "first at \(first)") } else { seen[key(i)] = at(i) }
-            }
-        }
-        duplicates(t.switches, \.name, \.location, "switch")
-        duplicates(t.tenants, \.name, \.location, "tenant")
-        let hosts = t.tenants.flatMap { tenant in tenant.hosts.map { (tenant, $0) } }
-        duplicates(hosts, { $0.1.name }, { $0.1.location }, "host")
-        for s in t.switches { checkName(s.name, "switch", s.location) }
-        if t.tenants.isEmpty { fail(top, "the topology has no tenants", "add a tenant with at least one host") }
-
-        var kernelNames: [String: (String, SourceLocation)] = [:]
-        func kernelName(_ n: String, _ what: String, _ at: SourceLocation) {
+        /// A kernel name made from the file's names: short enough, and used once.
+        mutating func kernelName(_ n: String, _ what: String, _ at: SourceLocation) {
             if n.utf8.count > InterfaceName.maxBytes {
                 fail(at, "kernel name \"\(n)\" for \(what) is \(n.utf8.count) bytes; Linux allows \(InterfaceName.maxBytes)",
                      "shorten the topology, host, switch or VNIC name by \(n.utf8.count - InterfaceName.maxBytes)")
@@ -47,50 +53,48 @@ public enum TopologyValidator {
                 kernelNames[n] = (what, at)
             }
         }
-        for s in t.switches { kernelName(names.bridge(s.name), "switch \(s.name)", s.location) }
 
-        var ips: [IPAddress: SourceLocation] = [:]
-        var macs: [MACAddress: SourceLocation] = [:]
-        let switchNames = Set(t.switches.map(\.name))
-        for tenant in t.tenants {
+        mutating func duplicates<T>(_ items: [T], _ key: (T) -> String, _ at: (T) -> SourceLocation, _ what: String) {
+            var seen: [String: SourceLocation] = [:]
+            for i in items {
+                if let first = seen[key(i)] { fail(at(i), "\(what) \"\(key(i))\" is defined twice", "first at \(first)") } else { seen[key(i)] = at(i) }
+            }
+        }
+
+        /// The topology's name, and its bounds (so that no file makes validation, planning or the
+        /// kernel's work unbounded).
+        mutating func topLevel() {
+            do { _ = try TopologyName(validating: t.name) } catch { fail(top, error.message, "it prefixes every kernel name and names the topology's state") }
+            let vnicCount = t.tenants.reduce(0) { $0 + $1.hosts.reduce(0) { $0 + $1.vnics.count } }
+            for (count, limit, what) in [(t.switches.count, Limits.switches, "switches"), (t.tenants.count, Limits.tenants, "tenants"),
+                                         (vnicCount, Limits.vnics, "VNICs"), (t.expectations.count, Limits.expectations, "expectations")] where count > limit {
+                fail(top, "the topology has \(count) \(what); at most \(limit)", "split it into several topologies")
+            }
+        }
+
+        mutating func uniqueness() {
+            duplicates(t.switches, \.name, \.location, "switch")
+            duplicates(t.tenants, \.name, \.location, "tenant")
+            duplicates(t.tenants.flatMap(\.hosts), \.name, \.location, "host")
+        }
+
+        mutating func switches() {
+            for s in t.switches { checkName(s.name, "switch", s.location) }
+            if t.tenants.isEmpty { fail(top, "the topology has no tenants", "add a tenant with at least one host") }
+            for s in t.switches { kernelName(names.bridge(s.name), "switch \(s.name)", s.location) }
+        }
+
+        /// A tenant: its name and IFBs, its hosts and their VNICs, and its caps as the shaper will
+        /// check them (floors, flows).
+        mutating func tenant(_ tenant: Topology.Tenant) {
             checkName(tenant.name, "tenant", tenant.location)
             kernelName(names.ifbFrom(tenant: tenant.name), "tenant \(tenant.name)'s caps", tenant.location)
             kernelName(names.ifbTo(tenant: tenant.name), "tenant \(tenant.name)'s caps", tenant.location)
             if tenant.hosts.isEmpty { fail(tenant.location, "tenant \(tenant.name) has no hosts") }
-            var members: [CapMember] = []
-            var memberLocations: [String: SourceLocation] = [:]
+            var members: [(CapMember, SourceLocation)] = []
             for host in tenant.hosts {
                 checkName(host.name, "host", host.location)
-                if let vm = host.vm {
-                    let owner = t.fileOwner.flatMap { $0 == 0 ? nil : $0 }
-                    for (what, path, access) in [("kernel", vm.kernel as String?, GuestFile.Access.read), ("initrd", vm.initrd, .read), ("disk", vm.disk, .readWrite)] {
-                        guard let path else { continue }
-                        if let problem = GuestFile.problem(path, access, owner: owner) {
-                            fail(host.location, "vm host \(host.name): \(what) \(path) is not a \(access == .read ? "readable file" : "file the guest can write"): \(problem)",
-                                 what == "disk" ? "a disk is a regular file the guest may write" : "scripts/build-test-guest.sh builds a test kernel and initrd")
-                        }
-                    }
-                    if let bad = vm.cmdline.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-                        fail(host.location, "vm host \(host.name): cmdline holds a control character (U+\(String(format: "%04X", bad.value)))",
-                             "the kernel command line is one line of words")
-                    }
-                    if vm.cmdline.utf8.count > Limits.cmdlineBytes {
-                        fail(host.location, "vm host \(host.name): cmdline is \(vm.cmdline.utf8.count) bytes; at most \(Limits.cmdlineBytes)",
-                             "Linux keeps 2048 bytes of command line and Quiver adds its own words")
-                    }
-                    for v in host.vnics where v.mac == .random {
-                        fail(v.location, "VNIC \(host.name)/\(v.name): mac random is for netns hosts", "VM NICs take auto or a fixed MAC")
-                    }
-                    if host.vnics.count > 8 { fail(host.location, "vm host \(host.name) has \(host.vnics.count) NICs; at most 8") }
-                    for v in host.vnics where v.linkLocal != nil {
-                        fail(v.location, "VNIC \(host.name)/\(v.name): link-local is for kind: netns hosts",
-                             "a guest configures its own IPv6; the fabric side of a guest's NIC never has a link-local address")
-                    }
-                    for v in host.vnics where v.ips.count > 1 || v.ips.contains(where: { !$0.address.isV4 }) {
-                        fail(v.location, "VNIC \(host.name)/\(v.name): a VM NIC takes one IPv4 address",
-                             "the guest's init sets one address per NIC from the kernel command line")
-                    }
-                } else {
+                if let vm = host.vm { vmHost(host, vm) } else {
                     for v in host.vnics where v.queues != 1 || v.mode != "tap" {
                         fail(v.location, "VNIC \(host.name)/\(v.name): queues and mode are for kind: vm hosts")
                     }
@@ -99,115 +103,162 @@ public enum TopologyValidator {
                 duplicates(host.vnics, \.name, \.location, "VNIC of host \(host.name)")
                 var gateways: [Int32: SourceLocation] = [:]
                 for v in host.vnics {
-                    checkName(v.name, "VNIC", v.location)
-                    if Limits.reservedVNICNames.contains(v.name) {
-                        fail(v.location, "VNIC name \(InvalidValue.quoted(v.name)) is reserved: " + (v.name == "lo" ? "every namespace has its loopback device lo" : "the kernel refuses it as a link name"),
-                             "choose another name, such as net0")
-                    } else if (try? InterfaceName(validating: v.name)) == nil { fail(v.location, "VNIC name \"\(v.name)\" is not a valid interface name") }
-                    if v.flows.count > Limits.flowsPerVNIC { fail(v.location, "VNIC \(host.name)/\(v.name) has \(v.flows.count) flows; at most \(Limits.flowsPerVNIC)") }
-                    let mtu = v.mtu ?? t.switches.first { $0.name == v.over }?.mtu
-                    if let mtu, mtu < 1280, host.vm == nil, v.wantsLinkLocal {
-                        fail(v.location, "VNIC \(host.name)/\(v.name) has IPv6 (an address or link-local) but an MTU of \(mtu)",
-                             "IPv6 needs an MTU of at least 1280; the kernel turns IPv6 off below it")
-                    }
-                    kernelName(names.hostDevice(host: host.name, vnic: v.name), "VNIC \(host.name)/\(v.name)", v.location)
-                    if v.mode == "macvtap" && host.kind == .vm && !switchNames.contains(v.over) {
-                        // Over a host link, like `dladm create-vnic -l LINK`: checked against the
-                        // kernel when applied.
-                        if (try? InterfaceName(validating: v.over)) == nil {
-                            fail(v.location, "VNIC \(host.name)/\(v.name) is over \"\(v.over)\", which is neither a switch of this topology nor a valid link name")
-                        }
-                    } else if !switchNames.contains(v.over) {
-                        fail(v.location, "VNIC \(host.name)/\(v.name) is over \"\(v.over)\", which is not a switch of this topology",
-                             (t.switches.isEmpty ? "add it under `switches:`" : "switches: " + t.switches.map(\.name).joined(separator: ", "))
-                                + (host.kind == .vm ? "; a `mode: macvtap` NIC may name a host link instead" : ""))
-                    }
-                    for p in v.ips {
-                        if let why = p.address.notForAnInterface {
-                            fail(v.location, "address \(p) of \(host.name)/\(v.name) \(why)", "a VNIC's address is a unicast address such as 10.10.0.11/24 or fd10::11/64")
-                            continue
-                        }
-                        if let first = ips[p.address] { fail(v.location, "address \(p.address) of \(host.name)/\(v.name) is also used at \(first)") }
-                        ips[p.address] = v.location
-                        if p.address.isV4 && p.length < 31 {
-                            if p.address == p.network.address { fail(v.location, "\(p) is the network address of its subnet", "use a host address such as \(p.network.address)+1") }
-                            if p.address == broadcast(p) { fail(v.location, "\(p) is the broadcast address of its subnet") }
-                        }
-                    }
-                    if let gw = v.gateway {
-                        if let why = gw.notForAnInterface {
-                            fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) \(why)", "a gateway is a router's unicast address on the VNIC's subnet")
-                        } else if v.ips.contains(where: { $0.address == gw }) {
-                            fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) is the VNIC's own address", "name the router's address")
-                        }
-                        if !v.ips.contains(where: { $0.contains(gw) }) {
-                            fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) is outside its subnets (\(v.ips.map(\.description).joined(separator: ", ")))",
-                                 "the gateway must be reachable on the link")
-                        }
-                        if let first = gateways[gw.family] { fail(v.location, "host \(host.name) has a second default gateway of the same family", "first at \(first)") }
-                        gateways[gw.family] = v.location
-                    }
-                    let mac: MACAddress
-                    switch v.mac {
-                    case .fixed(let m): mac = m
-                    case .auto, .random: mac = names.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name)
-                    }
-                    if let first = macs[mac] { fail(v.location, "MAC \(mac) of \(host.name)/\(v.name) is also used at \(first)") }
-                    macs[mac] = v.location
-                    if v.allowedIPs.count > 32 { fail(v.location, "allowed-ips has \(v.allowedIPs.count) entries; at most 32") }
-                    for p in v.allowedIPs {
-                        let a = p.network.address
-                        if (a.isMulticast && p.length >= (a.isV4 ? 4 : 8)) || (a.isLoopback && p.length >= (a.isV4 ? 8 : 128)) || (a.isIPv4Mapped && p.length >= 96) {
-                            fail(v.location, "allowed-ips \(p) of \(host.name)/\(v.name) \(a.notForAnInterface ?? "cannot be a source")", "allowed-ips lists the unicast sources the VNIC may send from")
-                        }
-                    }
-                    let key = "\(host.name)/\(v.name)"
-                    memberLocations[key] = v.location
-                    if let dev = try? InterfaceName(validating: names.hostDevice(host: host.name, vnic: v.name)) {
-                        members.append(CapMember(name: key, device: dev, mac: mac, maxbw: v.maxbw, floor: v.floor, flows: v.flows,
-                                                 burst: v.burst, queueLimit: v.queue))
-                    }
+                    if let m = vnic(v, of: host, in: tenant, gateways: &gateways) { members.append((m, v.location)) }
                 }
             }
-            // Floors, flows and the rest of the cap rules, as the shaper will check them.
-            if let ifbF = try? InterfaceName(validating: names.ifbFrom(tenant: tenant.name)),
-               let ifbT = try? InterfaceName(validating: names.ifbTo(tenant: tenant.name)), !members.isEmpty {
-                let group = CapGroup(name: tenant.name, ifbFrom: ifbF, ifbTo: ifbT, maxbw: tenant.maxbw, members: members, ownerTag: "")
-                for p in group.problems() {
-                    let member = members.first { p.hasPrefix($0.name + ":") }
-                    fail(member.flatMap { memberLocations[$0.name] } ?? tenant.location, p.replacingOccurrences(of: "cap group ", with: "tenant "))
+            guard let ifbF = try? InterfaceName(validating: names.ifbFrom(tenant: tenant.name)),
+                  let ifbT = try? InterfaceName(validating: names.ifbTo(tenant: tenant.name)), !members.isEmpty else { return }
+            let group = CapGroup(name: tenant.name, ifbFrom: ifbF, ifbTo: ifbT, maxbw: tenant.maxbw, members: members.map(\.0), ownerTag: "")
+            for p in group.problems() {
+                let at = members.first { p.hasPrefix($0.0.name + ":") }?.1
+                fail(at ?? tenant.location, p.replacingOccurrences(of: "cap group ", with: "tenant "))
+            }
+        }
+
+        /// A `kind: vm` host: its guest files (readable, a disk writable, by the file's owner), its
+        /// command line, and what its NICs may be.
+        mutating func vmHost(_ host: Topology.Host, _ vm: Topology.Machine) {
+            let owner = t.fileOwner.flatMap { $0 == 0 ? nil : $0 }
+            for (what, path, access) in [("kernel", vm.kernel as String?, GuestFile.Access.read), ("initrd", vm.initrd, .read), ("disk", vm.disk, .readWrite)] {
+                guard let path, let problem = GuestFile.problem(path, access, owner: owner) else { continue }
+                fail(host.location, "vm host \(host.name): \(what) \(path) is not a \(access == .read ? "readable file" : "file the guest can write"): \(problem)",
+                     what == "disk" ? "a disk is a regular file the guest may write" : "scripts/build-test-guest.sh builds a test kernel and initrd")
+            }
+            if let bad = vm.cmdline.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                fail(host.location, "vm host \(host.name): cmdline holds a control character (U+\(String(format: "%04X", bad.value)))",
+                     "the kernel command line is one line of words")
+            }
+            if vm.cmdline.utf8.count > Limits.cmdlineBytes {
+                fail(host.location, "vm host \(host.name): cmdline is \(vm.cmdline.utf8.count) bytes; at most \(Limits.cmdlineBytes)",
+                     "Linux keeps 2048 bytes of command line and Quiver adds its own words")
+            }
+            for v in host.vnics where v.mac == .random {
+                fail(v.location, "VNIC \(host.name)/\(v.name): mac random is for netns hosts", "VM NICs take auto or a fixed MAC")
+            }
+            if host.vnics.count > 8 { fail(host.location, "vm host \(host.name) has \(host.vnics.count) NICs; at most 8") }
+            for v in host.vnics where v.linkLocal != nil {
+                fail(v.location, "VNIC \(host.name)/\(v.name): link-local is for kind: netns hosts",
+                     "a guest configures its own IPv6; the fabric side of a guest's NIC never has a link-local address")
+            }
+            for v in host.vnics where v.ips.count > 1 || v.ips.contains(where: { !$0.address.isV4 }) {
+                fail(v.location, "VNIC \(host.name)/\(v.name): a VM NIC takes one IPv4 address",
+                     "the guest's init sets one address per NIC from the kernel command line")
+            }
+        }
+
+        /// A VNIC: its names, what it is over, its addresses, gateway, MAC and allowed sources.
+        /// Returns it as a member of its tenant's caps (nil when its port's name is not valid).
+        mutating func vnic(_ v: Topology.VNIC, of host: Topology.Host, in tenant: Topology.Tenant,
+                           gateways: inout [Int32: SourceLocation]) -> CapMember? {
+            checkName(v.name, "VNIC", v.location)
+            if Limits.reservedVNICNames.contains(v.name) {
+                fail(v.location, "VNIC name \(InvalidValue.quoted(v.name)) is reserved: " + (v.name == "lo" ? "every namespace has its loopback device lo" : "the kernel refuses it as a link name"),
+                     "choose another name, such as net0")
+            } else if (try? InterfaceName(validating: v.name)) == nil { fail(v.location, "VNIC name \"\(v.name)\" is not a valid interface name") }
+            if v.flows.count > Limits.flowsPerVNIC { fail(v.location, "VNIC \(host.name)/\(v.name) has \(v.flows.count) flows; at most \(Limits.flowsPerVNIC)") }
+            let mtu = v.mtu ?? t.switches.first { $0.name == v.over }?.mtu
+            if let mtu, mtu < 1280, host.vm == nil, v.wantsLinkLocal {
+                fail(v.location, "VNIC \(host.name)/\(v.name) has IPv6 (an address or link-local) but an MTU of \(mtu)",
+                     "IPv6 needs an MTU of at least 1280; the kernel turns IPv6 off below it")
+            }
+            kernelName(names.hostDevice(host: host.name, vnic: v.name), "VNIC \(host.name)/\(v.name)", v.location)
+            over(v, of: host)
+            addresses(v, of: host)
+            if let gw = v.gateway { gateway(gw, v, of: host, gateways: &gateways) }
+            let mac: MACAddress
+            switch v.mac {
+            case .fixed(let m): mac = m
+            case .auto, .random: mac = names.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name)
+            }
+            if let first = macs[mac] { fail(v.location, "MAC \(mac) of \(host.name)/\(v.name) is also used at \(first)") }
+            macs[mac] = v.location
+            if v.allowedIPs.count > 32 { fail(v.location, "allowed-ips has \(v.allowedIPs.count) entries; at most 32") }
+            for p in v.allowedIPs {
+                let a = p.network.address
+                if (a.isMulticast && p.length >= (a.isV4 ? 4 : 8)) || (a.isLoopback && p.length >= (a.isV4 ? 8 : 128)) || (a.isIPv4Mapped && p.length >= 96) {
+                    fail(v.location, "allowed-ips \(p) of \(host.name)/\(v.name) \(a.notForAnInterface ?? "cannot be a source")", "allowed-ips lists the unicast sources the VNIC may send from")
+                }
+            }
+            guard let dev = try? InterfaceName(validating: names.hostDevice(host: host.name, vnic: v.name)) else { return nil }
+            return CapMember(name: "\(host.name)/\(v.name)", device: dev, mac: mac, maxbw: v.maxbw, floor: v.floor, flows: v.flows,
+                             burst: v.burst, queueLimit: v.queue)
+        }
+
+        /// A switch of the topology — or, for a guest's macvtap, a host link (like `dladm
+        /// create-vnic -l LINK`: checked against the kernel when applied).
+        mutating func over(_ v: Topology.VNIC, of host: Topology.Host) {
+            if v.mode == "macvtap" && host.kind == .vm && !switchNames.contains(v.over) {
+                if (try? InterfaceName(validating: v.over)) == nil {
+                    fail(v.location, "VNIC \(host.name)/\(v.name) is over \"\(v.over)\", which is neither a switch of this topology nor a valid link name")
+                }
+            } else if !switchNames.contains(v.over) {
+                fail(v.location, "VNIC \(host.name)/\(v.name) is over \"\(v.over)\", which is not a switch of this topology",
+                     (t.switches.isEmpty ? "add it under `switches:`" : "switches: " + t.switches.map(\.name).joined(separator: ", "))
+                        + (host.kind == .vm ? "; a `mode: macvtap` NIC may name a host link instead" : ""))
+            }
+        }
+
+        /// Unicast, used once in the file, not a subnet's network or broadcast address.
+        mutating func addresses(_ v: Topology.VNIC, of host: Topology.Host) {
+            for p in v.ips {
+                if let why = p.address.notForAnInterface {
+                    fail(v.location, "address \(p) of \(host.name)/\(v.name) \(why)", "a VNIC's address is a unicast address such as 10.10.0.11/24 or fd10::11/64")
+                    continue
+                }
+                if let first = ips[p.address] { fail(v.location, "address \(p.address) of \(host.name)/\(v.name) is also used at \(first)") }
+                ips[p.address] = v.location
+                if p.address.isV4 && p.length < 31 {
+                    if p.address == p.network.address { fail(v.location, "\(p) is the network address of its subnet", "use a host address such as \(p.network.address)+1") }
+                    if p.address == TopologyValidator.broadcast(p) { fail(v.location, "\(p) is the broadcast address of its subnet") }
                 }
             }
         }
-        // Expectations name endpoints that exist and can be probed.
-        let tenantsByName = Dictionary(t.tenants.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        for e in t.expectations {
-            var resolved: [Topology.VNIC] = []
-            for ref in e.endpoints {
-                guard let tenant = tenantsByName[ref.tenant] else {
-                    fail(e.location, "expectation names tenant \(InvalidValue.quoted(ref.tenant)), which the file does not have",
-                         "tenants: " + t.tenants.prefix(20).map(\.name).joined(separator: ", "))
-                    continue
-                }
-                guard let host = tenant.hosts.first(where: { $0.name == ref.host }) else {
-                    fail(e.location, "expectation names host \(InvalidValue.quoted(ref.host)) of tenant \(ref.tenant), which it does not have",
-                         "hosts: " + tenant.hosts.prefix(20).map(\.name).joined(separator: ", "))
-                    continue
-                }
-                guard let v = ref.vnic.map({ n in host.vnics.first { $0.name == n } }) ?? host.vnics.first else {
-                    fail(e.location, "expectation names VNIC \(ref), which does not exist", "VNICs: " + host.vnics.map(\.name).joined(separator: ", "))
-                    continue
-                }
-                if !v.ips.contains(where: { $0.address.isV4 }) {
-                    fail(e.location, "\(ref) has no IPv4 address to probe with", "give its VNIC an IPv4 address in `ips`")
-                }
-                resolved.append(v)
+
+        /// A router's unicast address on one of the VNIC's subnets; one per family per host.
+        mutating func gateway(_ gw: IPAddress, _ v: Topology.VNIC, of host: Topology.Host, gateways: inout [Int32: SourceLocation]) {
+            if let why = gw.notForAnInterface {
+                fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) \(why)", "a gateway is a router's unicast address on the VNIC's subnet")
+            } else if v.ips.contains(where: { $0.address == gw }) {
+                fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) is the VNIC's own address", "name the router's address")
             }
-            if resolved.count == 2, e.endpoints[0] == e.endpoints[1] || resolved[0] == resolved[1] {
-                fail(e.location, "an expectation between \(e.endpoints[0]) and itself proves nothing", "name two different endpoints")
+            if !v.ips.contains(where: { $0.contains(gw) }) {
+                fail(v.location, "gateway \(gw) of \(host.name)/\(v.name) is outside its subnets (\(v.ips.map(\.description).joined(separator: ", ")))",
+                     "the gateway must be reachable on the link")
+            }
+            if let first = gateways[gw.family] { fail(v.location, "host \(host.name) has a second default gateway of the same family", "first at \(first)") }
+            gateways[gw.family] = v.location
+        }
+
+        /// Expectations name endpoints that exist and can be probed.
+        mutating func expectations() {
+            let tenantsByName = Dictionary(t.tenants.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            for e in t.expectations {
+                var resolved: [Topology.VNIC] = []
+                for ref in e.endpoints {
+                    guard let tenant = tenantsByName[ref.tenant] else {
+                        fail(e.location, "expectation names tenant \(InvalidValue.quoted(ref.tenant)), which the file does not have",
+                             "tenants: " + t.tenants.prefix(20).map(\.name).joined(separator: ", "))
+                        continue
+                    }
+                    guard let host = tenant.hosts.first(where: { $0.name == ref.host }) else {
+                        fail(e.location, "expectation names host \(InvalidValue.quoted(ref.host)) of tenant \(ref.tenant), which it does not have",
+                             "hosts: " + tenant.hosts.prefix(20).map(\.name).joined(separator: ", "))
+                        continue
+                    }
+                    guard let v = ref.vnic.map({ n in host.vnics.first { $0.name == n } }) ?? host.vnics.first else {
+                        fail(e.location, "expectation names VNIC \(ref), which does not exist", "VNICs: " + host.vnics.map(\.name).joined(separator: ", "))
+                        continue
+                    }
+                    if !v.ips.contains(where: { $0.address.isV4 }) {
+                        fail(e.location, "\(ref) has no IPv4 address to probe with", "give its VNIC an IPv4 address in `ips`")
+                    }
+                    resolved.append(v)
+                }
+                if resolved.count == 2, e.endpoints[0] == e.endpoints[1] || resolved[0] == resolved[1] {
+                    fail(e.location, "an expectation between \(e.endpoints[0]) and itself proves nothing", "name two different endpoints")
+                }
             }
         }
-        return errors
     }
 
     static func broadcast(_ p: IPPrefix) -> IPAddress {
@@ -218,26 +269,4 @@ public enum TopologyValidator {
         }
         return (try? IPAddress(bytes: b)) ?? p.address
     }
-}
-
-import Foundation
-
-/// Bounds on what one topology file may hold, so no file makes validation, planning or the
-/// kernel's work unbounded.
-public enum Limits {
-    /// The largest file read (bytes) — about 25,000 VNICs.
-    public static let fileBytes = 4 << 20
-    /// Nesting of YAML collections.
-    public static let depth = 32
-    public static let switches = 1024
-    public static let tenants = 4096
-    public static let vnics = 16384
-    public static let expectations = 1024
-    public static let flowsPerVNIC = CapGroup.maxFlowsPerMember
-    /// The user's words on a guest's kernel command line.
-    public static let cmdlineBytes = 1024
-    /// Errors reported for one file; the rest are counted.
-    public static let errors = 200
-    /// VNIC names that cannot be an endpoint's: a namespace's loopback, and names the kernel refuses.
-    public static let reservedVNICNames: Set<String> = ["lo", "all", "default"]
 }

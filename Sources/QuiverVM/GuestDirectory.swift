@@ -10,12 +10,24 @@ import QuiverKernel
 public enum GuestDirectory {
     public static let root = TrustedDirectory.runRoot + "/vms"
 
-    /// What Quiver and qemu keep in a guest's directory, and of what kind each is.
-    public static let entries: [String: mode_t] = [
-        "qmp.sock": S_IFSOCK, "agent.sock": S_IFSOCK, "console.log": S_IFREG, "qemu.pid": S_IFREG, "record.json": S_IFREG,
-    ]
+    /// What Quiver and qemu keep in a guest's directory.
+    public enum Entry: String, CaseIterable, Sendable {
+        case qmp = "qmp.sock"
+        case agent = "agent.sock"
+        case console = "console.log"
+        case pidfile = "qemu.pid"
+        case record = "record.json"
 
-    public static func path(topology: String, host: String) -> String { "\(root)/\(topology)/\(host)" }
+        /// The kind of file it is.
+        var type: mode_t { self == .qmp || self == .agent ? S_IFSOCK : S_IFREG }
+    }
+
+    /// The one place a guest's run path is made: from a topology's and a host's names, each
+    /// validated (neither can hold `/` or `.`).
+    public static func path(topology: TopologyName, host: ObjectName) -> String { "\(root)/\(topology.rawValue)/\(host.rawValue)" }
+
+    /// An entry of the guest directory at `directory`.
+    public static func file(_ entry: Entry, in directory: String) -> String { directory + "/" + entry.rawValue }
 
     /// Opens the guest directory at `path` (absolute), making it when `create`; nil when it does
     /// not exist. Refuses it when it holds anything but its own entries.
@@ -27,7 +39,7 @@ public enum GuestDirectory {
 
     static func checkEntries(_ dir: TrustedDirectory) throws {
         for name in try dir.entries() {
-            guard let want = entries[name] else {
+            guard let want = Entry(rawValue: name)?.type else {
                 throw StateDirectoryError(dir.path, "holds \(InvalidValue.quoted(name)), which Quiver does not keep there; it is not reused",
                                           "look at it and remove it (or the whole directory once its guest is stopped)")
             }
@@ -44,8 +56,8 @@ public enum GuestDirectory {
     public static func remove(_ path: String) throws {
         guard let dir = try TrustedDirectory.open(path, create: false) else { return }
         let parent = (path as NSString).deletingLastPathComponent
-        let foreign = try dir.entries().filter { entries[$0] == nil }
-        for name in try dir.entries() where entries[name] != nil { try dir.remove(name) }
+        let foreign = try dir.entries().filter { Entry(rawValue: $0) == nil }
+        for name in try dir.entries() where Entry(rawValue: name) != nil { try dir.remove(name) }
         guard foreign.isEmpty else {
             throw StateDirectoryError(path, "still holds " + foreign.prefix(5).map { InvalidValue.quoted($0) }.joined(separator: ", ")
                                       + ", which Quiver did not make; it removed only its own files", "look at them and remove the directory yourself")
@@ -53,20 +65,21 @@ public enum GuestDirectory {
         try TrustedDirectory.open(parent, create: false)?.removeDirectory((path as NSString).lastPathComponent)
     }
 
-    /// Hosts that have a directory under `/run/quiver/vms/TOPOLOGY`.
-    public static func hosts(topology: String) throws -> [String] {
-        try TrustedDirectory.run(["vms", topology], create: false)?.entries() ?? []
+    /// Hosts that have a directory under `/run/quiver/vms/TOPOLOGY` (an entry whose name no
+    /// host can have is not a guest's, and is left alone).
+    public static func hosts(topology: TopologyName) throws -> [ObjectName] {
+        try (TrustedDirectory.run(["vms", topology.rawValue], create: false)?.entries() ?? []).compactMap { try? ObjectName(validating: $0) }
     }
 
     /// Topologies that have a directory under `/run/quiver/vms`.
-    public static func topologies() throws -> [String] {
-        try TrustedDirectory.run(["vms"], create: false)?.entries() ?? []
+    public static func topologies() throws -> [TopologyName] {
+        try (TrustedDirectory.run(["vms"], create: false)?.entries() ?? []).compactMap { try? TopologyName(validating: $0) }
     }
 
     /// Removes `/run/quiver/vms/TOPOLOGY` once it is empty (false when it is not, or is gone).
     @discardableResult
-    public static func removeTopology(_ topology: String) throws -> Bool {
+    public static func removeTopology(_ topology: TopologyName) throws -> Bool {
         guard let vms = try TrustedDirectory.run(["vms"], create: false) else { return false }
-        do { return try vms.removeDirectory(topology) } catch { return false }
+        do { return try vms.removeDirectory(topology.rawValue) } catch { return false }
     }
 }

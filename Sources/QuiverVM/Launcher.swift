@@ -60,10 +60,10 @@ public enum VMLauncher {
     /// A qemu started for `directory` that has no record (Quiver was killed between starting it
     /// and writing `record.json`): found by the pidfile path in its command line.
     public static func strayProcess(directory: String) -> Int32? {
-        guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read("qemu.pid", limit: 64),
+        guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read(GuestDirectory.Entry.pidfile.rawValue, limit: 64),
               let pid = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1, isRunning(pid) else { return nil }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
-        return String(decoding: cmdline, as: UTF8.self).contains(directory + "/qemu.pid") ? pid : nil
+        return String(decoding: cmdline, as: UTF8.self).contains(GuestDirectory.file(.pidfile, in: directory)) ? pid : nil
     }
 
     /// Makes (0700) or checks the run directory of a guest — a ``GuestDirectory``: nothing in it
@@ -77,7 +77,7 @@ public enum VMLauncher {
             while isRunning(pid), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         }
         let dir = try GuestDirectory.open(directory, create: true)!
-        for f in ["qmp.sock", "agent.sock", "qemu.pid", "record.json"] { try dir.remove(f) }
+        for f in GuestDirectory.Entry.allCases where f != .console { try dir.remove(f.rawValue) }
         return dir
     }
 
@@ -145,7 +145,7 @@ public enum VMLauncher {
         guard status == 0 else {
             throw VMError("qemu for \(spec.name) exited with status \(status): \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
-        guard let pidData = try dir.read("qemu.pid", limit: 64),
+        guard let pidData = try dir.read(GuestDirectory.Entry.pidfile.rawValue, limit: 64),
               let pid = Int32(String(decoding: pidData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else {
             throw VMError("qemu for \(spec.name) started but wrote no pidfile \(files.pidfile)")
         }
@@ -153,16 +153,16 @@ public enum VMLauncher {
                               nics: spec.nics, directory: directory, notices: notices, startedAt: Date(), spec: spec)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try dir.write("record.json", try enc.encode(record))
+        try dir.write(GuestDirectory.Entry.record.rawValue, try enc.encode(record))
         return record
     }
 
     /// The guest recorded in `directory`, if any, with its state.
     public static func status(directory: String) -> VMStatus? {
-        guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read("record.json"),
+        guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read(GuestDirectory.Entry.record.rawValue),
               let record = try? JSONDecoder().decode(VMRecord.self, from: data) else { return nil }
         guard isAlive(record) else { return VMStatus(record: record, state: "stopped") }
-        let state = (try? QMPClient(socketPath: directory + "/qmp.sock", timeout: 2).status()) ?? "unknown"
+        let state = (try? QMPClient(socketPath: GuestDirectory.file(.qmp, in: directory), timeout: 2).status()) ?? "unknown"
         return VMStatus(record: record, state: state)
     }
 
@@ -202,7 +202,7 @@ public enum VMLauncher {
             }
             return !isRunning(pid)
         }
-        if let q = try? QMPClient(socketPath: directory + "/qmp.sock", timeout: 2) {
+        if let q = try? QMPClient(socketPath: GuestDirectory.file(.qmp, in: directory), timeout: 2) {
             // The test guest has no ACPI daemon; powerdown is polite, quit is certain.
             _ = try? q.execute("system_powerdown")
             if gone(within: powerdownTimeout) { return true }

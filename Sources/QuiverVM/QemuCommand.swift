@@ -15,10 +15,10 @@ public enum QemuCommand {
         public var pidfile: String
 
         public init(directory: String) {
-            qmp = directory + "/qmp.sock"
-            agent = directory + "/agent.sock"
-            console = directory + "/console.log"
-            pidfile = directory + "/qemu.pid"
+            qmp = GuestDirectory.file(.qmp, in: directory)
+            agent = GuestDirectory.file(.agent, in: directory)
+            console = GuestDirectory.file(.console, in: directory)
+            pidfile = GuestDirectory.file(.pidfile, in: directory)
         }
     }
 

@@ -21,6 +21,14 @@ public enum IPAddress: Sendable, Hashable, Codable, CustomStringConvertible {
         }
     }
 
+    /// An IPv4 address from its four bytes.
+    public init(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) {
+        self = .v4([a, b, c, d])
+    }
+
+    /// This address alone: a /32 or /128 prefix.
+    public var hostPrefix: IPPrefix { IPPrefix(address: self, validLength: bitWidth) }
+
     public init(bytes: [UInt8]) throws(InvalidValue) {
         switch bytes.count {
         case 4: self = .v4(bytes)
@@ -121,6 +129,12 @@ public struct IPPrefix: Sendable, Hashable, Codable, CustomStringConvertible {
         self.length = length
     }
 
+    /// For lengths that are in range by construction.
+    init(address: IPAddress, validLength: Int) {
+        self.address = address
+        length = validLength
+    }
+
     public init(_ text: String) throws(InvalidValue) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count <= 2 else { throw InvalidValue("\(InvalidValue.quoted(text)) is not an address or prefix like 10.0.0.1/24") }
@@ -142,8 +156,8 @@ public struct IPPrefix: Sendable, Hashable, Codable, CustomStringConvertible {
             let bitsHere = max(0, min(8, length - i * 8))
             b[i] &= bitsHere == 0 ? 0 : UInt8(truncatingIfNeeded: 0xFF << (8 - bitsHere))
         }
-        // Same family and length as self, so this cannot fail.
-        return try! IPPrefix(address: IPAddress(bytes: b), length: length)
+        // Same family and length as self.
+        return IPPrefix(address: address.isV4 ? .v4(b) : .v6(b), validLength: length)
     }
 
     /// True when `other` lies inside this prefix (same family).

@@ -2,6 +2,11 @@
 public struct MACAddress: Sendable, Hashable, Codable, CustomStringConvertible {
     public let bytes: [UInt8]
 
+    /// A MAC from its six bytes.
+    public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
+        bytes = [b0, b1, b2, b3, b4, b5]
+    }
+
     public init(bytes: [UInt8]) throws(InvalidValue) {
         guard bytes.count == 6 else { throw InvalidValue("a MAC address has 6 bytes, got \(bytes.count)") }
         self.bytes = bytes
@@ -29,7 +34,7 @@ public struct MACAddress: Sendable, Hashable, Codable, CustomStringConvertible {
     public var ipv6LinkLocal: IPPrefix {
         let b = bytes
         let address = IPAddress.v6([0xfe, 0x80, 0, 0, 0, 0, 0, 0, b[0] ^ 0x02, b[1], b[2], 0xff, 0xfe, b[3], b[4], b[5]])
-        return try! IPPrefix(address: address, length: 64)
+        return IPPrefix(address: address, validLength: 64)
     }
 
     /// Parses an address meant for one endpoint: multicast/broadcast and all-zero are refused.

@@ -63,7 +63,7 @@ struct StatsCommand: ParsableCommand {
         if let file = try? topologyFile(target) { return ([try loadTopology(file)], nil) }
         for j in try Journal.all() {
             guard let file = j.file, let t = try? loadTopology(file) else { continue }
-            if DesiredFabric(t).vnics.contains(where: { $0.hostDevice == target }) { return ([t], target) }
+            if try DesiredFabric(t).vnics.contains(where: { $0.hostDevice.rawValue == target }) { return ([t], target) }
         }
         throw ValidationError("\"\(target)\" is no topology file, applied topology or VNIC link (see `quiver list` and `quiver show`)")
     }

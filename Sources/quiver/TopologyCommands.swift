@@ -86,10 +86,17 @@ func topologyFile(_ target: String) throws -> String {
     }
 }
 
-/// What apply and destroy print with `-o json`.
+/// What apply and destroy print with `-o json`: `phases` as planned (with their steps),
+/// `operations` every step in the order they run.
 struct ResultJSON: Encodable {
+    struct PhaseJSON: Encodable {
+        var phase: String
+        var concurrency: String?
+        var steps: [String]
+    }
     var topology: String
     var dryRun: Bool
+    var phases: [PhaseJSON]
     var operations: [String]
     var created: Int
     var changed: Int
@@ -120,8 +127,8 @@ struct ApplyCommand: ParsableCommand {
         commandName: "apply",
         abstract: "Make the host match a topology file: create what is missing, change in place, delete what the file dropped.")
     @Argument(help: "Topology file (YAML or JSON).") var file: String
-    @Flag(help: "Print the plan, change nothing.") var dryRun = false
-    @Flag(name: .shortAndLong, help: "Print every operation.") var verbose = false
+    @Flag(help: "Print the plan (its phases and their steps), change nothing.") var dryRun = false
+    @Flag(name: .shortAndLong, help: "Print the plan phase by phase, step by step, and where the time went.") var verbose = false
     @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
     @OptionGroup var fabric: FabricOptions
 
@@ -135,21 +142,30 @@ struct ApplyCommand: ParsableCommand {
             }
             if tty { print("\r", terminator: "") }
             if output == .json {
-                print(try renderJSON(ResultJSON(topology: t.name, dryRun: dryRun, operations: r.plan.operations.map(\.description),
+                let phases = r.plan.phases.map { ResultJSON.PhaseJSON(phase: $0.kind.rawValue, concurrency: $0.kind.concurrency, steps: $0.steps.map(\.description)) }
+                print(try renderJSON(ResultJSON(topology: t.name, dryRun: dryRun, phases: phases, operations: r.plan.operations.map(\.description),
                                                 created: r.created, changed: r.changed, deleted: r.deleted, milliseconds: r.milliseconds)))
                 return
             }
-            if dryRun || verbose {
-                for op in r.plan.operations { print((dryRun ? "would " : "") + op.description) }
-            }
+            if dryRun || verbose { printPhases(r.plan, dryRun: dryRun) }
             if verbose {
-                for (name, ms) in r.phases { print(String(format: "  %-28@ %8.1f ms", name, ms)) }
+                print("time:")
+                for (name, ms) in r.phases { print("  " + name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%8.1f ms", ms)) }
             }
-            print(dryRun ? "\(t.name): \(r.plan.operations.count) operations planned (dry run, nothing changed)" : "\(t.name): \(r.summary)")
+            print(dryRun ? "\(t.name): \(r.plan.operations.count) steps in \(r.plan.phases.count) phases planned (dry run, nothing changed)"
+                : "\(t.name): \(r.summary)")
         } catch let c as ConflictList {
             FileHandle.standardError.write(Data(("quiver: nothing was changed:\n" + c.description + "\n").utf8))
             throw ExitCode.failure
         }
+    }
+}
+
+/// The plan as apply runs it: each phase (with how it shares time with the others), its steps.
+private func printPhases(_ plan: Plan, dryRun: Bool) {
+    for (i, p) in plan.phases.enumerated() {
+        print("phase \(i + 1)/\(plan.phases.count): \(p.kind.rawValue)" + (p.kind.concurrency.map { " (\($0))" } ?? ""))
+        for step in p.steps { print("  " + (dryRun ? "would " : "") + step.description) }
     }
 }
 
@@ -170,7 +186,7 @@ struct DestroyCommand: ParsableCommand {
         }
         let r = try fabric.open().destroy(topology: name)
         if output == .json {
-            print(try renderJSON(ResultJSON(topology: name.rawValue, dryRun: false, operations: [], created: 0, changed: 0,
+            print(try renderJSON(ResultJSON(topology: name.rawValue, dryRun: false, phases: [], operations: [], created: 0, changed: 0,
                                             deleted: r.deleted, milliseconds: r.milliseconds)))
             return
         }

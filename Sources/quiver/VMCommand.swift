@@ -12,7 +12,7 @@ struct VMCommand: ParsableCommand {
     static func all() throws -> [(String, String, String)] {
         var out: [(String, String, String)] = []
         for t in try GuestDirectory.topologies() {
-            for h in try GuestDirectory.hosts(topology: t) { out.append((t, h, GuestDirectory.path(topology: t, host: h))) }
+            for h in try GuestDirectory.hosts(topology: t) { out.append((t.rawValue, h.rawValue, GuestDirectory.path(topology: t, host: h))) }
         }
         return out
     }
@@ -67,7 +67,7 @@ struct VMCommand: ParsableCommand {
 
         func run() throws {
             let dir = try VMCommand.find(name)
-            guard let fd = try GuestDirectory.open(dir, create: false)?.openForReading("console.log") else {
+            guard let fd = try GuestDirectory.open(dir, create: false)?.openForReading(GuestDirectory.Entry.console.rawValue) else {
                 throw ValidationError("no console log at \(dir)/console.log")
             }
             let h = FileHandle(fileDescriptor: fd, closeOnDealloc: true)

@@ -73,6 +73,42 @@ import Testing
         }
     }
 
+    /// What `--dry-run` prints is what `apply -v` then does: the same phases, in the same order,
+    /// with the same steps — for a first apply and for an edit — and `-o json` lists them too.
+    @Test func dryRunPrintsWhatApplyRuns() throws {
+        let name = "d" + String(UUID().uuidString.prefix(5)).lowercased().filter { $0.isLetter || $0.isNumber }
+        let file = try write(scaleTopology(name, hosts: 2))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        /// The plan's lines: phase headers, and steps without the dry run's "would ".
+        func planLines(_ out: String) -> [String] {
+            out.split(separator: "\n").map(String.init).filter { $0.hasPrefix("phase ") || $0.hasPrefix("  ") && !$0.contains(" ms") }
+                .map { $0.replacingOccurrences(of: "  would ", with: "  ") }
+        }
+        try withFabricNamespace { ns, _ in
+            let fab = ["--fabric-netns", ns.name!]
+            for edit in [false, true] {
+                if edit { try scaleTopology(name, hosts: 2).replacingOccurrences(of: "maxbw: 100M", with: "maxbw: 50M")
+                    .replacingOccurrences(of: "10.62.0.3/16", with: "10.62.0.9/16").write(toFile: file, atomically: true, encoding: .utf8) }
+                let dry = try quiver(["apply", file, "--dry-run"] + fab)
+                let json = try quiver(["apply", file, "--dry-run", "-o", "json"] + fab)
+                let real = try quiver(["apply", file, "-v"] + fab)
+                #expect(dry.status == 0 && json.status == 0 && real.status == 0, "\(dry.stderr) \(json.stderr) \(real.stderr)")
+                let planned = planLines(dry.stdout)
+                #expect(planned.first?.hasPrefix("phase 1/") == true, "\(dry.stdout)")
+                #expect(planLines(real.stdout) == planned, "dry run:\n\(dry.stdout)\napply -v:\n\(real.stdout)")
+                let phases = (try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["phases"] as? [[String: Any]] ?? []
+                let headers = planned.filter { $0.hasPrefix("phase ") }
+                #expect(phases.count == headers.count)
+                for (p, h) in zip(phases, headers) { #expect(h.contains(": \(p["phase"] as? String ?? "?")"), "\(h) vs \(p)") }
+                if edit {
+                    #expect(headers.map { $0.components(separatedBy: ": ").dropFirst().joined(separator: ": ") }
+                        == ["host addresses and routes (one batch per host)", "caps", "rules (beside caps, on a thread of its own)"], "\(headers)")
+                }
+            }
+            #expect(try quiver(["destroy", name] + fab).status == 0)
+        }
+    }
+
     /// `quiver show` without a name shows every applied topology's VNICs, as `dladm show-vnic`
     /// shows every VNIC.
     @Test func showWithoutANameShowsEveryAppliedTopology() throws {

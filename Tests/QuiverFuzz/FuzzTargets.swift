@@ -16,7 +16,8 @@ enum FuzzTarget: String, CaseIterable {
         switch self {
         case .topology:
             guard let t = try? TopologyParser.parse(text, file: "fuzz.yaml") else { return }
-            let desired = DesiredFabric(t)
+            let made = Result { try DesiredFabric(t) }
+            guard case .success(let desired) = made else { return check(false, "a valid topology has an invalid kernel name: \(made)") }
             let plan = Planner.plan(current: CurrentFabric(links: [], hosts: [:]), desired: desired)
             check(plan.conflicts.isEmpty, "a plan against an empty kernel has conflicts: \(plan.conflicts)")
             if let rules = desired.ruleset() { _ = rules.body().count + rules.macvtapBody().count }

@@ -155,7 +155,7 @@ import Testing
                 requests += LinkRequest.add(try InterfaceName(validating: "g\(i)"), Veth(peer: try InterfaceName(validating: "g\(i)p"), peerSettings: LinkSettings(group: 7)),
                                             LinkSettings(group: 7))
             }
-            try h.performLinks(requests)
+            try h.perform(requests)
             #expect(try h.links().filter { $0.group == 7 }.count == 100)
             #expect(try h.deleteLinks(group: 7))
             #expect(try h.links().filter { $0.group == 7 }.isEmpty)
@@ -175,7 +175,14 @@ import Testing
             #expect(exists?.description.contains("EEXIST") == true)
             #expect(exists?.description.contains("already exists") == true)
 
+            // Every way of sending the request gives the same error, with the same meaning.
+            let batch = #expect(throws: NetlinkError.self) { try h.perform(LinkRequest.add("dup0", Bridge())) }
+            let single = #expect(throws: NetlinkError.self) { try h.perform(LinkRequest.add("dup0", Bridge())[0]) }
+            #expect(batch == exists && single == exists, "\(String(describing: batch)) / \(String(describing: single))")
+            #expect(exists?.hint?.hasPrefix("link dup0 already exists in the netns ") == true, "\(String(describing: exists))")
+
             let missing = #expect(throws: NetlinkError.self) { try h.link(named: "nope0") }
+            #expect(missing?.hint?.hasPrefix("link nope0 not found in the netns ") == true, "\(String(describing: missing))")
             #expect(missing?.errno == .noSuchDevice)
             #expect(missing?.description.contains("ENODEV") == true)
             let missingDelete = #expect(throws: NetlinkError.self) { try h.deleteLink("nope0") }

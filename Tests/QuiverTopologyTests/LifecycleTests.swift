@@ -48,8 +48,14 @@ import Testing
         let name = Self.uniqueName()
         try withFabricNamespace { fabricNS, fabric in
             let t = try TopologyParser.parse(Self.topologyText(name), file: "\(name).yaml")
+            // The dry run's phases are the ones apply then runs, in that order.
+            let dry = try fabric.apply(t, dryRun: true)
+            #expect(dry.executed.isEmpty && dry.isNoOp)
+            #expect(dry.plan.phases.map(\.kind) == [.namespaces, .switches, .createVNICs, .hosts, .caps, .rules, .portsUp])
             let first = try fabric.apply(t)
             #expect(first.created > 20, "\(first.summary)")
+            #expect(first.executed == dry.plan.phases.map(\.kind))
+            #expect(first.plan == dry.plan)
 
             // Witnesses: namespaces, fabric links with group and tag, addresses, tc classes.
             let netns = try sh(["ip", "netns", "list"])
@@ -89,13 +95,17 @@ import Testing
             // Unchanged file: nothing to do.
             let again = try fabric.apply(t)
             #expect(again.isNoOp, "\(again.summary): \(again.plan.operations)")
+            #expect(again.executed == [.caps], "only the caps' own diff runs: \(again.plan.phases)")
             #expect(try sh(nft + ["list", "table", "bridge", "quiver-\(name)"]).components(separatedBy: "\n").count == rulesBefore)
 
             // Edit a cap and an address: changed in place, the devices are the same ones.
             let webIndex = try fabric.handle.link(named: try InterfaceName(validating: "\(name)-web-net0")).index
             let edited = try TopologyParser.parse(Self.topologyText(name, webMaxbw: "30M", dbIP: "10.61.0.13/24"), file: "\(name).yaml")
+            let planned = try fabric.plan(edited)
+            #expect(planned.phases.map(\.kind) == [.hosts, .caps, .rules], "\(planned.phases)")
             let change = try fabric.apply(edited)
             #expect(change.changed > 0)
+            #expect(change.executed == planned.phases.map(\.kind))
             #expect(try fabric.handle.link(named: try InterfaceName(validating: "\(name)-web-net0")).index == webIndex)
             #expect(try sh(["tc", "-n", fabricNS.name!, "class", "show", "dev", "\(name)-acme-f"]).contains("rate 10Mbit ceil 30Mbit"))
             let dbAddrs = try sh(["ip", "-n", "\(name)-acme-db", "addr", "show", "dev", "net0"])
@@ -162,7 +172,7 @@ import Testing
             _ = try sh(["ip", "-n", "\(name)-acme-db", "link", "set", "net0", "addrgenmode", "eui64"])
             _ = try sh(["ip", "-n", "\(name)-acme-db", "addr", "add", "fe80::12/64", "dev", "net0"])
             let repair = try fabric.apply(t)
-            #expect(repair.plan.operations.contains(.setLinkLocal(namespace: nil, device: "\(name)-db-net0", on: false)))
+            #expect(repair.plan.operations.contains(.setLinkLocal(namespace: nil, device: try InterfaceName(validating: "\(name)-db-net0"), on: false)))
             #expect(repair.plan.operations.contains(.setLinkLocal(namespace: "\(name)-acme-db", device: "net0", on: false)))
             #expect(!(try v6(fab)).contains("fe80"))
             #expect(try v6("\(name)-acme-db", "net0").isEmpty)

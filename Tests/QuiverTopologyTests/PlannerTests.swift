@@ -21,19 +21,23 @@ import Testing
               - {name: net0, over: sw0, ips: [10.1.0.11/24], gateway: 10.1.0.1}
     """, file: "p.yaml")
 
-    var desired: DesiredFabric { DesiredFabric(topology) }
+    var desired: DesiredFabric { try! DesiredFabric(topology) }
 
     @Test func emptyKernelMeansCreateEverythingInOrder() {
         let plan = Planner.plan(current: CurrentFabric(links: [], hosts: [:]), desired: desired)
         #expect(plan.conflicts.isEmpty)
-        #expect(plan.operations.map(\.description) == [
-            "create namespace pl-acme-web",
-            "create switch pl-sw0",
-            "create vnic web/net0 (pl-web-net0 on pl-sw0)",
-            "add address 10.1.0.11/24 to net0 in pl-acme-web",
-            "set default route via 10.1.0.1 dev net0 in pl-acme-web",
-            "install isolation and protection rules",
+        // Every request apply sends is a step, in its phase: the endpoint's link-local mode and
+        // the port's coming up too (they are not counted on their own).
+        #expect(plan.phases.map { "\($0.kind.rawValue): " + $0.steps.map(\.description).joined(separator: "; ") } == [
+            "namespaces: create namespace pl-acme-web",
+            "switches and IFBs: create switch pl-sw0",
+            "create VNICs: create vnic web/net0 (pl-web-net0 on pl-sw0)",
+            "host addresses and routes: give new net0 in pl-acme-web no IPv6 link-local address; "
+                + "add address 10.1.0.11/24 to net0 in pl-acme-web; set default route via 10.1.0.1 dev net0 in pl-acme-web",
+            "rules: install isolation and protection rules",
+            "ports up: bring new port pl-web-net0 up",
         ])
+        #expect(plan.operations.compactMap(\.verb).count == 6)
     }
 
     @Test func matchingKernelIsANoOpAndEditsAreInPlace() throws {
@@ -44,7 +48,7 @@ import Testing
         // is also what ip-nospoof allows, so the rules follow.
         var edited = topology
         edited.tenants[0].hosts[0].vnics[0].ips = [try IPPrefix("10.1.0.12/24")]
-        let plan = Planner.plan(current: state, desired: DesiredFabric(edited))
+        let plan = Planner.plan(current: state, desired: try DesiredFabric(edited))
         #expect(plan.operations.map(\.description) == [
             "remove address 10.1.0.11/24 from net0 in pl-acme-web",
             "add address 10.1.0.12/24 to net0 in pl-acme-web",
@@ -54,7 +58,7 @@ import Testing
         // Protection edited: the table is replaced (whole, in one transaction).
         edited = topology
         edited.tenants[0].hosts[0].vnics[0].protection = [.macNospoof]
-        #expect(Planner.plan(current: state, desired: DesiredFabric(edited)).operations == [.installProtection(replacing: true)])
+        #expect(Planner.plan(current: state, desired: try DesiredFabric(edited)).operations == [.installProtection(replacing: true)])
         // Table lost some chains (same comment, smaller use): replaced too.
         var tampered = state
         if case .installed(let c, let u) = state.firewall { tampered.firewall = .installed(comment: c, use: u - 1) }
@@ -123,7 +127,7 @@ import Testing
                   - {name: eth0, over: sw0, mode: macvtap, ips: [10.1.0.12/24], maxbw: 10M}
                   - {name: eth1, over: upl0, mode: macvtap, ips: [10.2.0.12/24]}
         """, file: "v.yaml")
-        let d = DesiredFabric(t)
+        let d = try DesiredFabric(t)
         let nics = d.vms[0].taps
         #expect(nics.map(\.bridge) == ["pv-sw0", "upl0"] && nics.map(\.overSwitch) == [true, false] && nics.allSatisfy { $0.macvtap })
         #expect(d.vnics.allSatisfy { $0.isMacvtap })
@@ -152,11 +156,19 @@ import Testing
             Planner.plan(current: s, desired: d).operations.map(\.description).filter { $0.contains("vm g1") }
         }
         #expect(guestOps(state) == [])
+        // The guest's NICs found down (an apply killed before its ports-up phase) come up; up,
+        // they are left alone.
+        #expect(Planner.plan(current: state, desired: d).steps(.portsUp) == [.bringUpPort("pv-g1-eth0"), .bringUpPort("pv-g1-eth1")])
+        state.links[2].flags = 1
+        state.links[3].flags = 1
+        #expect(Planner.plan(current: state, desired: d).steps(.portsUp) == [])
         // A NIC on the wrong lower link, or a device of another kind where a macvtap belongs (the
         // NIC's mode changed): the guest restarts.
         var moved = state
         moved.links[3].data = .macvtap(Macvtap(lowerIndex: 2))
         #expect(guestOps(moved) == ["stop vm g1", "start vm g1"])
+        // A restarted guest's NICs are made down and come up with the other new ports.
+        #expect(Planner.plan(current: moved, desired: d).steps(.portsUp) == [.openPort("pv-g1-eth0"), .openPort("pv-g1-eth1")])
         var other = state
         other.links[2].data = .veth
         #expect(guestOps(other) == ["stop vm g1", "start vm g1"])
@@ -190,7 +202,7 @@ import Testing
         edited.tenants[0].hosts[0].vnics[0].linkLocal = true
         // The VNIC now speaks IPv6, so its rules gain the neighbour discovery checks (a VNIC
         // without IPv6 may send none).
-        #expect(Planner.plan(current: state, desired: DesiredFabric(edited)).operations.map(\.description) == [
+        #expect(Planner.plan(current: state, desired: try DesiredFabric(edited)).operations.map(\.description) == [
             "turn IPv6 link-local on on net0 in pl-acme-web",
             "add address \(mac.ipv6LinkLocal) to net0 in pl-acme-web",
             "replace isolation and protection rules",
@@ -198,7 +210,57 @@ import Testing
         // An IPv6 address in the file means a link-local one too (auto).
         edited.tenants[0].hosts[0].vnics[0].linkLocal = nil
         edited.tenants[0].hosts[0].vnics[0].ips.append(try IPPrefix("fd01::11/64"))
-        #expect(Planner.plan(current: state, desired: DesiredFabric(edited)).operations.contains(.setLinkLocal(namespace: "pl-acme-web", device: "net0", on: true)))
+        #expect(Planner.plan(current: state, desired: try DesiredFabric(edited)).operations.contains(.setLinkLocal(namespace: "pl-acme-web", device: "net0", on: true)))
+    }
+
+    /// Each kind of edit lands in its phase, in the order the phases run; a matching kernel has
+    /// no phase at all.
+    @Test func editsLandInTheirPhases() throws {
+        let state = applied()
+        func phases(_ edit: (inout Topology) throws -> Void, _ s: CurrentFabric? = nil) throws -> [String] {
+            var t = topology
+            try edit(&t)
+            return Planner.plan(current: s ?? state, desired: try DesiredFabric(t)).phases.map {
+                "\($0.kind.rawValue): " + $0.steps.map(\.description).joined(separator: "; ")
+            }
+        }
+        #expect(try phases { _ in } == [])
+        #expect(Planner.plan(current: state, desired: desired).isEmpty)
+
+        // A VNIC moved to a new switch: the switch, the move, the port up once rules are in.
+        #expect(try phases { t in
+            var sw1 = t.switches[0]
+            sw1.name = "sw1"
+            t.switches.append(sw1)
+            t.tenants[0].hosts[0].vnics[0].over = "sw1"
+        } == [
+            "switches and IFBs: create switch pl-sw1",
+            "move VNICs: change vnic pl-web-net0: switch → pl-sw1",
+            "ports up: bring new port pl-web-net0 up",
+        ])
+
+        // A tenant cap: its two IFBs go with the switches, its classes in the caps phase.
+        let names = KernelNames("pl")
+        #expect(try phases { t in t.tenants[0].maxbw = try Bitrate("10M") } == [
+            "switches and IFBs: create IFB \(names.ifbFrom(tenant: "acme")); create IFB \(names.ifbTo(tenant: "acme"))",
+            "caps: apply caps of tenant acme",
+        ])
+
+        // The host dropped: its port and namespace go, and with no VNIC left, the rules.
+        #expect(try phases { t in t.tenants[0].hosts = [] } == [
+            "delete links: delete link pl-web-net0",
+            "delete namespaces: delete namespace pl-acme-web",
+            "rules: remove isolation and protection rules",
+        ])
+
+        // An endpoint found down without its route: the route is set once it is up, in the
+        // same phase and batch.
+        var down = state
+        down.hosts["pl-acme-web"]!.links[1].flags = 0
+        down.hosts["pl-acme-web"]!.routes = []
+        #expect(try phases({ _ in }, down) == [
+            "ports up: bring net0 up in pl-acme-web; set default route via 10.1.0.1 dev net0 in pl-acme-web",
+        ])
     }
 
     /// A port found down (an apply killed before the last step brought it up) comes up.

@@ -32,7 +32,7 @@ enum ApplyBenchmark {
         for n in sizes {
             let t = try TopologyParser.parse(topology("b\(n)", n), file: "bench-\(n).yaml")
             let (apply, noop, destroy) = try quiver(t)
-            let cmds = commands(t)
+            let cmds = try commands(t)
             let batch = try baseline(t, cmds, batched: true)
             let per = n <= perCommandLimit ? try baseline(t, cmds, batched: false) : nil
             let floor = try groupDeleteFloor(t, cmds)
@@ -95,8 +95,8 @@ enum ApplyBenchmark {
     /// unless they name their namespace) and `tc` lines (all in the fabric).
     struct Commands { var create: [(tool: String, line: String)]; var delete: [(tool: String, line: String)] }
 
-    static func commands(_ t: Topology) -> Commands {
-        let d = DesiredFabric(t)
+    static func commands(_ t: Topology) throws -> Commands {
+        let d = try DesiredFabric(t)
         let policy = ShapingPolicy()
         var c: [(String, String)] = []
         var del: [(String, String)] = []
@@ -233,7 +233,7 @@ enum ApplyBenchmark {
             _ = try baseline(t, Commands(create: cmds.create, delete: []), batched: true, in: ns)
             let netnsDel = cmds.delete.filter { $0.line.hasPrefix("netns del") }.map(\.line)
             let seconds = try measure {
-                try runCommand(["ip", "-n", fabric, "link", "del", "group", "\(DesiredFabric(t).group)"])
+                try runCommand(["ip", "-n", fabric, "link", "del", "group", "\(KernelNames(t.name).group)"])
                 try runCommand(["ip", "-batch", "-"], stdin: netnsDel.joined(separator: "\n") + "\n")
             }
             Thread.sleep(forTimeInterval: 1)

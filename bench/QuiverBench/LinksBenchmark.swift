@@ -42,7 +42,7 @@ enum LinksBenchmark {
                     for (a, b) in pairs {
                         requests += LinkRequest.add(a, Veth(peer: b, peerSettings: vethSettings), vethSettings)
                     }
-                    try h.performLinks(requests)
+                    try h.perform(requests)
                 } else {
                     // Taps come from /dev/net/tun (one thread in the namespace for all of them),
                     // then one netlink batch tags them with the group.
@@ -50,7 +50,7 @@ enum LinksBenchmark {
                         try pairs.map { (a, _) in try Tap.create(a, TapOptions(vnetHeader: true, persistent: true)) }
                     }
                     for t in taps { t.close() }
-                    try h.performLinks(pairs.map { LinkRequest.change($0.0, LinkSettings(group: group)) })
+                    try h.perform(pairs.map { LinkRequest.change($0.0, LinkSettings(group: group)) })
                 }
             }
             let expected = kind == "veth" ? 2 * n : n
@@ -100,8 +100,8 @@ enum LinksBenchmark {
                 var settings = grouped ? LinkSettings(group: group) : LinkSettings()
                 if queues { settings.txQueues = 1; settings.rxQueues = 1 }
                 let requests = names(n).flatMap { LinkRequest.add($0.0, Veth(peer: $0.1, peerSettings: settings), settings) }
-                let t = try measure { try h.performLinks(requests) }
-                try h.performLinks(names(n).map { LinkRequest.delete($0.0) })
+                let t = try measure { try h.perform(requests) }
+                try h.perform(names(n).map { LinkRequest.delete($0.0) })
                 return t
             }
             print("window \(window) group \(grouped) single-queue \(queues): \(ms(t)) ms")

@@ -3,7 +3,7 @@ import QuiverNetlink
 /// The name of a named network namespace (a file under `/var/run/netns`, as `ip netns` keeps
 /// them), as a user gives it in `--netns` and `--fabric-netns`: 1 to 64 ASCII letters, digits,
 /// `_`, `-` or `.`, not starting with `.` or `-`. Never a path: `/` and `..` cannot occur.
-public struct NamespaceName: Sendable, Hashable, CustomStringConvertible {
+public struct NamespaceName: Sendable, Hashable, Comparable, CustomStringConvertible, ExpressibleByStringLiteral {
     public static let maxBytes = 64
     public let rawValue: String
 
@@ -20,7 +20,13 @@ public struct NamespaceName: Sendable, Hashable, CustomStringConvertible {
         rawValue = name
     }
 
+    /// For literals in code and tests; an invalid literal is a programming error.
+    public init(stringLiteral value: String) {
+        do { try self.init(validating: value) } catch { fatalError("invalid network namespace name literal: \(error)") }
+    }
+
     public var description: String { rawValue }
+    public static func < (a: NamespaceName, b: NamespaceName) -> Bool { a.rawValue < b.rawValue }
 
     /// The namespace of this name.
     public var namespace: NetworkNamespace { NetworkNamespace.named(rawValue) }

@@ -1,85 +1,6 @@
 import QuiverKernel
 import QuiverNetlink
 
-/// Crossbow's link-protection kinds (`dladm set-linkprop -p protection=...`).
-public enum ProtectionKind: String, Sendable, Hashable, CaseIterable, Codable {
-    /// The source MAC of every frame (and the sender MAC of ARP) must be the VNIC's.
-    case macNospoof = "mac-nospoof"
-    /// IPv4/IPv6 source and ARP sender address must be in the allowed prefixes.
-    case ipNospoof = "ip-nospoof"
-    /// Only IPv4, IPv6 and ARP frames leave the VNIC.
-    case restricted
-    /// DHCPv4 client messages must carry the VNIC's MAC as client hardware address.
-    case dhcpNospoof = "dhcp-nospoof"
-
-    /// The counter suffix, like the kstats `macspoofed`, `ipspoofed`, `restricted`, `dhcpspoofed`.
-    public var counter: String {
-        switch self {
-        case .macNospoof: return "mac"
-        case .ipNospoof: return "ip"
-        case .restricted: return "restricted"
-        case .dhcpNospoof: return "dhcp"
-        }
-    }
-}
-
-/// How a VNIC's device meets the fabric, which decides where its rules hang.
-public enum PortAttachment: String, Sendable, Hashable, Codable {
-    /// A port of a switch (veth host side, tap): the bridge table's hooks see its frames.
-    case bridgePort
-    /// A macvtap over a lower link: its frames never cross a bridge hook, so its rules sit on
-    /// the device itself (netdev egress: what the guest sends; netdev ingress: what it gets).
-    case macvtap
-}
-
-/// One VNIC as the fabric sees it: the device its frames enter by, whose tenant it is and what
-/// it may send.
-public struct ProtectedPort: Sendable, Equatable {
-    /// The bridge port (the host side of the VNIC), or the macvtap.
-    public var device: String
-    public var tenant: String
-    public var mac: MACAddress
-    public var protection: Set<ProtectionKind>
-    /// Prefixes allowed as source (ip-nospoof). The IPv6 link-local address derived from the
-    /// MAC and the unspecified address (duplicate address detection) are always allowed too.
-    public var allowed: [IPPrefix]
-    public var attachment: PortAttachment
-    /// Whether the endpoint speaks IPv6 at all (an IPv6 address among `allowed`, or a link-local
-    /// address). Under ip-nospoof, a VNIC that does not may send no IPv6 frame: one rule drops
-    /// them all, where one that does needs the neighbour discovery checks.
-    public var ipv6: Bool
-
-    public init(device: String, tenant: String, mac: MACAddress, protection: Set<ProtectionKind>, allowed: [IPPrefix],
-                attachment: PortAttachment = .bridgePort, ipv6: Bool = true) {
-        self.ipv6 = ipv6
-        self.attachment = attachment
-        self.device = device
-        self.tenant = tenant
-        self.mac = mac
-        self.protection = protection
-        self.allowed = allowed
-    }
-
-    /// `fe80::/64` + modified EUI-64 of the MAC: the kernel's default link-local address.
-    public var linkLocal: IPAddress {
-        let m = mac.bytes
-        let b: [UInt8] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]]
-        return try! IPAddress(bytes: b)
-    }
-
-    public func counterName(_ kind: ProtectionKind) -> String { Ruleset.counter(device: device, kind) }
-
-    /// `vnic/DEV/nd` exists when something must read neighbour discovery: mac-nospoof without
-    /// ip-nospoof (IPv6 passes, its link-layer options are checked), or ip-nospoof on a VNIC that
-    /// speaks IPv6 (one that does not sends none).
-    var hasNeighbourDiscoveryChain: Bool {
-        protection.contains(.ipNospoof) ? ipv6 : protection.contains(.macNospoof)
-    }
-
-    /// Its neighbour discovery link-layer addresses are checked (in the table's shared chain).
-    var checksLinkLayerOptions: Bool { hasNeighbourDiscoveryChain && protection.contains(.macNospoof) }
-}
-
 /// The whole nftables ruleset of one topology: one `bridge` table holding
 /// - base chain `protect` (prerouting): `iifname vmap @vnics` → each VNIC's own chain;
 /// - base chain `isolate` (forward, once per output port, so floods too): `oifname vmap @tenants`
@@ -270,7 +191,7 @@ public struct Ruleset: Sendable, Equatable {
             for c in [c6u, dad] { requests.append(NFTChainRequest.add(family, table: table, c)) }
             rule(c6, [.payload(.network, offset: 8, length: 16), .compare(equal: true, [UInt8](repeating: 0, count: 16)), .verdict(.goto(c6u))])
             rule(c6, [.meta(.l4proto), .compare(equal: true, [58]), .verdict(.jump(nd))])
-            let own6 = p.allowed.filter { !$0.address.isV4 } + [try! IPPrefix(address: p.linkLocal, length: 128)]
+            let own6 = p.allowed.filter { !$0.address.isV4 } + [p.linkLocal.hostPrefix]
             for a in own6 {
                 rule(c6, NFTMatch.prefix(.payload(.network, offset: 8, length: 16), a.network.address.bytes, bits: a.length) + [.verdict(.accept)])
             }
@@ -340,7 +261,7 @@ public struct Ruleset: Sendable, Equatable {
                 requests.append(NFTChainRequest.add(family, table: table, na))
                 rule(nd, Ruleset.icmp6Type(137) + drop(p.counterName(.ipNospoof)))
                 rule(nd, Ruleset.icmp6Type(136) + [.verdict(.goto(na))])
-                let own6 = p.allowed.filter { !$0.address.isV4 } + [try! IPPrefix(address: p.linkLocal, length: 128)]
+                let own6 = p.allowed.filter { !$0.address.isV4 } + [p.linkLocal.hostPrefix]
                 for a in own6 {
                     rule(na, NFTMatch.prefix(.payload(.transport, offset: 8, length: 16), a.network.address.bytes, bits: a.length)
                          + [.verdict(.return)])
@@ -403,7 +324,7 @@ public struct Ruleset: Sendable, Equatable {
                 // offsets below to mean anything.
                 rule(ca, [.payload(.network, offset: 0, length: 6), .compare(equal: false, [0, 1, 8, 0, 6, 4])] + drop(p.counterName(ip)))
                 if p.protection.contains(macKind) { rule(ca, arpSenderMAC) }
-                for a in v4 + [try! IPPrefix("0.0.0.0/32")] {
+                for a in v4 + [IPAddress(0, 0, 0, 0).hostPrefix] {
                     rule(ca, NFTMatch.prefix(.payload(.network, offset: 14, length: 4), a.network.address.bytes, bits: a.length)
                          + [.verdict(.accept)])
                 }
@@ -458,13 +379,14 @@ public struct Ruleset: Sendable, Equatable {
     /// FNV-1a of the messages for a sample port with every kind on: changes whenever the way
     /// rules are encoded changes.
     static let layoutFingerprint: UInt64 = {
+        let fd00_1 = IPAddress.v6([0xfd] + [UInt8](repeating: 0, count: 14) + [1])
         let sample = Ruleset(table: "t", ownerTag: "o", ports: [
-            ProtectedPort(device: "d", tenant: "t", mac: try! MACAddress(bytes: [2, 0, 0, 0, 0, 1]), protection: Set(ProtectionKind.allCases),
-                          allowed: [try! IPPrefix("10.0.0.1/32"), try! IPPrefix("fd00::1/128")]),
-            ProtectedPort(device: "m", tenant: "u", mac: try! MACAddress(bytes: [2, 0, 0, 0, 0, 2]), protection: Set(ProtectionKind.allCases),
-                          allowed: [try! IPPrefix("10.0.0.2/32")], attachment: .macvtap),
-            ProtectedPort(device: "f", tenant: "t", mac: try! MACAddress(bytes: [2, 0, 0, 0, 0, 3]), protection: Set(ProtectionKind.allCases),
-                          allowed: [try! IPPrefix("10.0.0.3/32")], ipv6: false),
+            ProtectedPort(device: "d", tenant: "t", mac: MACAddress(2, 0, 0, 0, 0, 1), protection: Set(ProtectionKind.allCases),
+                          allowed: [IPAddress(10, 0, 0, 1).hostPrefix, fd00_1.hostPrefix]),
+            ProtectedPort(device: "m", tenant: "u", mac: MACAddress(2, 0, 0, 0, 0, 2), protection: Set(ProtectionKind.allCases),
+                          allowed: [IPAddress(10, 0, 0, 2).hostPrefix], attachment: .macvtap),
+            ProtectedPort(device: "f", tenant: "t", mac: MACAddress(2, 0, 0, 0, 0, 3), protection: Set(ProtectionKind.allCases),
+                          allowed: [IPAddress(10, 0, 0, 3).hostPrefix], ipv6: false),
         ])
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         for r in sample.body() + sample.macvtapBody() { for b in r.message.bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
