@@ -21,6 +21,8 @@ final class ApplyRun {
     var result: ApplyResult
     /// Namespaces being made beside the phases that follow them.
     var namespaces: NamespacePipeline?
+    /// The rules being installed beside the phases that follow them.
+    var rules: (phase: Phase, thread: Background<[Operation]>, started: Date)?
     /// Interface indexes of the fabric's links after the switches are made (VNICs, guests).
     var linkIndexes: [String: Int32]?
     /// Interface indexes of links this apply made in hosts, by host.
@@ -94,26 +96,27 @@ final class ApplyRun {
     /// is (an executor may report some as it goes); the new namespaces' once they are joined.
     func run(_ phase: Phase) throws {
         if phase.kind.needsEveryHost { try joinNamespaces() }
+        if phase.kind.waitsForRules { try joinRules() }
         let start = Date()
         let before = done
         result.executed.append(phase.kind)
         try execute(phase)
+        // A phase in the background is counted and timed when it is joined.
+        guard !phase.kind.runsInBackground else { return }
         if phase.kind != .namespaces { tick(phase.steps.count - (done - before)) }
         result.phases.append((phase.kind.rawValue, Date().timeIntervalSince(start) * 1000))
     }
 
-    /// Runs `beside` (the rules) on a thread of its own while `phase` (the caps) runs here.
-    func runBeside(_ phase: Phase, _ beside: Phase) throws {
-        try joinNamespaces()
-        let start = Date()
-        result.executed += [phase.kind, beside.kind]
-        let other = try startRules(beside)
-        let here = Result { try execute(phase) }
-        let there = other.wait()
-        try here.get()
-        for step in try there.get() { count(step) }
-        tick(phase.steps.count + beside.steps.count)
-        result.phases.append(("\(phase.kind.rawValue) and \(beside.kind.rawValue)", Date().timeIntervalSince(start) * 1000))
+    /// The rules' thread, once: its steps counted, its error thrown.
+    func joinRules() throws {
+        guard let (phase, thread, start) = rules else { return }
+        rules = nil
+        let waited = Date()
+        let outcome = thread.wait()
+        result.phases.append(("\(phase.kind.rawValue) (on its thread; waited \(Int(Date().timeIntervalSince(waited) * 1000)) ms for it)",
+                              Date().timeIntervalSince(start) * 1000))
+        for step in try outcome.get() { count(step) }
+        tick(phase.steps.count)
     }
 
     func execute(_ phase: Phase) throws {
@@ -131,7 +134,7 @@ final class ApplyRun {
         case .guests: try startGuests(phase.steps)
         case .hosts: try configureHosts(phase.steps)
         case .caps: try applyCaps(phase.steps)
-        case .rules: for step in try installRules(phase.steps) { count(step) }
+        case .rules, .rulesAfterVNICs: try startRules(phase)
         case .portsUp: try bringPortsUp(phase.steps)
         }
     }
@@ -151,12 +154,15 @@ final class ApplyRun {
     func joinBackground() {
         _ = try? namespaces?.finish()
         namespaces = nil
+        _ = rules?.thread.wait()
+        rules = nil
         closeGuestQueues()
     }
 
     /// The apply is done: the journal names nothing pending any more.
     func finish() throws {
         try joinNamespaces()
+        try joinRules()
         journal.pendingNamespaces = []
         journal.pendingLinks = []
         journal.appliedAt = Date()

@@ -32,7 +32,8 @@ package struct CurrentFabric: Sendable {
     package var firewall: FirewallState = .absent
     /// Guests with a run directory, by host name (running or not).
     package var vms: [String: VMStatus] = [:]
-    /// Fabric links that carry a clsact qdisc of Quiver's (a cap's redirects).
+    /// Of the links `read` was asked about (those the file does not cap), the ones that still
+    /// carry a clsact qdisc of Quiver's (a cap's redirects).
     package var capped: Set<String> = []
 
     /// Interface indexes of the bridges in the fabric namespace.
@@ -57,16 +58,18 @@ package struct CurrentFabric: Sendable {
 
     /// Reads the fabric and every existing namespace the topology wants or whose name carries its
     /// prefix. Host namespaces are read through one socket each, opened together on one thread.
-    package static func read(topology: String, wanted: [String], fabric: NetlinkHandle,
-                            firewall: Firewall, onFabricLinks: (([Link]) -> Void)? = nil) throws -> (CurrentFabric, [String: NetlinkHandle]) {
+    /// `uncapped`: fabric links the file does not cap; which of them carry caps is read (a qdisc
+    /// dump) only when there are any.
+    package static func read(topology: String, wanted: [String], uncapped: Set<String> = [], fabric: NetlinkHandle,
+                             firewall: Firewall, onFabricLinks: (([Link]) -> Void)? = nil) throws -> (CurrentFabric, [String: NetlinkHandle]) {
         let wantedSet = Set(wanted)
         let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wantedSet.contains($0) }
         // The hosts' sockets are opened (a setns each) while the fabric is read.
         let opening = Background { try NetlinkHandle.openEach(namespaces: existing.map(NetworkNamespace.named)) }
         let links = try fabric.links(statistics: false)
         onFabricLinks?(links)
-        // Which links carry caps, read beside the hosts.
-        let qdiscs = Background { try fabric.qdiscs() }
+        // Which of them carry caps, read beside the hosts.
+        let qdiscs = uncapped.isEmpty ? nil : Background { try fabric.qdiscs() }
         let names = KernelNames(topology)
         let firewallState = try FirewallState.read(firewall, table: names.firewallTable, ownerTag: names.tagPrefix)
         // Five dumps per host (links, addresses and routes of each family); hosts are read on
@@ -94,7 +97,7 @@ package struct CurrentFabric: Sendable {
         var current = CurrentFabric(links: links, hosts: hosts)
         current.firewall = firewallState
         let byIndex = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
-        current.capped = Set(try qdiscs.wait().get().filter { CapGroup.isQuiverClsact($0.kind) }.compactMap { byIndex[$0.ifindex] })
+        current.capped = Set(try qdiscs?.wait().get().filter { CapGroup.isQuiverClsact($0.kind) }.compactMap { byIndex[$0.ifindex] } ?? [])
         current.vms = try readVMs(try TopologyName(validating: topology))
         return (current, handles)
     }

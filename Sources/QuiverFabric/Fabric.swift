@@ -39,7 +39,9 @@ public struct Fabric: Sendable {
     /// `onFabricLinks` runs as soon as the fabric's links are read, before the hosts are.
     package func planning(_ t: Topology, desired: DesiredFabric, onFabricLinks: (([Link]) -> Void)?) throws -> Planning {
         let journal = try Journal.load(try TopologyName(validating: t.name))
-        let (current, handles) = try CurrentFabric.read(topology: t.name, wanted: desired.namespaces.map(\.name.rawValue), fabric: handle,
+        let capped = Set(desired.capGroups.flatMap { $0.members.map(\.device) })
+        let uncapped = Set(desired.vnics.map(\.hostDevice).filter { !capped.contains($0) }.map(\.rawValue))
+        let (current, handles) = try CurrentFabric.read(topology: t.name, wanted: desired.namespaces.map(\.name.rawValue), uncapped: uncapped, fabric: handle,
                                                         firewall: firewall, onFabricLinks: onFabricLinks)
         let plan = Planner.plan(current: current, desired: desired, pendingNamespaces: Set(journal?.pendingNamespaces ?? []),
                                 pendingLinks: Set(journal?.pendingLinks ?? []))

@@ -35,8 +35,8 @@ extension Fabric {
     }
 
     /// `apply` with the topology's lock held: plan, refuse what must be refused, then each phase
-    /// in turn — a phase that runs beside the next one (``PhaseKind/runsBeside``) on a thread of
-    /// its own. What it makes is recorded in `undo` as it goes.
+    /// in turn — one that runs in the background (``PhaseKind/runsInBackground``) on a thread of
+    /// its own until a later phase needs it done. What it makes is recorded in `undo` as it goes.
     func applyLocked(_ t: Topology, dryRun: Bool, undo: ApplyUndo, progress: ((Int, Int) -> Void)?) throws -> ApplyResult {
         let start = Date()
         // When every fabric link is already there (a re-apply), the caps' state (every qdisc, each
@@ -69,17 +69,7 @@ extension Fabric {
         defer { run.joinBackground() }
         run.result.phases.append(("read kernel state and plan", planned))
         try run.record()
-        var i = 0
-        while i < plan.phases.count {
-            let phase = plan.phases[i]
-            if i + 1 < plan.phases.count, plan.phases[i + 1].kind.runsBeside == phase.kind {
-                try run.runBeside(phase, plan.phases[i + 1])
-                i += 2
-            } else {
-                try run.run(phase)
-                i += 1
-            }
-        }
+        for phase in plan.phases { try run.run(phase) }
         try run.finish()
         run.result.milliseconds = Date().timeIntervalSince(start) * 1000
         return run.result

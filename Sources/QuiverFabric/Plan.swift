@@ -8,14 +8,19 @@ public enum PhaseKind: String, Sendable, CaseIterable, Codable {
     case deleteLinks = "delete links"
     case deleteNamespaces = "delete namespaces"
     case tagLinks = "tag links"
+    /// The isolation and protection table, when every MAC it names is known before anything is
+    /// made (the file fixes each, or the kernel picked it in an earlier apply).
+    case rules
     case namespaces
     case switches = "switches and IFBs"
     case moveVNICs = "move VNICs"
     case createVNICs = "create VNICs"
     case guestNICs = "guest NICs"
     case hosts = "host addresses and routes"
+    /// The table, when it names the MAC the kernel picks for a `mac: random` VNIC this apply
+    /// makes: once the VNICs are made.
+    case rulesAfterVNICs = "rules, once new VNICs have their MACs"
     case caps
-    case rules
     case guests
     case portsUp = "ports up"
 
@@ -24,18 +29,25 @@ public enum PhaseKind: String, Sendable, CaseIterable, Codable {
         switch self {
         case .stopGuests: return "all guests at once"
         case .namespaces: return "on a thread of its own beside switches, moves, VNICs and guest NICs; a VNIC waits only for its own namespace"
-        case .rules: return "beside caps, on a thread of its own"
+        case .rules: return "on a thread of its own beside the namespaces and switches; in before any VNIC is made or moved"
+        case .rulesAfterVNICs: return "on a thread of its own beside the caps; in before the guests start"
         case .hosts: return "one batch per host"
         default: return nil
         }
     }
 
-    /// The phase that runs at the same time as this one (this one is started with it).
-    var runsBeside: PhaseKind? { self == .rules ? .caps : nil }
+    /// The phase runs on a thread of its own, beside the phases after it, until one of those
+    /// that ``waitsForRules`` (the same two threads would compete for the CPUs with the VNICs'
+    /// kernel work; BENCHMARKS.md).
+    var runsInBackground: Bool { self == .rules || self == .rulesAfterVNICs }
+
+    /// The rules are in before the phase starts.
+    var waitsForRules: Bool { [.moveVNICs, .createVNICs, .guests, .portsUp].contains(self) }
 
     /// The phase works in the hosts, so it waits for every namespace the apply makes (the
-    /// namespaces, switches, moves, VNICs and guest NICs run while they are made).
-    var needsEveryHost: Bool { ![.namespaces, .switches, .moveVNICs, .createVNICs, .guestNICs].contains(self) }
+    /// namespaces, switches, moves, VNICs and guest NICs run while they are made; so do the
+    /// rules when every MAC is known from the start).
+    var needsEveryHost: Bool { ![.rules, .namespaces, .switches, .moveVNICs, .createVNICs, .guestNICs].contains(self) }
 }
 
 /// One phase of a plan: its steps, in the order they are sent.
@@ -58,10 +70,16 @@ public struct Plan: Sendable, Equatable {
     /// Groups `steps` into their phases (`phase`: each step's own unless the planner places it
     /// otherwise; empty phases left out), each phase's steps by rank and then in the order given.
     public init(steps: [Operation], conflicts: [Conflict], phase: (Operation) -> PhaseKind = \.phase) {
-        phases = PhaseKind.allCases.compactMap { kind in
-            let mine = steps.enumerated().filter { phase($0.element) == kind }
-                .sorted { ($0.element.rank, $0.offset) < ($1.element.rank, $1.offset) }.map(\.element)
-            return mine.isEmpty ? nil : Phase(kind: kind, steps: mine)
+        // One pass into (phase, rank) buckets keeps the given order within each.
+        let kinds = PhaseKind.allCases
+        let position = Dictionary(uniqueKeysWithValues: kinds.enumerated().map { ($1, $0) })
+        var buckets = [[Int: [Operation]]](repeating: [:], count: kinds.count)
+        for step in steps {
+            guard let p = position[phase(step)] else { continue }
+            buckets[p][step.rank, default: []].append(step)
+        }
+        phases = zip(kinds, buckets).compactMap { kind, byRank in
+            byRank.isEmpty ? nil : Phase(kind: kind, steps: byRank.keys.sorted().flatMap { byRank[$0] ?? [] })
         }
         self.conflicts = conflicts
     }

@@ -286,12 +286,15 @@ package enum Planner {
         }
 
         /// The steps in their phases. A host whose endpoint was found down gets its routes once
-        /// it is up again.
+        /// it is up again. The rules go in from the start unless they name the MAC the kernel is
+        /// yet to pick for a `mac: random` VNIC this apply makes.
         func plan() -> Plan {
             let comingUp = Set(ops.compactMap { if case .bringUp(let ns, _) = $0 { return ns } else { return nil } })
+            let picksMAC = ops.contains { if case .createVNIC(let v) = $0 { return v.mac == nil } else { return false } }
             return Plan(steps: ops, conflicts: conflicts) { op in
                 switch op {
                 case .setGateway(let ns, _, _), .removeGateway(let ns, _): return comingUp.contains(ns) ? .portsUp : op.phase
+                case .installProtection: return picksMAC ? .rulesAfterVNICs : .rules
                 default: return op.phase
                 }
             }

@@ -17,6 +17,11 @@ public struct InterfaceName: Sendable, Hashable, Comparable, Codable, CustomStri
             throw InvalidValue("interface name \(shown) is \(bytes) bytes; Linux allows at most \(InterfaceName.maxBytes) — use a shorter name")
         }
         if InterfaceName.reserved.contains(name) { throw InvalidValue("interface name \(shown) is reserved by the kernel") }
+        // The names Quiver makes (letters, digits, `-`, `_`, `.`) need no look at Unicode properties.
+        if name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }) {
+            rawValue = name
+            return
+        }
         if let bad = name.unicodeScalars.first(where: { $0 == "/" || $0 == ":" || $0 == "%" || $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }) {
             let what = bad.properties.isWhitespace ? "whitespace" : bad.value < 0x20 || bad.value == 0x7F ? "a control character" : "'\(bad)'"
             throw InvalidValue("interface name \(shown) contains \(what); names may not contain '/', ':', '%' (the kernel reads it as a number template), whitespace or control characters")

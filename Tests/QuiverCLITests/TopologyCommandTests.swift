@@ -102,7 +102,8 @@ import Testing
                 for (p, h) in zip(phases, headers) { #expect(h.contains(": \(p["phase"] as? String ?? "?")"), "\(h) vs \(p)") }
                 if edit {
                     #expect(headers.map { $0.components(separatedBy: ": ").dropFirst().joined(separator: ": ") }
-                        == ["host addresses and routes (one batch per host)", "caps", "rules (beside caps, on a thread of its own)"], "\(headers)")
+                        == ["rules (on a thread of its own beside the namespaces and switches; in before any VNIC is made or moved)",
+                            "host addresses and routes (one batch per host)", "caps"], "\(headers)")
                 }
             }
             #expect(try quiver(["destroy", name] + fab).status == 0)

@@ -29,15 +29,27 @@ import Testing
         // Every request apply sends is a step, in its phase: the endpoint's link-local mode and
         // the port's coming up too (they are not counted on their own).
         #expect(plan.phases.map { "\($0.kind.rawValue): " + $0.steps.map(\.description).joined(separator: "; ") } == [
+            // (Every MAC is known: the rules go in from the start, beside the rest.)
+            "rules: install isolation and protection rules",
             "namespaces: create namespace pl-acme-web",
             "switches and IFBs: create switch pl-sw0",
             "create VNICs: create vnic web/net0 (pl-web-net0 on pl-sw0)",
             "host addresses and routes: give new net0 in pl-acme-web no IPv6 link-local address; "
                 + "add address 10.1.0.11/24 to net0 in pl-acme-web; set default route via 10.1.0.1 dev net0 in pl-acme-web",
-            "rules: install isolation and protection rules",
             "ports up: bring new port pl-web-net0 up",
         ])
         #expect(plan.operations.compactMap(\.verb).count == 6)
+
+        // A `mac: random` VNIC made now: the rules name the MAC the kernel picks, so they wait
+        // for the VNICs (and still go in before the ports come up).
+        var random = topology
+        random.tenants[0].hosts[0].vnics[0].mac = .random
+        let late = Planner.plan(current: CurrentFabric(links: [], hosts: [:]), desired: try! DesiredFabric(random))
+        #expect(late.phases.map(\.kind) == [.namespaces, .switches, .createVNICs, .hosts, .rulesAfterVNICs, .portsUp])
+        // Once made, its MAC is known: a change to the rules goes in from the start.
+        var made = applied()
+        made.firewall = .absent
+        #expect(Planner.plan(current: made, desired: try! DesiredFabric(random)).phases.map(\.kind) == [.rules])
     }
 
     @Test func matchingKernelIsANoOpAndEditsAreInPlace() throws {
@@ -45,14 +57,15 @@ import Testing
         #expect(Planner.plan(current: state, desired: desired).operations.isEmpty)
 
         // The address in the file changed: one add, one remove; nothing re-created. The address
-        // is also what ip-nospoof allows, so the rules follow.
+        // is also what ip-nospoof allows, so the rules follow (in the order apply runs them: the
+        // rules' thread starts first, every MAC being known).
         var edited = topology
         edited.tenants[0].hosts[0].vnics[0].ips = [try IPPrefix("10.1.0.12/24")]
         let plan = Planner.plan(current: state, desired: try DesiredFabric(edited))
         #expect(plan.operations.map(\.description) == [
+            "replace isolation and protection rules",
             "remove address 10.1.0.11/24 from net0 in pl-acme-web",
             "add address 10.1.0.12/24 to net0 in pl-acme-web",
-            "replace isolation and protection rules",
         ])
 
         // Protection edited: the table is replaced (whole, in one transaction).
@@ -203,9 +216,9 @@ import Testing
         // The VNIC now speaks IPv6, so its rules gain the neighbour discovery checks (a VNIC
         // without IPv6 may send none).
         #expect(Planner.plan(current: state, desired: try DesiredFabric(edited)).operations.map(\.description) == [
+            "replace isolation and protection rules",
             "turn IPv6 link-local on on net0 in pl-acme-web",
             "add address \(mac.ipv6LinkLocal) to net0 in pl-acme-web",
-            "replace isolation and protection rules",
         ])
         // An IPv6 address in the file means a link-local one too (auto).
         edited.tenants[0].hosts[0].vnics[0].linkLocal = nil

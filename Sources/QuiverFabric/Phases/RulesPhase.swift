@@ -2,18 +2,14 @@ import Foundation
 import QuiverProtection
 import QuiverTopology
 
-/// Phase `rules`: the isolation and protection table, in one transaction, on a thread of its
-/// own beside the caps (nftables commits under its own lock, not RTNL, so the two overlap).
+/// Phases `rules` and `rulesAfterVNICs`: the isolation and protection table, in one
+/// transaction, on a thread of its own beside the phases that follow (nftables commits under its
+/// own lock, not RTNL, so it overlaps the namespaces' or the caps' work); ``ApplyRun/joinRules()``
+/// waits for it before the first phase that ``PhaseKind/waitsForRules``.
 extension ApplyRun {
-    /// Starts the rules' phase on a thread of its own; its result is the steps that changed the
-    /// kernel (to count).
-    func startRules(_ phase: Phase) throws -> Background<[Operation]> {
-        let work = try rulesWork(phase.steps)
-        return Background(work)
-    }
-
-    func installRules(_ steps: [Operation]) throws -> [Operation] {
-        try rulesWork(steps)()
+    /// Starts the phase's thread; its result is the steps that changed the kernel (to count).
+    func startRules(_ phase: Phase) throws {
+        rules = (phase, Background(try rulesWork(phase.steps)), Date())
     }
 
     /// What the rules' steps do, worked out here (the MACs the kernel picked, the table) and
