@@ -135,16 +135,25 @@ struct Verifier {
         let a = try resolve(f), b = try resolve(to)
         let want = Double(rate.bitsPerSecond)
         let wire: Double, completed: Bool, how: String
+        var senderBound = false
         if let bns = b.namespace {
             let r: TCPBulk.Result
             if let ans = a.namespace {
                 r = try TCPBulk(from: ans, to: bns, address: b.ipv4, port: 5201, duration: seconds + 1, warmup: 1).run()
             } else {
-                // The guest pipes zeros into busybox nc; the receiver times them.
+                // busybox nc in the guest sends /dev/zero (no pipe: under TCG a `cat |` in front
+                // costs the guest most of its rate); the receiver times the bytes. Its cap class
+                // tells a slow sender from a wrong cap: a class that never went over its rate
+                // was not what held the transfer back.
+                let classes = { [desired, handle] in
+                    try Self.capClasses(of: a.hostDevice, .fromEndpoint, desired, handle).map(\.usage.statistics.overlimits)
+                }
                 let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
-                _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) sh -c 'cat /dev/zero | nc \(b.ipv4) 5201'",
+                let over0 = try classes()
+                _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) nc \(b.ipv4) 5201 </dev/zero",
                                      timeout: seconds + 10)
                 r = sink.finish(warmup: 1, until: seconds + 1)
+                senderBound = try !over0.isEmpty && over0 == classes()
             }
             // Caps count whole frames; TCP goodput carries (MTU - 52) of every (MTU + 14) bytes.
             let mtu = Double(min(a.mtu, b.mtu))
@@ -160,11 +169,10 @@ struct Verifier {
             _ = try b.agent!.run("nc -l -p 5201 >/dev/null 2>&1 </dev/null &", timeout: 5)
             let tap = b.hostDevice
             let vnic = desired.vnics.first { $0.hostDevice == b.hostDevice }
-            let capped = desired.capGroups.lazy.compactMap { g in g.members.first { $0.device == b.hostDevice }.map { (g, $0.name) } }.first
-            let shaper = Shaper(handle: handle)
+            let capped = try !Self.capClasses(of: b.hostDevice, .toEndpoint, desired, handle).isEmpty
             func delivered() throws -> UInt64 {
-                if let (group, label) = capped {
-                    return try shaper.status(group).first { $0.direction == .toEndpoint && $0.label == label }?.statistics.bytes ?? 0
+                if capped {
+                    return try Self.capClasses(of: b.hostDevice, .toEndpoint, desired, handle).first { $0.isMember }?.usage.statistics.bytes ?? 0
                 }
                 guard let s = try handle.link(named: tap).statistics, let vnic else { return 0 }
                 return vnic.endpointCounters(s).receivedBytes
@@ -177,7 +185,7 @@ struct Verifier {
             let bytes1 = try delivered()
             wire = Double(bytes1 &- bytes0) * 8 / Date().timeIntervalSince(t0)
             completed = try sending.wait().get()
-            how = capped != nil ? " (sent by its inbound cap class)" : " (counted at \(b.hostDevice))"
+            how = capped ? " (sent by its inbound cap class)" : " (counted at \(b.hostDevice))"
         } else {
             throw VerifyError("bandwidth between two guests is not supported; measure from or to a namespace host")
         }
@@ -185,6 +193,20 @@ struct Verifier {
         row.detail = String(format: "%.2f Mbit/s on the wire%@ = %.3f of %@ over %.0f s",
                             wire / 1e6, how, wire / want, rate.description, seconds)
             + (completed ? "" : "; the transfer did not complete")
+            + (!row.passed && senderBound && wire < want
+               ? "; no cap class was ever over its rate: the guest could not send faster than this, the cap did not hold it back" : "")
+    }
+
+    /// The shaping classes one direction of `device` goes through, in the cap group that holds it
+    /// (empty when the device is not capped that way): its own class (`isMember`), its flows'
+    /// classes and its tenant's aggregate.
+    static func capClasses(of device: InterfaceName, _ direction: Direction, _ desired: DesiredFabric,
+                           _ handle: NetlinkHandle) throws -> [(usage: ClassUsage, isMember: Bool)] {
+        guard let group = desired.capGroups.first(where: { $0.members.contains { $0.device == device } }),
+              let member = group.members.first(where: { $0.device == device }) else { return [] }
+        return try Shaper(handle: handle).status(group)
+            .filter { $0.direction == direction && ($0.label == member.name || $0.label.hasPrefix(member.name + "/") || $0.label == "aggregate") }
+            .map { ($0, $0.label == member.name) }
     }
 
     mutating func spoof(_ row: inout VerifyRow, from f: Topology.EndpointRef, kinds: [Topology.SpoofKind], count: Int) throws {

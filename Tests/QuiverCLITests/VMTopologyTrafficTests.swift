@@ -86,6 +86,24 @@ import Testing
         #expect(rows.allSatisfy { $0["passed"] as? Bool == true }, "\(rows.filter { $0["passed"] as? Bool != true })")
         #expect(try quiver(["vm", "console", "\(name)/g1", "--no-follow"]).stdout.contains("quiver-guest: ready \(name)-g1"))
 
+        // A cap above what a TCG guest can send: the row fails and says the sender, not the cap,
+        // was the limit (its class never went over its rate); a guest pushing into a 20M cap
+        // (above) never gets that note. The cap is changed in place, the guests keep running.
+        let fast = file + ".fast.yaml"
+        let head = text.components(separatedBy: "\nexpect:\n")[0]
+        try (head.replacingOccurrences(of: "maxbw: 20M}", with: "maxbw: 2G}")
+             + "\nexpect:\n  - bandwidth: {from: red/g1, to: red/h1, rate: 2G, tolerance: 10%, seconds: 2}\n")
+            .write(toFile: fast, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: fast) }
+        let recapped = try quiver(["apply", fast] + fab)
+        #expect(recapped.status == 0 && !recapped.stdout.contains("start vm"), "\(recapped.stdout)\(recapped.stderr)")
+        let slow = try quiver(["verify", fast] + fab)
+        let slowRow = slow.stdout.split(separator: "\n").first { $0.contains("bandwidth 2G") } ?? ""
+        #expect(slow.status == 1 && slowRow.contains("FAIL")
+                && slowRow.contains("no cap class was ever over its rate: the guest could not send faster than this"), "\(slow.stdout)")
+        #expect(!verify.stdout.contains("no cap class was ever over its rate"))
+        #expect(try quiver(["apply", file] + fab).status == 0)
+
         // A guest stopped behind the topology's back is started again by the next apply.
         #expect(try quiver(["vm", "stop", "\(name)/g2", "--timeout", "0.5"]).stdout.contains("stopped"))
         let again = try quiver(["apply", file] + fab)
