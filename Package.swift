@@ -70,7 +70,7 @@ let package = Package(
         // The fuzzing harness (scripts/fuzz.sh builds it with -sanitize=fuzzer; an ordinary build
         // is a replayer: `quiver-fuzz TARGET FILE...`).
         .executableTarget(name: "quiver-fuzz", dependencies: ["QuiverTopology", "QuiverFabric", "QuiverProtection"],
-                          path: "Tests/QuiverFuzz", exclude: ["Seeds", "topology.dict"]),
+                          path: "Tests/QuiverFuzz", exclude: ["Seeds", "topology.dict", "lsan.supp"]),
 
         // Test helpers shared by the test targets (witness commands).
         .target(name: "QuiverTestSupport", path: "Tests/QuiverTestSupport"),
