@@ -27,6 +27,8 @@ let package = Package(
         .target(name: "CNetlink", dependencies: ["CMnl"]),
         // What the pure values need from C (O_PATH).
         .target(name: "CQuiverSystem"),
+        // A guest's jail: what runs between fork and exec (namespaces, pivot_root, identity).
+        .target(name: "CGuestJail"),
 
         // Pure values shared by every layer: names, addresses, rates, the cap model, guest files,
         // checked state directories. Opens no socket.
@@ -43,7 +45,7 @@ let package = Package(
         // Isolation and link protection: one nftables bridge table per topology, over nfnetlink.
         .target(name: "QuiverProtection", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink"]),
         // KVM/qemu guests: taps and vhost-net fds handed to qemu, argv, QMP lifecycle, guest agent.
-        .target(name: "QuiverVM", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "QuiverVM", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", "CGuestJail", .product(name: "SystemPackage", package: "swift-system")]),
         // Probes that run inside namespaces: TCP bulk traffic, UDP round trips.
         .target(name: "QuiverProbe", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", .product(name: "SystemPackage", package: "swift-system")]),
         // The topology file format, pure: model, parser, validator, field table, JSON Schema,
@@ -83,6 +85,6 @@ let package = Package(
         .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverFabric", "QuiverProtection", "QuiverTestSupport", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverVM"],
                     resources: [.copy("Fixtures")]),
         // Runs the built `quiver` binary as a user would.
-        .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverTestSupport"]),
+        .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverVM", "QuiverTestSupport"]),
     ]
 )

@@ -134,7 +134,7 @@ public struct DesiredFabric: Sendable, Equatable {
                     }
                     let spec = VMSpec(name: "\(t.name)-\(host.name)", kernel: m.kernel, initrd: m.initrd, cmdline: m.cmdline, disk: m.disk,
                                       memoryMiB: m.memoryMiB, cpus: m.cpus, accel: Accelerator(rawValue: m.accel) ?? .auto, nics: nics,
-                                      filesOwner: t.fileOwner.flatMap { $0 == 0 ? nil : $0 })
+                                      filesOwner: t.fileOwner.flatMap { $0 == 0 ? nil : $0 }, cpuCap: m.cpuCap)
                     vms.append(VM(tenant: tenant.name, host: host.name, directory: GuestDirectory.path(topology: try TopologyName(validating: t.name), host: try ObjectName(validating: host.name)),
                                   spec: spec, taps: taps))
                 } else {

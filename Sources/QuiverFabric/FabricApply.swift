@@ -3,6 +3,7 @@ import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
 import QuiverTopology
+import QuiverVM
 import SystemPackage
 
 extension Fabric {
@@ -62,6 +63,8 @@ extension Fabric {
         if let (host, d) = missing.first {
             throw MissingLowerLink(host: host, link: d.bridge.rawValue, fabric: fabricNamespace.map { "network namespace \($0.name ?? "\($0)")" } ?? "host namespace")
         }
+        // Guests get ids no user or group of the host has: a range that collides is refused here.
+        if plan.phases.contains(where: { $0.kind == .guests && !$0.steps.isEmpty }) { _ = try GuestIdentity.range() }
         if dryRun { return ApplyResult(plan: plan) }
         undo.executing = true
 

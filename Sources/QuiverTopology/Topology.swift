@@ -63,6 +63,8 @@ public struct Topology: Sendable, Equatable {
         public var cpus: Int
         /// `auto`, `kvm` or `tcg`.
         public var accel: String
+        /// Percent of one CPU (`cpu-cap`); nil: no cap.
+        public var cpuCap: Int? = nil
     }
 
     public enum MACSetting: Sendable, Equatable {

@@ -128,6 +128,7 @@ public enum TopologyFields {
         Field("memory", .integer(64...65536), .vmHost, "MiB, 64–65536 (default 256)"),
         Field("cpus", .integer(1...64), .vmHost, "1–64 (default 1)"),
         Field("accel", .choice(["auto", "kvm", "tcg"]), .vmHost, "`auto` (default), `kvm` or `tcg`"),
+        Field("cpu-cap", .integer(1...6400), .vmHost, "percent of one CPU the guest's qemu may use, 1–6400 (as SmartOS `cpu_cap`; default: no cap)"),
     ])
 
     public static let vnic = FieldSection(id: "vnic", title: "`vnics[]`", what: "vnic", fields: [

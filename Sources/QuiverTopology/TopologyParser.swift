@@ -174,7 +174,8 @@ public struct TopologyParser {
             }
         }
         return Topology.Machine(kernel: kernel, initrd: path("initrd"), cmdline: m[key: "cmdline"].flatMap { scalar($0, "cmdline") } ?? "",
-                                disk: path("disk"), memoryMiB: number("memory", 64...65536, 256), cpus: number("cpus", 1...64, 1), accel: accel)
+                                disk: path("disk"), memoryMiB: number("memory", 64...65536, 256), cpus: number("cpus", 1...64, 1), accel: accel,
+                                cpuCap: m[key: "cpu-cap"] == nil ? nil : number("cpu-cap", 1...6400, 100))
     }
 
     mutating func parseVNIC(_ node: Node) -> Topology.VNIC? {

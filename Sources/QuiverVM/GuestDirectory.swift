@@ -2,8 +2,9 @@ import Foundation
 import Glibc
 import QuiverKernel
 
-/// A guest's run directory, `/run/quiver/vms/TOPOLOGY/HOST` (mode 0700): qemu's pidfile, QMP and
-/// agent sockets, console log, and Quiver's `record.json`. It is a ``TrustedDirectory`` — no
+/// A guest's run directory, `/run/quiver/vms/TOPOLOGY/HOST` (mode 0700): qemu's pid, QMP and agent
+/// sockets, console log, a jailed qemu's log and the (empty) mount point of its root, and Quiver's
+/// `record.json`. All of it is root's: a jailed qemu is handed the sockets and files open. It is a ``TrustedDirectory`` — no
 /// component a link, each owned by the user Quiver runs as and writable by no one else — and it
 /// holds only those five entries, each of its kind: a directory found with anything else (a link
 /// planted where qemu will write, a file Quiver did not make) is refused, never reused.
@@ -17,9 +18,13 @@ public enum GuestDirectory {
         case console = "console.log"
         case pidfile = "qemu.pid"
         case record = "record.json"
+        /// A jailed qemu's standard error.
+        case log = "qemu.log"
+        /// Where a jailed qemu's root is mounted, in its own mount namespace only: empty here.
+        case root = "root"
 
         /// The kind of file it is.
-        var type: mode_t { self == .qmp || self == .agent ? S_IFSOCK : S_IFREG }
+        var type: mode_t { self == .qmp || self == .agent ? S_IFSOCK : self == .root ? S_IFDIR : S_IFREG }
     }
 
     /// The one place a guest's run path is made: from a topology's and a host's names, each
@@ -57,7 +62,9 @@ public enum GuestDirectory {
         guard let dir = try TrustedDirectory.open(path, create: false) else { return }
         let parent = (path as NSString).deletingLastPathComponent
         let foreign = try dir.entries().filter { Entry(rawValue: $0) == nil }
-        for name in try dir.entries() where Entry(rawValue: name) != nil { try dir.remove(name) }
+        for name in try dir.entries() where Entry(rawValue: name) != nil {
+            if Entry(rawValue: name) == .root { try dir.removeDirectory(name) } else { try dir.remove(name) }
+        }
         guard foreign.isEmpty else {
             throw StateDirectoryError(path, "still holds " + foreign.prefix(5).map { InvalidValue.quoted($0) }.joined(separator: ", ")
                                       + ", which Quiver did not make; it removed only its own files", "look at them and remove the directory yourself")

@@ -16,6 +16,26 @@ public struct VMRecord: Sendable, Codable, Equatable {
     public var startedAt: Date
     /// What it was started from: a later apply restarts the guest when this differs.
     public var spec: VMSpec?
+    /// How it is confined; nil: not at all (records of guests started before jails, and
+    /// `confine: false` starts, which only the benchmark uses).
+    public var confinement: Confinement?
+}
+
+/// A jailed guest's identity, cgroup and confinement, as `quiver vm list` shows them.
+public struct Confinement: Sendable, Codable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var cgroup: GuestCgroup
+    /// The namespaces qemu has of its own.
+    public var namespaces: [String]
+    /// qemu's `-sandbox` (seccomp) setting.
+    public var seccomp: String
+
+    /// One line: `uid 1879048192, ns mnt+pid+ipc+uts+net, seccomp, mem 768M, cpu 50%`.
+    public var summary: String {
+        "uid \(uid), ns \(namespaces.joined(separator: "+")), seccomp, mem \(cgroup.memoryBytes >> 20)M"
+            + (cgroup.cpuCap.map { ", cpu \($0)%" } ?? "") + ", pids \(cgroup.pidsMax)"
+    }
 }
 
 /// A guest as `quiver vm list` shows it.
@@ -63,7 +83,11 @@ public enum VMLauncher {
         guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read(GuestDirectory.Entry.pidfile.rawValue, limit: 64),
               let pid = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1, isRunning(pid) else { return nil }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
-        return String(decoding: cmdline, as: UTF8.self).contains(GuestDirectory.file(.pidfile, in: directory)) ? pid : nil
+        if String(decoding: cmdline, as: UTF8.self).contains(GuestDirectory.file(.pidfile, in: directory)) { return pid }
+        // A jailed qemu (its pid written by Quiver): a qemu in a guest cgroup of Quiver's.
+        let argv = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        let cgroups = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
+        return argv.first.map { $0.hasSuffix("qemu-system-x86_64") } == true && argv.contains("-sandbox") && cgroups.contains(":/quiver/") ? pid : nil
     }
 
     /// Makes (0700) or checks the run directory of a guest — a ``GuestDirectory``: nothing in it
@@ -77,7 +101,7 @@ public enum VMLauncher {
             while isRunning(pid), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
         }
         let dir = try GuestDirectory.open(directory, create: true)!
-        for f in GuestDirectory.Entry.allCases where f != .console { try dir.remove(f.rawValue) }
+        for f in GuestDirectory.Entry.allCases where f != .console && f != .root { try dir.remove(f.rawValue) }
         return dir
     }
 
@@ -92,7 +116,7 @@ public enum VMLauncher {
     /// closed here, whether or not qemu starts. The kernel, initrd and disk are opened here
     /// (``GuestFile``) and handed over the same way: qemu is given no path from the topology.
     public static func start(_ spec: VMSpec, queues nicQueues: [[FileDescriptor]], directory: String,
-                             binary: String = "qemu-system-x86_64") throws -> VMRecord {
+                             binary: String = "qemu-system-x86_64", confine: Bool = true) throws -> VMRecord {
         precondition(nicQueues.count == spec.nics.count)
         defer { for q in nicQueues { for fd in q { try? fd.close() } } }
         var opened: [FileDescriptor] = []
@@ -102,8 +126,17 @@ public enum VMLauncher {
             opened.append(f)
             return f
         }
-        let kernel = try file(spec.kernel, .read)
-        let initrd = try spec.initrd.map { try file($0, .read) }
+        // Jailed, qemu reopens the kernel and initrd through /proc/self/fd as its own uid, which
+        // checks the file's mode: it gets sealed in-memory copies that it may read.
+        func bootFile(_ path: String) throws -> FileDescriptor {
+            let f = try file(path, .read)
+            guard confine else { return f }
+            let copy = try sealedCopy(f, name: (path as NSString).lastPathComponent)
+            opened.append(copy)
+            return copy
+        }
+        let kernel = try bootFile(spec.kernel)
+        let initrd = try spec.initrd.map { try bootFile($0) }
         let disk = try spec.disk.map { [try file($0, .readWrite), try file($0, .read)] } ?? []
         let dir = try prepare(directory: directory)
         var notices: [String] = []
@@ -140,6 +173,21 @@ public enum VMLauncher {
             notices.append("\(vhostDevice) is absent: guest NICs use qemu's userspace virtio-net over the same tap descriptors (slower than vhost-net)")
         }
         let files = QemuCommand.Files(directory: directory)
+        let backend: NetBackend = vhostNumbers == nil ? .userspace : .vhost
+        if confine {
+            var runFiles: [FileDescriptor] = []
+            defer { for f in runFiles { try? f.close() } }
+            func run(_ f: FileDescriptor) -> Int32 { runFiles.append(f); return hand(f) }
+            let confined = QemuCommand.Confined(qmp: run(try UnixSocket.listen(GuestDirectory.Entry.qmp.rawValue, in: dir)),
+                                                agent: run(try UnixSocket.listen(GuestDirectory.Entry.agent.rawValue, in: dir)),
+                                                console: run(try dir.create(GuestDirectory.Entry.console.rawValue)))
+            let log = try dir.create(GuestDirectory.Entry.log.rawValue)
+            runFiles.append(log)
+            let argv = QemuCommand.argv(spec, files: files, fileFDs: fileFDs, tapFDs: tapNumbers, vhostFDs: vhostNumbers, accel: accel,
+                                        binary: try jailedBinary(binary), confined: confined)
+            return try startJailed(spec, argv: argv, descriptors: mapping, stderr: log, accel: accel, backend: backend,
+                                   directory: directory, dir: dir, notices: notices)
+        }
         let argv = QemuCommand.argv(spec, files: files, fileFDs: fileFDs, tapFDs: tapNumbers, vhostFDs: vhostNumbers, accel: accel, binary: binary)
         let (status, stderr) = try Spawn.run(argv, descriptors: mapping)
         guard status == 0 else {
@@ -149,11 +197,9 @@ public enum VMLauncher {
               let pid = Int32(String(decoding: pidData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else {
             throw VMError("qemu for \(spec.name) started but wrote no pidfile \(files.pidfile)")
         }
-        let record = VMRecord(name: spec.name, pid: pid, accel: accel, backend: vhostNumbers == nil ? .userspace : .vhost,
+        let record = VMRecord(name: spec.name, pid: pid, accel: accel, backend: backend,
                               nics: spec.nics, directory: directory, notices: notices, startedAt: Date(), spec: spec)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try dir.write(GuestDirectory.Entry.record.rawValue, try enc.encode(record))
+        try write(record, to: dir)
         return record
     }
 
@@ -171,7 +217,8 @@ public enum VMLauncher {
     public static func isAlive(_ r: VMRecord) -> Bool {
         guard isRunning(r.pid) else { return false }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(r.pid)/cmdline"))) ?? Data()
-        return String(decoding: cmdline, as: UTF8.self).contains("guest=\(r.name)")
+        // `-name guest=NAME` exactly: `guest=t/g1` must not match `guest=t/g10`.
+        return cmdline.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == "guest=\(QemuOptions.escape(r.name))" }
     }
 
     /// The process exists and has not exited (state in /proc/PID/stat is not Z or X).
@@ -186,6 +233,8 @@ public enum VMLauncher {
     /// after a bounded wait. Returns false when nothing was running.
     @discardableResult
     public static func stop(directory: String, powerdownTimeout: Double = 3) throws -> Bool {
+        let record = status(directory: directory)?.record
+        defer { if let r = record, r.confinement != nil { releaseConfinement(r.name) } }
         let pid: Int32
         if let s = status(directory: directory), isAlive(s.record) {
             pid = s.record.pid
@@ -212,6 +261,14 @@ public enum VMLauncher {
         kill(pid, SIGKILL)
         _ = gone(within: 3)
         return true
+    }
+}
+
+extension VMLauncher {
+    /// Once a jailed guest is gone: its cgroups removed, its uid given back.
+    static func releaseConfinement(_ name: String) {
+        try? GuestCgroup.remove(name)
+        try? GuestIdentity.release(name)
     }
 }
 

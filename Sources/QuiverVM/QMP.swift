@@ -1,4 +1,5 @@
 import Foundation
+import QuiverKernel
 import QuiverNetlink
 import SystemPackage
 
@@ -91,6 +92,32 @@ enum UnixSocket {
             throw SystemCallError("connect", path, errno: Errno(rawValue: e))
         }
         return fd
+    }
+
+    /// A socket listening at `name` in `directory` (a stale socket of an earlier start is
+    /// replaced): what a jailed qemu is handed instead of a path to make its own.
+    static func listen(_ name: String, in directory: TrustedDirectory) throws -> FileDescriptor {
+        let path = directory.childPath(name)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemCallError("socket(AF_UNIX)", path, errno: Errno(rawValue: errno)) }
+        try directory.remove(name)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            Glibc.close(fd)
+            throw SystemCallError("bind", "\(path): path too long", errno: .fileNameTooLong)
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0, Glibc.listen(fd, 4) == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw SystemCallError("bind", path, errno: Errno(rawValue: e))
+        }
+        return FileDescriptor(rawValue: fd)
     }
 
     static func writeAll(_ fd: Int32, _ data: Data) throws {

@@ -39,6 +39,26 @@ public enum QemuCommand {
 
     /// The fd set the disk's descriptor is added to.
     static let diskFDSet = 1
+    /// The fd set of the console log (jailed qemu opens no path of the host).
+    static let consoleFDSet = 2
+
+    /// A jailed qemu's run files, already open in the child: the QMP and agent sockets Quiver
+    /// listens on, the console log. Its own seccomp filter is on.
+    public struct Confined: Sendable, Equatable {
+        public var qmp: Int32
+        public var agent: Int32
+        public var console: Int32
+
+        public init(qmp: Int32, agent: Int32, console: Int32) {
+            self.qmp = qmp
+            self.agent = agent
+            self.console = console
+        }
+    }
+
+    /// qemu's own seccomp filter, as the zone asks: no obsolete calls, no privilege
+    /// changes, no new processes, no resource-limit or scheduling changes.
+    public static let sandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
     /// - Parameters:
     ///   - fileFDs: the child's descriptor numbers of the kernel, initrd and disk.
@@ -46,7 +66,7 @@ public enum QemuCommand {
     ///   - vhostFDs: per NIC, one vhost-net descriptor per queue; nil: userspace virtio-net.
     ///   - accel: the accelerator actually chosen (`auto` already resolved).
     public static func argv(_ spec: VMSpec, files: Files, fileFDs: FileDescriptors, tapFDs: [[Int32]], vhostFDs: [[Int32]]?,
-                            accel: Accelerator, binary: String = "qemu-system-x86_64") -> [String] {
+                            accel: Accelerator, binary: String = "qemu-system-x86_64", confined: Confined? = nil) -> [String] {
         precondition(accel != .auto, "resolve auto before building the command line")
         var a = [binary, "-name", QemuOptions.string(implied: nil, [("guest", spec.name)]),
                  "-nodefaults", "-no-user-config", "-nographic", "-display", "none",
@@ -72,6 +92,16 @@ public enum QemuCommand {
             var device: [(String, String)] = [("netdev", "net\(i)"), ("mac", nic.mac.description)]
             if nic.queues > 1 { device += [("mq", "on"), ("vectors", String(2 * nic.queues + 2))] }
             a += ["-netdev", QemuOptions.string(implied: "tap", netdev), "-device", QemuOptions.string(implied: "virtio-net-pci", device)]
+        }
+        if let c = confined {
+            a += ["-add-fd", QemuOptions.string(implied: nil, [("fd", String(c.console)), ("set", String(consoleFDSet))]),
+                  "-chardev", QemuOptions.string(implied: "file", [("id", "console"), ("path", "/dev/fdset/\(consoleFDSet)")]), "-serial", "chardev:console",
+                  "-chardev", QemuOptions.string(implied: "socket", [("id", "agent"), ("fd", String(c.agent)), ("server", "on"), ("wait", "off")]),
+                  "-serial", "chardev:agent",
+                  "-chardev", QemuOptions.string(implied: "socket", [("id", "qmp"), ("fd", String(c.qmp)), ("server", "on"), ("wait", "off")]),
+                  "-mon", QemuOptions.string(implied: nil, [("chardev", "qmp"), ("mode", "control")]),
+                  "-sandbox", sandbox]
+            return a
         }
         a += ["-chardev", QemuOptions.string(implied: "file", [("id", "console"), ("path", files.console)]), "-serial", "chardev:console",
               "-chardev", QemuOptions.string(implied: "socket", [("id", "agent"), ("path", files.agent), ("server", "on"), ("wait", "off")]),

@@ -52,10 +52,14 @@ public struct VMSpec: Sendable, Codable, Equatable {
     /// The uid whose permissions bound `kernel`, `initrd` and `disk` (the topology file's owner
     /// when not root; see ``GuestFile``); nil: none.
     public var filesOwner: UInt32?
+    /// Percent of one CPU the guest's qemu may use (`cpu-cap`, as SmartOS `cpu_cap`); nil: no cap.
+    public var cpuCap: Int?
 
     public init(name: String, kernel: String, initrd: String? = nil, cmdline: String = "", disk: String? = nil,
-                memoryMiB: Int = 256, cpus: Int = 1, accel: Accelerator = .auto, nics: [VMNIC], filesOwner: UInt32? = nil) {
+                memoryMiB: Int = 256, cpus: Int = 1, accel: Accelerator = .auto, nics: [VMNIC], filesOwner: UInt32? = nil,
+                cpuCap: Int? = nil) {
         self.filesOwner = filesOwner
+        self.cpuCap = cpuCap
         self.name = name
         self.kernel = kernel
         self.initrd = initrd

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SystemPackage
 
 /// A directory Quiver keeps state in (`/run/quiver/...`), held open and checked: every component
 /// of its path was opened without following a symbolic link, is a real directory, is owned by the
@@ -119,6 +120,28 @@ public final class TrustedDirectory: @unchecked Sendable {
             unlinkat(fd, tmp, 0)
             throw StateDirectoryError(childPath(name), "cannot be written (\(String(cString: strerror(err))))", "check that \(path) is writable")
         }
+    }
+
+    /// A new, empty file `name` (0600; an earlier one is truncated), open for writing; never
+    /// through a link.
+    public func create(_ name: String) throws(StateDirectoryError) -> FileDescriptor {
+        try TrustedDirectory.checkComponent(name, in: self)
+        let f = openat(fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard f >= 0 else { throw StateDirectoryError(childPath(name), describeRefusal(name, errno: errno), remedy(childPath(name))) }
+        do { try checkFile(f, name) } catch {
+            Glibc.close(f)
+            throw error
+        }
+        return FileDescriptor(rawValue: f)
+    }
+
+    /// Makes the directory `name` (0700) unless it is there; refuses a link or anything else.
+    public func makeDirectory(_ name: String) throws(StateDirectoryError) {
+        try TrustedDirectory.checkComponent(name, in: self)
+        if mkdirat(fd, name, 0o700) != 0, errno != EEXIST {
+            throw StateDirectoryError(childPath(name), "cannot be created (\(String(cString: strerror(errno))))", "check that \(path) is writable")
+        }
+        guard kind(of: name)?.type == S_IFDIR else { throw StateDirectoryError(childPath(name), "is not a directory", remedy(childPath(name))) }
     }
 
     /// Removes the entry `name` (a file, a socket, or a link — never what a link points to).

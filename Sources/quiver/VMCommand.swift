@@ -36,23 +36,32 @@ struct VMCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "NAME STATE PID ACCEL BACKEND NICS, and any notices.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "NAME STATE PID ACCEL BACKEND UID CGROUP NICS, and each guest's confinement and notices.")
         @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
 
         func run() throws {
             let rows = try VMCommand.all().compactMap { t, h, dir in VMLauncher.status(directory: dir).map { ("\(t)/\(h)", $0) } }
             switch output {
             case .json:
-                struct Row: Encodable { var name: String; var state: String; var pid: Int32; var accel: String; var backend: String; var nics: [VMNIC]; var notices: [String] }
+                struct Row: Encodable {
+                    var name: String; var state: String; var pid: Int32; var accel: String; var backend: String; var nics: [VMNIC]; var notices: [String]
+                    var confinement: Confinement?
+                }
                 print(try renderJSON(rows.map { Row(name: $0.0, state: $0.1.state, pid: $0.1.record.pid, accel: $0.1.record.accel.rawValue,
-                                                    backend: $0.1.record.backend.rawValue, nics: $0.1.record.nics, notices: $0.1.record.notices) }))
+                                                    backend: $0.1.record.backend.rawValue, nics: $0.1.record.nics, notices: $0.1.record.notices,
+                                                    confinement: $0.1.record.confinement) }))
             case .table:
-                var t = Table(["NAME", "STATE", "PID", "ACCEL", "BACKEND", "NICS"])
+                var t = Table(["NAME", "STATE", "PID", "ACCEL", "BACKEND", "UID", "CGROUP", "NICS"])
                 for (name, s) in rows {
+                    let c = s.record.confinement
                     t.add([name, s.state, String(s.record.pid), s.record.accel.rawValue, s.record.backend.rawValue,
+                           c.map { String($0.uid) } ?? "root", c.map { _ in "quiver/" + s.record.name } ?? "-",
                            s.record.nics.map { "\($0.guestDevice)=\($0.tap)(\($0.device.map { "\($0),"} ?? "")\($0.mac)\($0.queues > 1 ? ",\($0.queues)q" : ""))" }.joined(separator: " ")])
                 }
                 print(t.render())
+                for (name, s) in rows {
+                    print("\(name): " + (s.record.confinement.map { "jailed: \($0.summary)" } ?? "not confined: qemu runs as root in the host's namespaces"))
+                }
                 for n in Set(rows.flatMap { $0.1.record.notices }).sorted() { print("note: \(n)") }
             }
         }

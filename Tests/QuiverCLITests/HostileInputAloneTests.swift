@@ -34,10 +34,12 @@ import Testing
     }
 
     /// Runs `quiver ARGS`, killed if it takes longer than `seconds`.
-    func bounded(_ args: [String], seconds: Double = 30) throws -> (status: Int32, signaled: Bool, stderr: String, timedOut: Bool) {
+    func bounded(_ args: [String], seconds: Double = 30, environment: [String: String] = [:]) throws
+        -> (status: Int32, signaled: Bool, stderr: String, timedOut: Bool) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: quiverBinary)
         p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let err = Pipe()
         p.standardOutput = FileHandle.nullDevice
         p.standardError = err
@@ -56,9 +58,9 @@ import Testing
     /// `quiver ARGS` must exit `exit` with every one of `parts` in its standard error, and leave
     /// the host as it found it.
     func refused(_ args: [String], exit: Int32, _ parts: [String], namespaces: [String] = [], watched: [String] = [],
-                 sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+                 environment: [String: String] = [:], sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
         let before = HostSnapshot.take(namespaces: namespaces, watched: [Self.dir] + watched)
-        let r = try bounded(args)
+        let r = try bounded(args, environment: environment)
         let what = args.joined(separator: " ").prefix(120)
         #expect(!r.timedOut, "\(what): no answer within 30 s", sourceLocation: sourceLocation)
         #expect(!r.signaled, "\(what): crashed (signal \(r.status))", sourceLocation: sourceLocation)
@@ -337,6 +339,32 @@ import Testing
         }
     }
 
+    // MARK: Guest ids
+
+    /// The range guests' uids come from (`QUIVER_GUEST_IDS`): malformed, or holding a user or a
+    /// group of the host, it is refused before anything changes.
+    @Test func guestIDRangesThatCollideOrDoNotParseAreRefused() throws {
+        let kernel = Self.dir + "/vmlinuz-ids"
+        try Data("kernel".utf8).write(to: URL(fileURLWithPath: kernel))
+        let vm = "      - name: g1\n        kind: vm\n        kernel: \(kernel)\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"
+        let file = try write("ids.yaml", Self.topology("ids", extraHost: vm))
+        try withFabric { ns in
+            let fab = ["--fabric-netns", ns]
+            for (range, want) in [("0-100", "QUIVER_GUEST_IDS \"0-100\" is not FIRST-LAST with 1000 ≤ FIRST ≤ LAST < 4294967295 in decimal"),
+                                  ("5000-4000", "QUIVER_GUEST_IDS \"5000-4000\" is not FIRST-LAST"),
+                                  ("0x1000-0x2000", "QUIVER_GUEST_IDS \"0x1000-0x2000\" is not FIRST-LAST"),
+                                  ("1000-4294967295", "QUIVER_GUEST_IDS \"1000-4294967295\" is not FIRST-LAST"),
+                                  ("70000", "QUIVER_GUEST_IDS \"70000\" is not FIRST-LAST"),
+                                  ("65530-65540", "the guest id range 65530-65540 holds user nobody (id 65534) of /etc/passwd"),
+                                  ("65534-65534", "the guest id range 65534-65534 holds user nobody (id 65534) of /etc/passwd: guests must not share an id with anyone")] {
+                try refused(["apply", file] + fab, exit: 1, [want], namespaces: [ns], environment: ["QUIVER_GUEST_IDS": range])
+            }
+            // A free range is taken.
+            let ok = try bounded(["apply", file, "--dry-run"] + fab, environment: ["QUIVER_GUEST_IDS": "3000000000-3000000009"])
+            #expect(ok.status == 0, "\(ok.stderr)")
+        }
+    }
+
     // MARK: An apply that fails anyway
 
     /// A guest whose kernel is not a kernel passes validation (Quiver does not read kernels), and
@@ -350,7 +378,7 @@ import Testing
         let bad = try write("rb-vm.yaml", Self.topology("rb", extraHost: vm))
         try withFabric { ns in
             let fab = ["--fabric-netns", ns]
-            try refused(["apply", bad] + fab, exit: 1, ["qemu for rb-g1 exited with status 1", "apply of rb stopped; it removed what it had made (",
+            try refused(["apply", bad] + fab, exit: 1, ["qemu for rb-g1 exited while starting: qemu: linux kernel too old to load a ram disk", "apply of rb stopped; it removed what it had made (",
                                                        "1 namespace", "the rules", "`quiver destroy rb` removes it all"], namespaces: [ns])
             // On an edit, what the apply made goes (the guest's directory; its tap went with qemu),
             // what it changed stays — the rules now name the guest's NIC — and says so; applying the

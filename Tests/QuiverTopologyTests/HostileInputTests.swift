@@ -144,6 +144,30 @@ import Testing
         """)
     }
 
+    /// `cpu-cap`: a whole percent of one CPU from 1 to 6400, on a guest only.
+    @Test(arguments: [
+        ("0", "h.yaml:10:18: error: cpu-cap \"0\" must be a number from 1 to 6400"),
+        ("6401", "h.yaml:10:18: error: cpu-cap \"6401\" must be a number from 1 to 6400"),
+        ("-50", "h.yaml:10:18: error: cpu-cap \"-50\" must be a number from 1 to 6400"),
+        ("50.5", "h.yaml:10:18: error: cpu-cap \"50.5\" must be a number from 1 to 6400"),
+        ("0x32", "h.yaml:10:18: error: cpu-cap \"0x32\" must be a number from 1 to 6400"),
+        ("50%", "h.yaml:10:18: error: cpu-cap \"50%\" must be a number from 1 to 6400"),
+        ("99999999999999999999", "h.yaml:10:18: error: cpu-cap \"99999999999999999999\" must be a number from 1 to 6400"),
+        ("150", "valid: hx"),
+    ])
+    func cpuCapsArePercentsOfOneCPU(_ cap: String, _ expected: String) throws {
+        let kernel = NSTemporaryDirectory() + "quiver-hx-kernel-\(UUID().uuidString)"
+        try Data("kernel".utf8).write(to: URL(fileURLWithPath: kernel))
+        defer { unlink(kernel) }
+        let e = errors(vmHost("        kernel: \(kernel)\n        cpu-cap: \(cap)"))
+        if expected.hasPrefix("valid") { #expect(e == expected) } else { #expect(e.contains(expected), "\(e)") }
+    }
+
+    @Test func aCPUCapIsForGuestsOnly() {
+        let e = errors(Self.topology(host: "        cpu-cap: 50\n"))
+        #expect(e.contains("h.yaml:8:18: error: `cpu-cap` belongs to `kind: vm` hosts; web is a netns host (add `kind: vm` or remove `cpu-cap`)"), "\(e)")
+    }
+
     @Test func guestFilesMustBeRegularFilesTheOwnerMayRead() throws {
         let dir = NSTemporaryDirectory() + "quiver-hx-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
