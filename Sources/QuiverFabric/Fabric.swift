@@ -14,6 +14,9 @@ public struct Fabric: Sendable {
     public let handle: NetlinkHandle
     /// nftables (isolation and protection) in the same namespace.
     public let firewall: Firewall
+    /// Each guest's qemu in its jail (docs/VM.md). `false` runs qemu as root in the host's
+    /// namespaces, as before jails: only to measure what confinement costs (bench/vm).
+    public var confineGuests = true
 
     public init(fabric: NetworkNamespace? = nil) throws {
         fabricNamespace = fabric

@@ -70,27 +70,11 @@ public struct QMPError: Error, Sendable, CustomStringConvertible {
 /// Unix stream sockets with timeouts, for QMP and the guest agent.
 enum UnixSocket {
     static func connect(_ path: String, timeout: Double) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SystemCallError("socket(AF_UNIX)", path, errno: Errno(rawValue: errno)) }
+        let fd = try open(path)
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            Glibc.close(fd)
-            throw SystemCallError("connect", "\(path): path too long", errno: .fileNameTooLong)
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let e = errno
-            Glibc.close(fd)
-            throw SystemCallError("connect", path, errno: Errno(rawValue: e))
-        }
+        try at(path, fd, "connect") { Glibc.connect(fd, $0, $1) == 0 }
         return fd
     }
 
@@ -98,26 +82,39 @@ enum UnixSocket {
     /// replaced): what a jailed qemu is handed instead of a path to make its own.
     static func listen(_ name: String, in directory: TrustedDirectory) throws -> FileDescriptor {
         let path = directory.childPath(name)
+        let fd = try open(path)
+        do { try directory.remove(name) } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        try at(path, fd, "bind") { Glibc.bind(fd, $0, $1) == 0 && Glibc.listen(fd, 4) == 0 }
+        return FileDescriptor(rawValue: fd)
+    }
+
+    static func open(_ path: String) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemCallError("socket(AF_UNIX)", path, errno: Errno(rawValue: errno)) }
-        try directory.remove(name)
+        return fd
+    }
+
+    /// Runs `call` with `path` as a socket address; on failure closes `fd` and throws, naming `what`.
+    static func at(_ path: String, _ fd: Int32, _ what: String, _ call: (UnsafePointer<sockaddr>, socklen_t) -> Bool) throws {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
             Glibc.close(fd)
-            throw SystemCallError("bind", "\(path): path too long", errno: .fileNameTooLong)
+            throw SystemCallError(what, "\(path): path too long", errno: .fileNameTooLong)
         }
         withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes + [0]) }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard rc == 0, Glibc.listen(fd, 4) == 0 else {
+        guard ok else {
             let e = errno
             Glibc.close(fd)
-            throw SystemCallError("bind", path, errno: Errno(rawValue: e))
+            throw SystemCallError(what, path, errno: Errno(rawValue: e))
         }
-        return FileDescriptor(rawValue: fd)
     }
 
     static func writeAll(_ fd: Int32, _ data: Data) throws {

@@ -49,3 +49,16 @@ func quiverKilled(_ args: [String], after delay: Double) throws {
     kill(p.processIdentifier, SIGKILL)
     p.waitUntilExit()
 }
+
+/// The repository's root (for scripts and the test guest).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
+
+/// Builds (or finds up to date) the test guest in `.build-guest` with scripts/build-test-guest.sh.
+func buildTestGuest() throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/bash")
+    p.arguments = [repositoryRoot + "/scripts/build-test-guest.sh", repositoryRoot + "/.build-guest"]
+    try p.run()
+    p.waitUntilExit()
+    try #require(p.terminationStatus == 0, "scripts/build-test-guest.sh failed")
+}

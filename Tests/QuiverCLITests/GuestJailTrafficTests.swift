@@ -8,8 +8,6 @@ import Testing
 /// `nsenter`, the cgroup files): two busybox guests of one topology in a fabric namespace the
 /// test owns, one with `cpu-cap: 50`.
 @Suite(.serialized) struct GuestJailTrafficTests {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
-
     func status(_ pid: String) throws -> [String: String] {
         let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         return Dictionary(text.split(separator: "\n").compactMap { line in
@@ -26,13 +24,8 @@ import Testing
     }
 
     @Test func guestsRunJailedCappedAndLeaveNothing() throws {
-        let build = Process()
-        build.executableURL = URL(fileURLWithPath: "/bin/bash")
-        build.arguments = [Self.repo + "/scripts/build-test-guest.sh", Self.repo + "/.build-guest"]
-        try build.run()
-        build.waitUntilExit()
-        try #require(build.terminationStatus == 0, "scripts/build-test-guest.sh failed")
-        let guest = (kernel: Self.repo + "/.build-guest/vmlinuz", initrd: Self.repo + "/.build-guest/initrd.img")
+        try buildTestGuest()
+        let guest = (kernel: repositoryRoot + "/.build-guest/vmlinuz", initrd: repositoryRoot + "/.build-guest/initrd.img")
         let name = "j" + String(UUID().uuidString.prefix(3)).lowercased()
         let host = { (h: String, ip: Int, extra: String) in
             """

@@ -12,14 +12,7 @@ import Testing
 @Suite(.serialized) struct VMTopologyTrafficTests {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
-    func buildGuest() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Self.repo + "/scripts/build-test-guest.sh", Self.repo + "/.build-guest"]
-        try p.run()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "scripts/build-test-guest.sh failed")
-    }
+    func buildGuest() throws { try buildTestGuest() }
 
     /// The pids of this topology's running guests in `quiver vm list -o json` (which lists every
     /// topology's guests).

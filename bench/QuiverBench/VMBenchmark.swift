@@ -9,8 +9,9 @@ import QuiverVM
 /// bench/vm: boot-to-first-ping through `quiver apply` against a hand-made launch of the same
 /// guest (`ip tuntap add` + `qemu -netdev tap,ifname=…,script=no`; for a macvtap `ip link add …
 /// type macvtap` + `qemu -netdev tap,fd=3 3<>/dev/tapN`), and guest TCP throughput through the
-/// tap or macvtap — uncapped for both, capped for Quiver (5–20M: the TCG guest itself tops out
-/// near 50 Mbit/s) — in the same run.
+/// tap or macvtap — uncapped for both, capped for Quiver (5–20M, well under what the TCG guest
+/// itself can send) — in the same run. Quiver's rounds run twice, qemu jailed and unconfined
+/// (`Fabric.confineGuests`), alternating which goes first: what the jail costs.
 enum VMBenchmark {
     static let guestDir = FileManager.default.currentDirectoryPath + "/.build-guest"
 
@@ -51,27 +52,34 @@ enum VMBenchmark {
     static func throughput(agentSocket: String, to ns: NetworkNamespace, seconds: Int = 5) throws -> Double {
         let agent = try GuestAgent.waitReady(socketPath: agentSocket, timeout: 60)
         let sink = try TCPSink(in: ns, address: try IPAddress("10.40.0.11"), port: 5301, seconds: Double(seconds))
-        _ = try agent.run("timeout \(seconds) sh -c 'cat /dev/zero | nc 10.40.0.11 5301'", timeout: Double(seconds) + 10)
+        _ = try agent.run("timeout \(seconds) nc 10.40.0.11 5301 </dev/zero", timeout: Double(seconds) + 10)
         return sink.finish(warmup: 1, until: Double(seconds)).bitsPerSecond
     }
 
     struct Series {
         var quiverBoot: [Double] = [], handBoot: [Double] = [], quiverTput: [Double] = [], handTput: [Double] = []
         var capped: [(String, Double)] = []
+        var openBoot: [Double] = [], openTput: [Double] = []
+        /// The guests phase of the apply (qemu started until it answers on QMP), ms.
+        var jailedStart: [Double] = [], openStart: [Double] = []
     }
 
     /// Quiver: the whole topology (switch, tap or macvtap, caps, rules, namespace host, qemu).
-    static func quiverRound(_ round: Int, macvtap: Bool, caps: [String], into s: inout Series) throws {
+    static func quiverRound(_ round: Int, macvtap: Bool, caps: [String], confine: Bool = true, into s: inout Series) throws {
         try withBenchNamespace { fabricNS in
-            let fabric = try Fabric(fabric: fabricNS)
-            let name = "bv\(round)\(macvtap ? "m" : "")"
+            var fabric = try Fabric(fabric: fabricNS)
+            fabric.confineGuests = confine
+            let name = "bv\(round)\(macvtap ? "m" : "")\(confine ? "" : "o")"
             let t = try TopologyParser.parse(topology(name, cap: nil, macvtap: macvtap), file: "/tmp/\(name).yaml")
             defer { _ = try? fabric.destroy(topology: name) }
             let start = now()
-            _ = try fabric.apply(t)
+            let applied = try fabric.apply(t)
+            let started = applied.phases.first { $0.0 == "guests" }?.1 ?? .nan
+            if confine { s.jailedStart.append(started) } else { s.openStart.append(started) }
             let mac = KernelNames(name).autoMAC(tenant: "t", host: "g", vnic: "eth0").description
-            s.quiverBoot.append(try untilPing(from: .named("\(name)-t-h"), guestMAC: mac, start: start))
-            s.quiverTput.append(try throughput(agentSocket: "\(VMLauncher.runRoot)/\(name)/g/agent.sock", to: .named("\(name)-t-h")))
+            let boot = try untilPing(from: .named("\(name)-t-h"), guestMAC: mac, start: start)
+            let tput = try throughput(agentSocket: "\(VMLauncher.runRoot)/\(name)/g/agent.sock", to: .named("\(name)-t-h"))
+            if confine { s.quiverBoot.append(boot); s.quiverTput.append(tput) } else { s.openBoot.append(boot); s.openTput.append(tput) }
             for cap in caps {
                 _ = try fabric.apply(try TopologyParser.parse(topology(name, cap: cap, macvtap: macvtap), file: "/tmp/\(name).yaml"))
                 s.capped.append((cap, try throughput(agentSocket: "\(VMLauncher.runRoot)/\(name)/g/agent.sock", to: .named("\(name)-t-h"))))
@@ -135,9 +143,11 @@ enum VMBenchmark {
     static func run(rounds: Int) throws {
         var tap = Series(), mvt = Series()
         for round in 0..<rounds {
-            try quiverRound(round, macvtap: false, caps: round == 0 ? ["5M", "10M", "20M"] : [], into: &tap)
+            // Jailed and unconfined alternate which goes first, round by round.
+            let order = round % 2 == 0 ? [true, false] : [false, true]
+            for confine in order { try quiverRound(round, macvtap: false, caps: round == 0 && confine ? ["5M", "10M", "20M"] : [], confine: confine, into: &tap) }
             try handRound(round, macvtap: false, into: &tap)
-            try quiverRound(round, macvtap: true, caps: round == 0 ? ["5M", "10M", "20M"] : [], into: &mvt)
+            for confine in order { try quiverRound(round, macvtap: true, caps: round == 0 && confine ? ["5M", "10M", "20M"] : [], confine: confine, into: &mvt) }
             try handRound(round, macvtap: true, into: &mvt)
             for (what, s) in [("tap", tap), ("macvtap", mvt)] {
                 print(String(format: "round %d %@: boot→ping quiver %.2f s, by hand %.2f s; guest TCP quiver %.1f Mbit/s, by hand %.1f Mbit/s",
@@ -152,6 +162,17 @@ enum VMBenchmark {
              String(format: "%.2f", median(s.quiverBoot) / median(s.handBoot))],
             ["\(what): guest TCP uncapped (Mbit/s)", String(format: "%.1f", median(s.quiverTput) / 1e6), String(format: "%.1f", median(s.handTput) / 1e6),
              String(format: "%.2f", median(s.quiverTput) / median(s.handTput))],
+        ] })
+        print("")
+        print("what the jail costs: the same apply, qemu jailed against unconfined (median of \(rounds); ranges)")
+        func range(_ v: [Double], _ scale: Double) -> String { String(format: "%.2f–%.2f", v.min()! / scale, v.max()! / scale) }
+        printTable(["measure", "jailed", "unconfined", "jailed/unconfined", "jailed range", "unconfined range"], [("tap", tap), ("macvtap", mvt)].flatMap { what, s in [
+            ["\(what): qemu start until QMP (ms)", String(format: "%.1f", median(s.jailedStart)), String(format: "%.1f", median(s.openStart)),
+             String(format: "%.3f", median(s.jailedStart) / median(s.openStart)), range(s.jailedStart, 1), range(s.openStart, 1)],
+            ["\(what): boot → first ping (s)", String(format: "%.3f", median(s.quiverBoot)), String(format: "%.3f", median(s.openBoot)),
+             String(format: "%.3f", median(s.quiverBoot) / median(s.openBoot)), range(s.quiverBoot, 1), range(s.openBoot, 1)],
+            ["\(what): guest TCP uncapped (Mbit/s)", String(format: "%.1f", median(s.quiverTput) / 1e6), String(format: "%.1f", median(s.openTput) / 1e6),
+             String(format: "%.3f", median(s.quiverTput) / median(s.openTput)), range(s.quiverTput, 1e6), range(s.openTput, 1e6)],
         ] })
         print("")
         print("guest egress through a Quiver cap (TCP goodput; on the wire = goodput × 1514/1448)")
