@@ -8,8 +8,9 @@ swift build --build-tests
 # The test guest (kernel + busybox initramfs from Debian packages) for the VM tests and examples.
 scripts/build-test-guest.sh
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
-# Quiver's guests: qemu with a run path (unconfined) or with its own seccomp filter (jailed).
-guests() { ps -eo pid=,stat=,args= | awk '$2 !~ /^Z/ && /qemu-system/ && (/\/run\/quiver\/vms\// || /-sandbox on/) {print $1}' | sort; }
+# Quiver's guests: qemu with a run path (unconfined) or with its own seccomp filter (jailed). The
+# brackets keep the pattern from matching this awk itself.
+guests() { ps -eo pid=,stat=,args= | awk '$2 !~ /^Z/ && /qemu-system/ && (/\/run\/quiver\/vms\// || /-sandbox[ ]on/) {print $1}' | sort; }
 guests_before=$(guests)
 # Everything but the traffic measurements, guests and whole-host checks, in parallel; then each
 # *Traffic* suite on its own (Swift Testing runs the suites of one invocation in parallel), so no

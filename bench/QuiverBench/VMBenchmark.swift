@@ -184,4 +184,38 @@ enum VMBenchmark {
             }
         })
     }
+
+    /// Guest TCP throughput only, jailed against unconfined: per round, one guest of each kind in
+    /// turn (alternating which first), `samples` transfers of 4 s each from the same boot.
+    static func jailThroughput(rounds: Int, samples: Int = 3) throws {
+        var jailed: [Double] = [], open: [Double] = []
+        for round in 0..<rounds {
+            for confine in round % 2 == 0 ? [true, false] : [false, true] {
+                try withBenchNamespace { fabricNS in
+                    var fabric = try Fabric(fabric: fabricNS)
+                    fabric.confineGuests = confine
+                    let name = "bj\(round)\(confine ? "j" : "o")"
+                    let t = try TopologyParser.parse(topology(name, cap: nil), file: "/tmp/\(name).yaml")
+                    defer { _ = try? fabric.destroy(topology: name) }
+                    _ = try fabric.apply(t)
+                    for _ in 0..<samples {
+                        let r = try throughput(agentSocket: "\(VMLauncher.runRoot)/\(name)/g/agent.sock", to: .named("\(name)-t-h"), seconds: 4)
+                        if confine { jailed.append(r) } else { open.append(r) }
+                    }
+                }
+            }
+            print(String(format: "round %d: jailed %@, unconfined %@ Mbit/s", round + 1,
+                         jailed.suffix(samples).map { String(format: "%.1f", $0 / 1e6) }.joined(separator: " "),
+                         open.suffix(samples).map { String(format: "%.1f", $0 / 1e6) }.joined(separator: " ")))
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
+        print("")
+        print("guest TCP (tap, uncapped), jailed against unconfined: \(jailed.count) transfers each")
+        printTable(["", "jailed", "unconfined", "jailed/unconfined"], [
+            ["median (Mbit/s)", String(format: "%.1f", median(jailed) / 1e6), String(format: "%.1f", median(open) / 1e6), String(format: "%.3f", median(jailed) / median(open))],
+            ["mean (Mbit/s)", String(format: "%.1f", mean(jailed) / 1e6), String(format: "%.1f", mean(open) / 1e6), String(format: "%.3f", mean(jailed) / mean(open))],
+            ["range (Mbit/s)", String(format: "%.1f–%.1f", jailed.min()! / 1e6, jailed.max()! / 1e6), String(format: "%.1f–%.1f", open.min()! / 1e6, open.max()! / 1e6), ""],
+        ])
+    }
 }
