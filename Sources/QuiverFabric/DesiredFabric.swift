@@ -132,7 +132,7 @@ public struct DesiredFabric: Sendable, Equatable {
                                               tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),
                                               macvtap: v.mode == "macvtap", overSwitch: overSwitch))
                     }
-                    let spec = VMSpec(name: "\(t.name)-\(host.name)", kernel: m.kernel, initrd: m.initrd, cmdline: m.cmdline, disk: m.disk,
+                    let spec = VMSpec(name: GuestDirectory.guestName(topology: try TopologyName(validating: t.name), host: try ObjectName(validating: host.name)), kernel: m.kernel, initrd: m.initrd, cmdline: m.cmdline, disk: m.disk,
                                       memoryMiB: m.memoryMiB, cpus: m.cpus, accel: Accelerator(rawValue: m.accel) ?? .auto, nics: nics,
                                       filesOwner: t.fileOwner.flatMap { $0 == 0 ? nil : $0 }, cpuCap: m.cpuCap)
                     vms.append(VM(tenant: tenant.name, host: host.name, directory: GuestDirectory.path(topology: try TopologyName(validating: t.name), host: try ObjectName(validating: host.name)),

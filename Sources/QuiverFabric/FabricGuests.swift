@@ -38,7 +38,7 @@ extension Fabric {
     /// the bridges among the links read while planning.
     func createGuestNICs(_ vm: DesiredFabric.VM, group: UInt32, bridgeIndex: [String: Int32], bridges: Set<Int32>) throws -> [[FileDescriptor]] {
         // A qemu left by an interrupted start still holds the taps: it goes first.
-        _ = try VMLauncher.prepare(directory: vm.directory)
+        _ = try VMLauncher.prepare(directory: vm.directory, guest: vm.spec.name)
         var queues: [[FileDescriptor]] = []
         var handedOver = false
         defer { if !handedOver { for q in queues { for fd in q { try? fd.close() } } } }

@@ -31,6 +31,17 @@ public enum GuestDirectory {
     /// validated (neither can hold `/` or `.`).
     public static func path(topology: TopologyName, host: ObjectName) -> String { "\(root)/\(topology.rawValue)/\(host.rawValue)" }
 
+    /// The name a topology's guest has (its qemu `-name`, its cgroup `quiver/NAME`): `T-H`.
+    public static func guestName(topology: TopologyName, host: ObjectName) -> String { "\(topology.rawValue)-\(host.rawValue)" }
+
+    /// The guest name of a topology's guest directory `root/T/H`; nil for any other directory.
+    public static func guestName(directory: String) -> String? {
+        guard directory.hasPrefix(root + "/") else { return nil }
+        let parts = directory.dropFirst(root.count + 1).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, let t = try? TopologyName(validating: parts[0]), let h = try? ObjectName(validating: parts[1]) else { return nil }
+        return guestName(topology: t, host: h)
+    }
+
     /// An entry of the guest directory at `directory`.
     public static func file(_ entry: Entry, in directory: String) -> String { directory + "/" + entry.rawValue }
 

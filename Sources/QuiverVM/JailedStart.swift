@@ -38,6 +38,14 @@ extension VMLauncher {
         return record
     }
 
+    /// A jailed guest's name becomes a cgroup's and a claim's: one path component of safe bytes.
+    static func checkJailName(_ name: String) throws {
+        guard (1...64).contains(name.utf8.count), name.first != "-",
+              name.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 95 || $0 == 45 }) else {
+            throw VMError("guest name \(InvalidValue.quoted(name)) may use only letters, digits, _ and - (1–64 bytes, not starting with -) to run in a jail")
+        }
+    }
+
     /// Until QMP answers (qemu is up), or qemu is gone (its log says why), or 30 s.
     static func waitUntilReady(_ name: String, pid: Int32, directory: String, dir: TrustedDirectory) throws {
         let deadline = Date().addingTimeInterval(30)

@@ -79,23 +79,26 @@ public enum VMLauncher {
 
     /// A qemu started for `directory` that has no record (Quiver was killed between starting it
     /// and writing `record.json`): found by the pidfile path in its command line.
-    public static func strayProcess(directory: String) -> Int32? {
+    public static func strayProcess(directory: String, guest: String? = nil) -> Int32? {
         guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read(GuestDirectory.Entry.pidfile.rawValue, limit: 64),
               let pid = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1, isRunning(pid) else { return nil }
         let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
         if String(decoding: cmdline, as: UTF8.self).contains(GuestDirectory.file(.pidfile, in: directory)) { return pid }
-        // A jailed qemu (its pid written by Quiver): a qemu in a guest cgroup of Quiver's.
+        // A jailed qemu (its pid written by Quiver): this guest's qemu, in this guest's cgroup —
+        // a pid reused by another guest's qemu is not taken for it.
+        guard let name = guest ?? GuestDirectory.guestName(directory: directory) else { return nil }
         let argv = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-        let cgroups = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
-        return argv.first.map { $0.hasSuffix("qemu-system-x86_64") } == true && argv.contains("-sandbox") && cgroups.contains(":/quiver/") ? pid : nil
+        let cgroups = ((try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? "").split(separator: "\n")
+        return argv.contains("-sandbox") && argv.contains("guest=\(QemuOptions.escape(name))")
+            && cgroups.contains { $0.hasSuffix(":/quiver/\(name)") } ? pid : nil
     }
 
     /// Makes (0700) or checks the run directory of a guest — a ``GuestDirectory``: nothing in it
     /// but its own entries, none a link — and clears the files of an earlier start; a stray qemu
     /// of an interrupted start is killed first (it holds the taps).
     @discardableResult
-    public static func prepare(directory: String) throws -> TrustedDirectory {
-        if let pid = strayProcess(directory: directory) {
+    public static func prepare(directory: String, guest: String? = nil) throws -> TrustedDirectory {
+        if let pid = strayProcess(directory: directory, guest: guest) {
             kill(pid, SIGKILL)
             let deadline = Date().addingTimeInterval(3)
             while isRunning(pid), Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
@@ -119,6 +122,7 @@ public enum VMLauncher {
                              binary: String = "qemu-system-x86_64", confine: Bool = true) throws -> VMRecord {
         precondition(nicQueues.count == spec.nics.count)
         defer { for q in nicQueues { for fd in q { try? fd.close() } } }
+        if confine { try checkJailName(spec.name) }
         var opened: [FileDescriptor] = []
         defer { for f in opened { try? f.close() } }
         func file(_ path: String, _ access: GuestFile.Access) throws -> FileDescriptor {
@@ -138,7 +142,7 @@ public enum VMLauncher {
         let kernel = try bootFile(spec.kernel)
         let initrd = try spec.initrd.map { try bootFile($0) }
         let disk = try spec.disk.map { [try file($0, .readWrite), try file($0, .read)] } ?? []
-        let dir = try prepare(directory: directory)
+        let dir = try prepare(directory: directory, guest: spec.name)
         var notices: [String] = []
         let (accel, accelNotice) = resolve(spec.accel)
         if let n = accelNotice { notices.append(n) }
@@ -238,7 +242,7 @@ public enum VMLauncher {
         let pid: Int32
         if let s = status(directory: directory), isAlive(s.record) {
             pid = s.record.pid
-        } else if let stray = strayProcess(directory: directory) {
+        } else if let stray = strayProcess(directory: directory, guest: record?.name) {
             pid = stray
         } else {
             return false
