@@ -78,7 +78,9 @@ public enum VMLauncher {
     public static var vhostAvailable: Bool { FileManager.default.fileExists(atPath: vhostDevice) }
 
     /// A qemu started for `directory` that has no record (Quiver was killed between starting it
-    /// and writing `record.json`): found by the pidfile path in its command line.
+    /// and writing `record.json`): found by the pidfile path in its command line or, jailed, by
+    /// `qemu.pid` naming a qemu with `guest`'s name (default: the directory's topology guest) in
+    /// that guest's cgroup.
     public static func strayProcess(directory: String, guest: String? = nil) -> Int32? {
         guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read(GuestDirectory.Entry.pidfile.rawValue, limit: 64),
               let pid = Int32(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1, isRunning(pid) else { return nil }
