@@ -3,8 +3,8 @@ import Glibc
 
 /// A guest's cgroup, as a zone's caps: memory (the guest's RAM plus ``overheadMiB`` for qemu
 /// itself), CPU (`cpu-cap`, percent of one CPU, as SmartOS `cpu_cap`), and a ceiling on tasks.
-/// Quiver makes `quiver/TOPOLOGY/HOST` under the root of each hierarchy it needs and touches
-/// nothing else; it removes them once the guest is gone.
+/// Quiver makes `quiver/NAME` (a topology's guest: `quiver/T-H`) under the root of each
+/// hierarchy it needs and touches nothing else; it removes them once the guest is gone.
 ///
 /// cgroup v1 (separate `cpu`, `cpuacct`, `memory` and `pids` hierarchies, as on these machines) is
 /// what is tested. Under a cgroup v2 root (`/sys/fs/cgroup` itself cgroup2) the same limits are
@@ -26,7 +26,8 @@ public struct GuestCgroup: Sendable, Codable, Equatable {
     /// True when `/sys/fs/cgroup` is a cgroup2 mount (only its root has `cgroup.controllers`).
     public static var unified: Bool { access(root + "/cgroup.controllers", F_OK) == 0 }
 
-    /// The directories `guest` ("TOPOLOGY/HOST", each component a checked name) has or will have.
+    /// The directories `guest` has or will have (`guest` is one path component of safe bytes,
+    /// checked before a jail starts).
     public static func paths(for guest: String) -> [String] {
         unified ? ["\(root)/quiver/\(guest)"] : ["cpu", "cpuacct", "memory", "pids"].map { "\(root)/\($0)/quiver/\(guest)" }
     }
@@ -69,7 +70,7 @@ public struct GuestCgroup: Sendable, Codable, Equatable {
         return text.split(separator: "\n").compactMap { Int32($0) }
     }
 
-    /// Removes the cgroups of `guest` once they hold no process, then `quiver/TOPOLOGY` when
+    /// Removes the cgroups of `guest` once they hold no process, then `quiver` when
     /// empty. Missing ones are fine.
     public static func remove(_ guest: String) throws {
         for p in paths(for: guest) {
@@ -80,7 +81,7 @@ public struct GuestCgroup: Sendable, Codable, Equatable {
                 Thread.sleep(forTimeInterval: 0.02)   // the last task is still exiting
             }
             guard removed else { throw VMError("cannot remove the cgroup \(p): \(String(cString: strerror(errno)))") }
-            _ = rmdir((p as NSString).deletingLastPathComponent)   // quiver/TOPOLOGY, when it is empty
+            _ = rmdir((p as NSString).deletingLastPathComponent)   // `quiver`, when it is empty
         }
     }
 
@@ -92,15 +93,17 @@ public struct GuestCgroup: Sendable, Codable, Equatable {
         }
     }
 
-    /// cgroup v2: each level above the guest's directory delegates the three controllers.
+    /// cgroup v2: the root must already hand the three controllers down (Quiver does not change
+    /// a cgroup it did not make); `quiver` then hands them to its guests.
     static func enableControllers(under p: String) throws {
-        var path = root
-        for c in p.dropFirst(root.count + 1).split(separator: "/").dropLast() {
-            try write(path + "/cgroup.subtree_control", "+memory +cpu +pids")
-            path += "/" + c
-            try makeDirectories(path)
+        let delegated = ((try? String(contentsOfFile: root + "/cgroup.subtree_control", encoding: .utf8)) ?? "").split(whereSeparator: \.isWhitespace)
+        let missing = ["memory", "cpu", "pids"].filter { !delegated.contains(Substring($0)) }
+        guard missing.isEmpty else {
+            throw VMError("the cgroup v2 root does not enable \(missing.joined(separator: ", ")) for its children (\(root)/cgroup.subtree_control); "
+                          + "enable them there (systemd does by default) so Quiver can cap its guests")
         }
-        try write(path + "/cgroup.subtree_control", "+memory +cpu +pids")
+        try makeDirectories(root + "/quiver")
+        try write(root + "/quiver/cgroup.subtree_control", "+memory +cpu +pids")
     }
 
     static func write(_ file: String, _ value: String) throws {
