@@ -36,7 +36,10 @@ public enum GuestIdentity {
 
     /// The id `guest` holds, or the lowest free one of `range`, claimed for it.
     public static func claim(_ guest: String, in range: ClosedRange<UInt32>) throws -> UInt32 {
-        if let held = try held(by: guest) { return held }
+        if let held = try held(by: guest) {
+            if range.contains(held) { return held }
+            try release(guest)   // claimed under another range: take one from this one
+        }
         let dir = try claims()
         let taken = Set(try dir.entries().compactMap(UInt32.init))
         for id in range where !taken.contains(id) {
