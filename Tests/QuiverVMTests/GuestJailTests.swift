@@ -67,4 +67,23 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: dir))
     }
+
+    /// One id per guest, the same one on every claim, never one another guest holds; a claim
+    /// under an earlier range is moved into the configured one; given back on release.
+    @Test func guestIDsAreClaimedOncePerGuest() throws {
+        let a = "ja-\(UUID().uuidString.prefix(8).lowercased())", b = "jb-\(UUID().uuidString.prefix(8).lowercased())"
+        defer { try? GuestIdentity.release(a); try? GuestIdentity.release(b) }
+        let range: ClosedRange<UInt32> = 3_900_000_000...3_900_000_999
+        let ia = try GuestIdentity.claim(a, in: range), ib = try GuestIdentity.claim(b, in: range)
+        #expect(ia != ib && range.contains(ia) && range.contains(ib))
+        #expect(try GuestIdentity.claim(a, in: range) == ia)
+        #expect(try GuestIdentity.held(by: a) == ia)
+        let other: ClosedRange<UInt32> = 3_900_001_000...3_900_001_999
+        let moved = try GuestIdentity.claim(a, in: other)
+        let heldNow = try GuestIdentity.held(by: a)
+        #expect(other.contains(moved) && heldNow == moved)
+        try GuestIdentity.release(a)
+        #expect(try GuestIdentity.held(by: a) == nil)
+        #expect(try GuestIdentity.held(by: b) == ib)
+    }
 }
