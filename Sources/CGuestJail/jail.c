@@ -75,7 +75,6 @@ static void jailed(const struct quiver_jail *j, int release, int errw) {
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail(S_PRIVATE);
     if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") != 0) fail(S_ROOT);
     for (int i = 0; i < j->readonly_count; i++) bind_dir(root, j->readonly[i], MS_RDONLY | MS_NOSUID | MS_NODEV);
-    for (int i = 0; i < j->writable_count; i++) bind_dir(root, j->writable[i], MS_NOSUID | MS_NODEV | MS_NOEXEC);
     make_dirs(root, "dev");
     for (int i = 0; i < j->device_count; i++) {
         char host[256];

@@ -145,15 +145,15 @@ struct Verifier {
                 // costs the guest most of its rate); the receiver times the bytes. Its cap class
                 // tells a slow sender from a wrong cap: a class that never went over its rate
                 // was not what held the transfer back.
-                let classes = { [desired, handle] in
+                let overlimits = { [desired, handle] in
                     try Self.capClasses(of: a.hostDevice, .fromEndpoint, desired, handle).map(\.usage.statistics.overlimits)
                 }
                 let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
-                let over0 = try classes()
+                let over0 = try overlimits()
                 _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) nc \(b.ipv4) 5201 </dev/zero",
                                      timeout: seconds + 10)
                 r = sink.finish(warmup: 1, until: seconds + 1)
-                senderBound = try !over0.isEmpty && over0 == classes()
+                senderBound = try !over0.isEmpty && over0 == overlimits()
             }
             // Caps count whole frames; TCP goodput carries (MTU - 52) of every (MTU + 14) bytes.
             let mtu = Double(min(a.mtu, b.mtu))
@@ -169,7 +169,7 @@ struct Verifier {
             _ = try b.agent!.run("nc -l -p 5201 >/dev/null 2>&1 </dev/null &", timeout: 5)
             let tap = b.hostDevice
             let vnic = desired.vnics.first { $0.hostDevice == b.hostDevice }
-            let capped = try !Self.capClasses(of: b.hostDevice, .toEndpoint, desired, handle).isEmpty
+            let capped = desired.capGroups.contains { $0.members.contains { $0.device == b.hostDevice } }
             func delivered() throws -> UInt64 {
                 if capped {
                     return try Self.capClasses(of: b.hostDevice, .toEndpoint, desired, handle).first { $0.isMember }?.usage.statistics.bytes ?? 0

@@ -33,7 +33,7 @@ public struct GuestCgroup: Sendable, Codable, Equatable {
     }
 
     /// Makes the cgroups of `guest` and writes its limits.
-    public static func make(_ guest: String, memoryMiB: Int, cpus: Int, cpuCap: Int?) throws -> GuestCgroup {
+    public static func make(_ guest: String, memoryMiB: Int, cpuCap: Int?) throws -> GuestCgroup {
         let g = GuestCgroup(paths: paths(for: guest), memoryBytes: UInt64(memoryMiB + overheadMiB) << 20, cpuCap: cpuCap, pidsMax: pidsMax)
         if unified { try enableControllers(under: "\(root)/quiver/\(guest)") }
         for p in g.paths { try makeDirectories(p) }

@@ -5,16 +5,14 @@ import SystemPackage
 
 /// How one guest's qemu is confined, as SmartOS ran qemu in a zone: new mount, PID, IPC, UTS and
 /// network namespaces (the network one holds nothing but `lo`), its root a tmpfs holding only
-/// `/usr` (read-only: qemu, its libraries and firmware), its own run directory (writable: QMP and
-/// agent sockets, console log), `/proc` of its own PID namespace and a `/dev` of `null`, `zero`,
-/// `urandom` (and `kvm` when KVM is used). It runs as its own uid and gid with every capability
-/// gone (the bounding set too) and `no_new_privs`. Taps, vhost-net and the guest's files arrive as
+/// `/usr` (read-only: qemu, its libraries and firmware), `/proc` of its own PID namespace and a
+/// `/dev` of `null`, `zero`, `urandom` (and `kvm` when KVM is used); nothing in it is writable. It
+/// runs as its own uid and gid with every capability gone (the bounding set too) and
+/// `no_new_privs`. Taps, vhost-net, the guest's files, its sockets and console arrive as
 /// descriptors; nothing else of the host is reachable by path.
-public struct GuestJail: Sendable, Equatable {
+public struct GuestJail: Sendable {
     /// The empty directory the jail's root is mounted on (in the jail's own mount namespace only).
     public var root: String
-    /// Bound at the same path inside, writable.
-    public var writable: [String]
     /// Bound at the same path inside, read-only.
     public var readonly: [String]
     public var devices: [String]
@@ -24,16 +22,9 @@ public struct GuestJail: Sendable, Equatable {
     public var uid: UInt32
     public var gid: UInt32
 
-    public static func == (a: GuestJail, b: GuestJail) -> Bool {
-        a.root == b.root && a.writable == b.writable && a.readonly == b.readonly && a.devices == b.devices
-            && a.links.map(\.0) == b.links.map(\.0) && a.links.map(\.1) == b.links.map(\.1) && a.hostname == b.hostname
-            && a.uid == b.uid && a.gid == b.gid
-    }
-
     /// The jail of a guest: its root mounted on `root`, run as `uid`:`gid`.
     public init(root: String, hostname: String, uid: UInt32, gid: UInt32, kvm: Bool) {
         self.root = root
-        writable = []
         readonly = ["/usr"]
         devices = ["null", "zero", "urandom"] + (kvm ? ["kvm"] : [])
         // The top-level links of a merged-/usr system, made only where the host has them.
@@ -71,7 +62,7 @@ public struct GuestJail: Sendable, Equatable {
     /// Starts `argv` in the jail with `descriptors` at 3, 4, 5, … and `stderr` as its standard
     /// error; it waits to be released.
     public func start(_ argv: [String], descriptors: [Int32], stderr: Int32) throws -> Started {
-        let strings = [root, hostname, argv[0]] + writable + readonly + devices + links.map(\.0) + links.map(\.1) + argv
+        let strings = [root, hostname, argv[0]] + readonly + devices + links.map(\.0) + links.map(\.1) + argv
         var storage = strings.map { strdup($0)! }
         defer { for s in storage { free(s) } }
         var i = 0
@@ -80,17 +71,16 @@ public struct GuestJail: Sendable, Equatable {
             return storage[i..<(i + n)].map { UnsafePointer($0) }
         }
         let fixed = take(3)
-        let w = take(writable.count), r = take(readonly.count), d = take(devices.count)
+        let r = take(readonly.count), d = take(devices.count)
         let ln = take(links.count), lt = take(links.count)
         var args: [UnsafeMutablePointer<CChar>?] = storage[i...].map { $0 } + [nil]
         var env: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/bin"), nil]
         defer { free(env[0]); storage.removeAll() }
         var release: Int32 = -1, report: Int32 = -1
-        let pid: pid_t = w.withUnsafeBufferPointer { wp in r.withUnsafeBufferPointer { rp in d.withUnsafeBufferPointer { dp in
+        let pid: pid_t = r.withUnsafeBufferPointer { rp in d.withUnsafeBufferPointer { dp in
             ln.withUnsafeBufferPointer { lnp in lt.withUnsafeBufferPointer { ltp in descriptors.withUnsafeBufferPointer { fp in
                 args.withUnsafeMutableBufferPointer { ap in env.withUnsafeMutableBufferPointer { ep in
-                    var j = quiver_jail(root: fixed[0], writable: wp.baseAddress, writable_count: Int32(writable.count),
-                                        readonly: rp.baseAddress, readonly_count: Int32(readonly.count),
+                    var j = quiver_jail(root: fixed[0], readonly: rp.baseAddress, readonly_count: Int32(readonly.count),
                                         devices: dp.baseAddress, device_count: Int32(devices.count),
                                         link_names: lnp.baseAddress, link_targets: ltp.baseAddress, link_count: Int32(links.count),
                                         hostname: fixed[1], uid: uid, gid: gid, fds: fp.baseAddress, fd_count: Int32(descriptors.count),
@@ -98,7 +88,7 @@ public struct GuestJail: Sendable, Equatable {
                     return quiver_jail_start(&j, &release, &report)
                 } }
             } } }
-        } } }
+        } }
         guard pid > 0 else { throw SystemCallError("fork into a jail", argv[0], errno: Errno(rawValue: errno)) }
         return Started(pid: pid, releaseFD: release, errorFD: report)
     }

@@ -14,9 +14,9 @@ extension VMLauncher {
         var running = false
         // A start that fails gives back what it took: the id, the cgroups.
         defer { if !running { releaseConfinement(spec.name) } }
-        let cgroup = try GuestCgroup.make(spec.name, memoryMiB: spec.memoryMiB, cpus: spec.cpus, cpuCap: spec.cpuCap)
+        let cgroup = try GuestCgroup.make(spec.name, memoryMiB: spec.memoryMiB, cpuCap: spec.cpuCap)
         try dir.makeDirectory(GuestDirectory.Entry.root.rawValue)
-        let jail = GuestJail(root: GuestDirectory.file(.root, in: directory), hostname: spec.name.split(separator: "/").last.map(String.init) ?? "guest",
+        let jail = GuestJail(root: GuestDirectory.file(.root, in: directory), hostname: spec.name,
                              uid: id, gid: id, kvm: accel == .kvm)
         let started = try jail.start(argv, descriptors: descriptors, stderr: log.rawValue)
         let pid = started.pid

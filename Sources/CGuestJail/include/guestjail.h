@@ -9,10 +9,7 @@ struct quiver_jail {
     /// An empty directory (host path) the jail's root tmpfs is mounted on, in the jail's own
     /// mount namespace.
     const char *root;
-    /// Host directories bind-mounted at the same path inside the jail, writable, and read-only
-    /// ones (e.g. /usr). `writable_count` and `readonly_count` entries each.
-    const char *const *writable;
-    int writable_count;
+    /// Host directories bind-mounted read-only at the same path inside the jail (e.g. /usr).
     const char *const *readonly;
     int readonly_count;
     /// Device nodes bound into the jail's /dev (e.g. "null", "zero", "urandom", "kvm").
