@@ -14,8 +14,8 @@ public enum GuestIdentity {
         var r = defaultRange
         if let text = environment["QUIVER_GUEST_IDS"] {
             let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-            guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } && $0.count <= 10 }),
-                  let first = UInt32(parts[0]), let last = UInt32(parts[1]), first >= 1000, first <= last, last < UInt32.max else {
+            guard parts.count == 2, let first = DecimalText.integer(parts[0]).flatMap(UInt32.init(exactly:)),
+                  let last = DecimalText.integer(parts[1]).flatMap(UInt32.init(exactly:)), first >= 1000, first <= last, last < UInt32.max else {
                 throw VMError("QUIVER_GUEST_IDS \(InvalidValue.quoted(text)) is not FIRST-LAST with 1000 ≤ FIRST ≤ LAST < 4294967295 in decimal; unset it for the default \(defaultRange.lowerBound)-\(defaultRange.upperBound)")
             }
             r = first...last

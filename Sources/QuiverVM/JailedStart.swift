@@ -15,7 +15,7 @@ extension VMLauncher {
         // A start that fails gives back what it took: the id, the cgroups.
         defer { if !running { releaseConfinement(spec.name) } }
         let cgroup = try GuestCgroup.make(spec.name, memoryMiB: spec.memoryMiB, cpuCap: spec.cpuCap)
-        try dir.makeDirectory(GuestDirectory.Entry.root.rawValue)
+        _ = try dir.subdirectory(GuestDirectory.Entry.root.rawValue, create: true)
         let jail = GuestJail(root: GuestDirectory.file(.root, in: directory), hostname: spec.name,
                              uid: id, gid: id, kvm: accel == .kvm)
         let started = try jail.start(argv, descriptors: descriptors, stderr: log.rawValue)

@@ -211,11 +211,16 @@ public enum VMLauncher {
 
     /// The guest recorded in `directory`, if any, with its state.
     public static func status(directory: String) -> VMStatus? {
-        guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read(GuestDirectory.Entry.record.rawValue),
-              let record = try? JSONDecoder().decode(VMRecord.self, from: data) else { return nil }
+        guard let record = Self.record(directory: directory) else { return nil }
         guard isAlive(record) else { return VMStatus(record: record, state: "stopped") }
         let state = (try? QMPClient(socketPath: GuestDirectory.file(.qmp, in: directory), timeout: 2).status()) ?? "unknown"
         return VMStatus(record: record, state: state)
+    }
+
+    /// The record in `directory`, if any (read only; nothing asked of qemu).
+    static func record(directory: String) -> VMRecord? {
+        guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read(GuestDirectory.Entry.record.rawValue) else { return nil }
+        return try? JSONDecoder().decode(VMRecord.self, from: data)
     }
 
     /// True when the recorded pid is a live qemu (not a reused pid, not a zombie waiting for
@@ -239,11 +244,11 @@ public enum VMLauncher {
     /// after a bounded wait. Returns false when nothing was running.
     @discardableResult
     public static func stop(directory: String, powerdownTimeout: Double = 3) throws -> Bool {
-        let record = status(directory: directory)?.record
+        let record = Self.record(directory: directory)
         defer { if let r = record, r.confinement != nil { releaseConfinement(r.name) } }
         let pid: Int32
-        if let s = status(directory: directory), isAlive(s.record) {
-            pid = s.record.pid
+        if let r = record, isAlive(r) {
+            pid = r.pid
         } else if let stray = strayProcess(directory: directory, guest: record?.name) {
             pid = stray
         } else {

@@ -135,15 +135,6 @@ public final class TrustedDirectory: @unchecked Sendable {
         return FileDescriptor(rawValue: f)
     }
 
-    /// Makes the directory `name` (0700) unless it is there; refuses a link or anything else.
-    public func makeDirectory(_ name: String) throws(StateDirectoryError) {
-        try TrustedDirectory.checkComponent(name, in: self)
-        if mkdirat(fd, name, 0o700) != 0, errno != EEXIST {
-            throw StateDirectoryError(childPath(name), "cannot be created (\(String(cString: strerror(errno))))", "check that \(path) is writable")
-        }
-        guard kind(of: name)?.type == S_IFDIR else { throw StateDirectoryError(childPath(name), "is not a directory", remedy(childPath(name))) }
-    }
-
     /// Removes the entry `name` (a file, a socket, or a link — never what a link points to).
     /// Returns false when there was none.
     @discardableResult
