@@ -90,6 +90,3 @@ int quiver_makedev(unsigned int major, unsigned int minor, dev_t *out) {
     return 0;
 }
 
-int quiver_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
-    return posix_spawn_file_actions_addclosefrom_np(actions, from);
-}

@@ -125,16 +125,23 @@ public struct DesiredFabric: Sendable, Equatable {
                         let mac: MACAddress
                         if case .fixed(let f) = v.mac { mac = f } else { mac = n.autoMAC(tenant: tenant.name, host: host.name, vnic: v.name) }
                         let device = try InterfaceName(validating: n.hostDevice(host: host.name, vnic: v.name))
-                        nics.append(VMNIC(tap: device.rawValue, mac: mac, queues: v.queues, guestDevice: "eth\(i)",
-                                          address: v.ips.first { $0.address.isV4 }, gateway: v.gateway, macvtap: v.mode == "macvtap"))
+                        // A seed names each NIC as the file does; the test guest and a guest
+                        // without cloud-init name them eth0, eth1, … in PCI order.
+                        nics.append(VMNIC(tap: device.rawValue, mac: mac, queues: v.queues, guestDevice: m.cloudInit ? v.name : "eth\(i)",
+                                          address: v.ips.first { $0.address.isV4 }, gateway: v.gateway, macvtap: v.mode == "macvtap",
+                                          addresses: m.cloudInit ? v.ips : nil))
                         let (bridge, overSwitch) = try lower(v)
                         taps.append(NICDevice(name: device, bridge: bridge,
                                               tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),
                                               macvtap: v.mode == "macvtap", overSwitch: overSwitch))
                     }
-                    let spec = VMSpec(name: GuestDirectory.guestName(topology: try TopologyName(validating: t.name), host: try ObjectName(validating: host.name)), kernel: m.kernel, initrd: m.initrd, cmdline: m.cmdline, disk: m.disk,
+                    var spec = VMSpec(name: GuestDirectory.guestName(topology: try TopologyName(validating: t.name), host: try ObjectName(validating: host.name)), kernel: m.kernel, initrd: m.initrd, cmdline: m.cmdline, disk: m.disk,
                                       memoryMiB: m.memoryMiB, cpus: m.cpus, accel: Accelerator(rawValue: m.accel) ?? .auto, nics: nics,
                                       filesOwner: t.fileOwner.flatMap { $0 == 0 ? nil : $0 }, cpuCap: m.cpuCap)
+                    spec.image = m.image.map { ImageSpec(path: $0, size: m.diskSize) }
+                    spec.firmware = m.firmware.flatMap(Firmware.init(rawValue:))
+                    spec.agent = AgentKind(rawValue: m.agent)
+                    if m.cloudInit { spec.seed = SeedSpec(hostname: host.name, userData: m.userData, sshAuthorizedKeys: m.sshAuthorizedKeys) }
                     vms.append(VM(tenant: tenant.name, host: host.name, directory: GuestDirectory.path(topology: try TopologyName(validating: t.name), host: try ObjectName(validating: host.name)),
                                   spec: spec, taps: taps))
                 } else {
@@ -149,7 +156,7 @@ public struct DesiredFabric: Sendable, Equatable {
                     }
                     let dev = try InterfaceName(validating: n.hostDevice(host: host.name, vnic: v.name))
                     let macvtap = host.vm != nil && v.mode == "macvtap"
-                    vnics.append(VNIC(tenant: tenant.name, host: host.name, name: try InterfaceName(validating: host.vm == nil ? v.name : "eth\(vi)"),
+                    vnics.append(VNIC(tenant: tenant.name, host: host.name, name: try InterfaceName(validating: host.vm == nil || host.vm!.cloudInit ? v.name : "eth\(vi)"),
                                       hostDevice: dev, bridge: try lower(v).name,
                                       namespace: ns, mac: mac, mtu: v.mtu ?? t.switches.first { $0.name == v.over }?.mtu,
                                       ips: v.ips, gateway: v.gateway, tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),

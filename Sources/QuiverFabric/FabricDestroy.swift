@@ -40,6 +40,8 @@ extension Fabric {
         let guests = try GuestDirectory.hosts(topology: topology).map { GuestDirectory.path(topology: topology, host: $0) }
         result.deleted += try Fabric.stopGuests(guests)
         try GuestDirectory.removeTopology(topology)
+        // Then what outlives them: overlays, seeds, UEFI variables.
+        for h in GuestState.hosts(topology: topology) { try GuestState.remove(GuestState.path(topology: topology, host: h)) }
         // The namespaces are found first (reading each one's lo needs the lock the link deletion
         // holds) and unmounted on a thread of their own while the links go. The sockets keep every
         // namespace alive until all are unmounted: the kernel then frees them together, in one

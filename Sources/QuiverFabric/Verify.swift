@@ -25,7 +25,11 @@ public struct VerifyRow: Sendable, Codable, Equatable {
 struct ResolvedEndpoint {
     var ref: Topology.EndpointRef
     var namespace: NetworkNamespace?
-    var agent: GuestAgent?
+    /// A guest's shell: the test guest's agent or qemu-guest-agent.
+    var agent: GuestShell?
+    /// The guest speaks through qemu-guest-agent (a Debian-like userland: iproute2, iputils,
+    /// OpenBSD netcat, python3) rather than the test guest's busybox.
+    var qga: Bool { agent is QGAClient }
     var device: InterfaceName
     var hostDevice: InterfaceName
     var bridge: InterfaceName
@@ -53,6 +57,8 @@ extension Fabric {
                     try v.bandwidth(&row, from: f, to: to, rate: rate, tolerance: tolerance, seconds: seconds)
                 case .spoof(let f, let kinds, let count, _):
                     try v.spoof(&row, from: f, kinds: kinds, count: count)
+                case .configured(let host, _):
+                    try v.configured(&row, host: host)
                 }
             } catch {
                 row.passed = false
@@ -96,7 +102,12 @@ struct Verifier {
                 throw VerifyError("\(ref) is a VM that is not running; run `quiver apply` first")
             }
             // A guest that was just started may still be booting: wait for its agent.
-            let agent = try GuestAgent.waitReady(socketPath: GuestDirectory.file(.agent, in: vm.directory), timeout: 120)
+            let agent: GuestShell
+            switch vm.spec.agentKind {
+            case .quiver: agent = try GuestAgent.waitReady(socketPath: GuestDirectory.file(.agent, in: vm.directory), timeout: 120)
+            case .qga: agent = try QGAClient.waitReady(socketPath: GuestDirectory.file(.guestAgent, in: vm.directory), timeout: 240)
+            case .none: throw VerifyError("\(ref) is a VM with `agent: none`: nothing inside it can probe; give it `agent: qga`")
+            }
             r = ResolvedEndpoint(ref: ref, namespace: nil, agent: agent, device: d.name, hostDevice: d.hostDevice, bridge: d.bridge,
                                  mac: d.mac!, ipv4: ip, mtu: v.mtu ?? 1500)
         } else {
@@ -159,14 +170,14 @@ struct Verifier {
             let mtu = Double(min(a.mtu, b.mtu))
             wire = r.bitsPerSecond * (mtu + 14) / (mtu - 52)
             completed = r.completed
-            how = String(format: " (TCP goodput %.2f)", r.bitsPerSecond / 1e6)
+            how = String(format: " (TCP goodput %.2f", r.bitsPerSecond / 1e6) + (a.agent.map { ", nc in the guest via \($0.name))" } ?? ")")
         } else if let ans = a.namespace {
             // Towards a guest: busybox nc listens in it; the rate is what its cap let through —
             // the bytes its class on the tenant's inbound IFB sent (whole frames, what the cap
             // counts) — or, uncapped, what its tap transmitted. (A macvtap counts frames as
             // received before its ingress hook hands them to the shaper, so only the class
             // shows what reached the guest.)
-            _ = try b.agent!.run("nc -l -p 5201 >/dev/null 2>&1 </dev/null &", timeout: 5)
+            _ = try b.agent!.run("nc -l \(b.qga ? "" : "-p ")5201 >/dev/null 2>&1 </dev/null &", timeout: 5)
             let tap = b.hostDevice
             let vnic = desired.vnics.first { $0.hostDevice == b.hostDevice }
             let capped = desired.capGroups.contains { $0.members.contains { $0.device == b.hostDevice } }
@@ -235,6 +246,12 @@ struct Verifier {
                 let marker = Frames.marker()
                 sender.send(Self.forged(k, from: a, allowed: v.allowed, marker: marker), count: count)
                 delivered = listeners.reduce(0) { $0 + $1.count(containing: marker, expected: count, quietSeconds: 0.2) }
+            } else if let qga = a.agent as? QGAClient {
+                // The same frames as from a namespace, sent by python3 inside the guest.
+                let marker = Frames.marker()
+                try Self.sendFromGuest(qga, device: a.device.rawValue, frame: Self.forged(k, from: a, allowed: v.allowed, marker: marker), count: count)
+                delivered = listeners.reduce(0) { $0 + $1.count(containing: marker, expected: count, quietSeconds: 0.3) }
+                if !notes.contains(where: { $0.hasPrefix("sent by") }) { notes.append("sent by python3 in the guest (qemu-guest-agent)") }
             } else {
                 // Aimed at a namespace host on the same switch or lower link (which listens), else
                 // at another guest there (then only the counter shows what happened).
@@ -280,18 +297,19 @@ struct Verifier {
         switch p {
         case .icmp:
             let r = try agent.run("ping -c 3 -W 1 \(b.ipv4)", timeout: 10)
-            return Reach.Outcome(answered: r.status == 0, detail: r.status == 0 ? "echo reply (from the guest)" : "no echo reply to 3 requests (from the guest)")
+            return Reach.Outcome(answered: r.status == 0, detail: r.status == 0 ? "echo reply (from the guest, via \(agent.name))" : "no echo reply to 3 requests (from the guest, via \(agent.name))")
         case .tcp:
             let listener = try b.namespace.map { try Reach.listen(in: $0, on: b.ipv4, port: port) }
             defer { listener?.close() }
-            let r = try agent.run("nc -w 2 \(b.ipv4) \(port) </dev/null", timeout: 10)
+            // OpenBSD netcat checks a port with -z; busybox nc connects and sees stdin end.
+            let r = try agent.run(a.qga ? "nc -z -w 2 \(b.ipv4) \(port)" : "nc -w 2 \(b.ipv4) \(port) </dev/null", timeout: 10)
             let refused = r.output.contains("refused")
             return Reach.Outcome(answered: r.status == 0 || refused,
-                                 detail: r.status == 0 ? "connected to port \(port) (from the guest)"
-                                     : refused ? "port \(port) refused (the host answered)" : "no answer to SYN (from the guest)")
+                                 detail: r.status == 0 ? "connected to port \(port) (from the guest, via \(agent.name))"
+                                     : refused ? "port \(port) refused (the host answered)" : "no answer to SYN (from the guest, via \(agent.name))")
         case .arp:
             let r = try agent.run("arping -c 2 -w 3 -I \(a.device) \(b.ipv4)", timeout: 10)
-            return Reach.Outcome(answered: r.status == 0, detail: r.status == 0 ? "ARP reply (from the guest)" : "no ARP reply (from the guest)")
+            return Reach.Outcome(answered: r.status == 0, detail: r.status == 0 ? "ARP reply (from the guest, via \(agent.name))" : "no ARP reply (from the guest, via \(agent.name))")
         }
     }
 

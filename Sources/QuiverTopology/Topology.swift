@@ -29,7 +29,11 @@ public struct Topology: Sendable, Equatable {
     public struct Switch: Sendable, Equatable {
         public var name: String
         public var mtu: UInt32?
+        /// `dhcp: true`: a DHCPv4 server per tenant with the file's addresses as static leases.
+        public var dhcp: Bool = false
         public var location: SourceLocation
+        /// Where `dhcp` is written (its errors point there).
+        public var dhcpLocation: SourceLocation? = nil
     }
 
     public struct Tenant: Sendable, Equatable {
@@ -55,7 +59,8 @@ public struct Topology: Sendable, Equatable {
 
     /// What a `kind: vm` host boots. Paths are resolved against the topology file's directory.
     public struct Machine: Sendable, Equatable {
-        public var kernel: String
+        /// Direct kernel boot; nil: the firmware boots `image`.
+        public var kernel: String?
         public var initrd: String?
         public var cmdline: String
         public var disk: String?
@@ -65,6 +70,31 @@ public struct Topology: Sendable, Equatable {
         public var accel: String
         /// Percent of one CPU (`cpu-cap`); nil: no cap.
         public var cpuCap: Int? = nil
+        /// A qcow2 or raw base image the guest boots an overlay of.
+        public var image: String? = nil
+        /// The overlay's virtual size in bytes; nil: the image's.
+        public var diskSize: UInt64? = nil
+        /// `bios` or `uefi`; nil: direct kernel boot when `kernel` is set, else `bios`.
+        public var firmware: String? = nil
+        /// Whether the guest gets a NoCloud seed (default: with `image`).
+        public var cloudInit: Bool = false
+        public var userData: String? = nil
+        public var sshAuthorizedKeys: [String] = []
+        /// `qga`, `quiver` or `none`.
+        public var agent: String = "quiver"
+        /// Where each key is written, for errors that point at it.
+        public var keyLocations: [String: SourceLocation] = [:]
+
+        public init(kernel: String?, initrd: String?, cmdline: String, disk: String?, memoryMiB: Int, cpus: Int, accel: String, cpuCap: Int? = nil) {
+            self.kernel = kernel
+            self.initrd = initrd
+            self.cmdline = cmdline
+            self.disk = disk
+            self.memoryMiB = memoryMiB
+            self.cpus = cpus
+            self.accel = accel
+            self.cpuCap = cpuCap
+        }
     }
 
     public enum MACSetting: Sendable, Equatable {
@@ -160,17 +190,21 @@ public struct Topology: Sendable, Equatable {
         case bandwidth(from: EndpointRef, to: EndpointRef, rate: Bitrate, tolerance: Double, seconds: Double, location: SourceLocation)
         /// `count` forged frames of each kind from `from`: none delivered, the counter grew by `count`.
         case spoof(from: EndpointRef, kinds: [SpoofKind], count: Int, location: SourceLocation)
+        /// Inside guest `host` (through qemu-guest-agent): each NIC has exactly the file's MAC,
+        /// addresses and default route.
+        case configured(host: EndpointRef, location: SourceLocation)
 
         public var location: SourceLocation {
             switch self {
-            case .reach(_, _, _, _, let l), .noReach(_, _, _, _, let l), .bandwidth(_, _, _, _, _, let l), .spoof(_, _, _, let l): return l
+            case .reach(_, _, _, _, let l), .noReach(_, _, _, _, let l), .bandwidth(_, _, _, _, _, let l), .spoof(_, _, _, let l),
+                 .configured(_, let l): return l
             }
         }
 
         public var endpoints: [EndpointRef] {
             switch self {
             case .reach(let f, let t, _, _, _), .noReach(let f, let t, _, _, _), .bandwidth(let f, let t, _, _, _, _): return [f, t]
-            case .spoof(let f, _, _, _): return [f]
+            case .spoof(let f, _, _, _), .configured(let f, _): return [f]
             }
         }
     }

@@ -46,6 +46,10 @@ public indirect enum FieldType: Sendable {
     case percentage
     /// `auto`, `on` or `off` (JSON: `true`, `false`).
     case autoOnOff
+    /// `true` or `false`.
+    case boolean
+    /// A size in bytes: a number with `K`, `M`, `G` or `T` (powers of 1024), a bare number is bytes.
+    case size
     case list(FieldType)
     /// A list of mappings of the named section.
     case sections(String)
@@ -59,8 +63,6 @@ public enum Presence: Sendable, Equatable {
     case optional
     /// A host key for `kind: vm` hosts only.
     case vmHost
-    /// Required on `kind: vm` hosts, refused on others.
-    case vmHostRequired
     /// A VNIC key for VNICs of `kind: vm` hosts only.
     case vmNIC
     /// A VNIC key for VNICs of namespace hosts only.
@@ -68,7 +70,7 @@ public enum Presence: Sendable, Equatable {
 
     var docs: String {
         switch self {
-        case .required, .vmHostRequired: return self == .required ? "yes" : "`kind: vm`: yes"
+        case .required: return "yes"
         case .optional: return "no"
         case .vmHost, .vmNIC: return "`kind: vm`"
         case .netnsNIC: return "`kind: netns`"
@@ -109,6 +111,8 @@ public enum TopologyFields {
     public static let `switch` = FieldSection(id: "switch", title: "`switches[]`", what: "a switch", fields: [
         Field("name", .name(maxBytes: 15), .required, "letters, digits, `_`"),
         Field("mtu", .integer(68...65535), .optional, "68–65535; also the default MTU of VNICs over it"),
+        Field("dhcp", .boolean, .optional,
+              "`true`: each tenant with VNICs here gets its own DHCPv4 server (dnsmasq, in a namespace Quiver owns) that answers only that tenant's MACs, each with exactly the file's address and gateway (static leases; `docs/VM.md`)"),
     ])
 
     public static let tenant = FieldSection(id: "tenant", title: "`tenants[]`", what: "tenant", fields: [
@@ -121,8 +125,17 @@ public enum TopologyFields {
         Field("name", .name(maxBytes: 15), .required, "unique in the topology"),
         Field("kind", .choice(["netns", "vm"]), .optional, "`netns` (default) or `vm` (a qemu guest, `docs/VM.md`)"),
         Field("vnics", .sections("vnic"), .required, "list of VNICs (at least one)"),
-        Field("kernel", .path, .vmHostRequired, "the guest's kernel, a regular file (relative to the topology file)"),
+        Field("kernel", .path, .vmHost, "the guest's kernel, a regular file (relative to the topology file); a VM has this, `image`, or both (direct kernel boot with the root on the image's disk)"),
         Field("initrd", .path, .vmHost, "its initial ramdisk, a regular file"),
+        Field("image", .path, .vmHost,
+              "a qcow2 or raw base image (format from `qemu-img info`, never the name), relative to the file; opened read-only and never written: the guest boots a copy-on-write overlay of it (`docs/VM.md`)"),
+        Field("disk-size", .size, .vmHost, "the overlay's virtual size (`8G`; K, M, G, T are powers of 1024), at least the image's; default: the image's"),
+        Field("firmware", .choice(["bios", "uefi"]), .vmHost, "`bios` (SeaBIOS; the default without `kernel`) or `uefi` (OVMF, where the `ovmf` package is installed)"),
+        Field("cloud-init", .boolean, .vmHost, "`true` (default with `image`): a NoCloud seed with the file's network, host name and keys, attached read-only; `false`: none"),
+        Field("user-data", .path, .vmHost, "a cloud-config file passed to the guest as is, next to Quiver's (a MIME multipart user-data); at most 1 MiB"),
+        Field("ssh-authorized-keys", .list(.text), .vmHost, "OpenSSH public keys for the image's default user (cloud-init `ssh_authorized_keys`), one line each"),
+        Field("agent", .choice(["qga", "quiver", "none"]), .vmHost,
+              "`qga` (qemu-guest-agent; default with `image`), `quiver` (the test guest's agent; default without `image`) or `none`: what `quiver vm list` and `quiver verify` talk to"),
         Field("cmdline", .text, .vmHost, "words appended to Quiver's on the kernel command line; one line, at most 1024 bytes"),
         Field("disk", .path, .vmHost, "a raw disk image the guest may write, a regular file"),
         Field("memory", .integer(64...65536), .vmHost, "MiB, 64–65536 (default 256)"),
@@ -171,6 +184,10 @@ public enum TopologyFields {
         Field("port", .port, .optional, "the TCP probe's port (default 7)"),
     ])
 
+    public static let configured = FieldSection(id: "configured", title: "`configured`", what: "configured", fields: [
+        Field("host", .endpoint, .required, "`tenant/host` of a guest whose agent is `qga`: each NIC inside it must carry exactly the file's MAC and addresses, and the default route the file's gateway"),
+    ])
+
     public static let noReach = FieldSection(id: "no-reach", title: "`no-reach`", what: "no-reach", fields: reach.fields)
 
     public static let bandwidth = FieldSection(id: "bandwidth", title: "`bandwidth`", what: "bandwidth", fields: [
@@ -190,7 +207,7 @@ public enum TopologyFields {
     /// Mappings of keys, in the order the docs show them.
     public static let sections: [FieldSection] = [topology, `switch`, tenant, host, vnic, flow]
     /// The kinds of `expect[]` entries: each is one key naming the kind, holding its fields.
-    public static let expectations: [FieldSection] = [reach, noReach, bandwidth, spoof]
+    public static let expectations: [FieldSection] = [reach, noReach, bandwidth, spoof, configured]
 
     public static func section(_ id: String) -> FieldSection? { (sections + expectations).first { $0.id == id } }
 }

@@ -114,7 +114,12 @@ public struct TopologyParser {
         guard let m = mapping(node, "a switch") else { return nil }
         check(m, TopologyFields.switch)
         guard let name = requiredString(m, "name", in: "a switch") else { return nil }
-        return Topology.Switch(name: name, mtu: uint32(m, "mtu"), location: loc(node))
+        var sw = Topology.Switch(name: name, mtu: uint32(m, "mtu"), location: loc(node))
+        if let n = m[key: "dhcp"] {
+            sw.dhcp = boolean(n, "dhcp") ?? false
+            sw.dhcpLocation = loc(n)
+        }
+        return sw
     }
 
     mutating func parseTenant(_ node: Node) -> Topology.Tenant? {
@@ -127,7 +132,7 @@ public struct TopologyParser {
 
     mutating func parseHost(_ node: Node) -> Topology.Host? {
         guard let m = mapping(node, "a host") else { return nil }
-        let machineKeys = TopologyFields.host.fields.filter { $0.presence == .vmHost || $0.presence == .vmHostRequired }.map(\.key)
+        let machineKeys = TopologyFields.host.fields.filter { $0.presence == .vmHost }.map(\.key)
         check(m, TopologyFields.host)
         guard let name = requiredString(m, "name", in: "a host") else { return nil }
         var kind = Topology.HostKind.netns
@@ -147,35 +152,6 @@ public struct TopologyParser {
                                         hint: "add `kind: vm` or remove `\(stray)`"))
         }
         return Topology.Host(name: name, kind: kind, vnics: vnics, vm: machine, location: loc(node))
-    }
-
-    mutating func parseMachine(_ m: Node.Mapping, host: String, at: SourceLocation) -> Topology.Machine? {
-        let dir = URL(fileURLWithPath: file).absoluteURL.deletingLastPathComponent()
-        func path(_ key: String) -> String? {
-            guard let n = m[key: key], let s = scalar(n, key) else { return nil }
-            return s.hasPrefix("/") ? s : dir.appendingPathComponent(s).standardized.path
-        }
-        func number(_ key: String, _ range: ClosedRange<Int>, _ def: Int) -> Int {
-            guard let n = m[key: key], let s = scalar(n, key) else { return def }
-            guard let v = DecimalText.integer(s).map(Int.init), range.contains(v) else {
-                report(TopologyError(loc(n), "\(key) \(InvalidValue.quoted(s)) must be a number from \(range.lowerBound) to \(range.upperBound)"))
-                return def
-            }
-            return v
-        }
-        guard let kernel = path("kernel") else {
-            report(TopologyError(at, "vm host \(host) has no `kernel`", hint: "add `kernel: path/to/vmlinuz` (scripts/build-test-guest.sh builds one)"))
-            return nil
-        }
-        var accel = "auto"
-        if let n = m[key: "accel"], let s = scalar(n, "accel") {
-            if ["auto", "kvm", "tcg"].contains(s) { accel = s } else {
-                report(TopologyError(loc(n), "unknown accel \(InvalidValue.quoted(s))", hint: "use auto, kvm or tcg" + suggestion(s, ["auto", "kvm", "tcg"])))
-            }
-        }
-        return Topology.Machine(kernel: kernel, initrd: path("initrd"), cmdline: m[key: "cmdline"].flatMap { scalar($0, "cmdline") } ?? "",
-                                disk: path("disk"), memoryMiB: number("memory", 64...65536, 256), cpus: number("cpus", 1...64, 1), accel: accel,
-                                cpuCap: m[key: "cpu-cap"] == nil ? nil : number("cpu-cap", 1...6400, 100))
     }
 
     mutating func parseVNIC(_ node: Node) -> Topology.VNIC? {
@@ -326,6 +302,14 @@ public struct TopologyParser {
                 }
             }
             return .bandwidth(from: from, to: to, rate: r, tolerance: tolerance, seconds: seconds, location: location)
+        case "configured":
+            check(m, TopologyFields.configured)
+            guard let host = endpoint("host") else { return nil }
+            guard host.vnic == nil else {
+                report(TopologyError(loc(m[key: "host"]!), "`configured` takes a host (tenant/host), not a VNIC", hint: "every NIC of the host is checked"))
+                return nil
+            }
+            return .configured(host: host, location: location)
         default: // spoof
             check(m, TopologyFields.spoof)
             guard let from = endpoint("from") else { return nil }

@@ -42,11 +42,11 @@ public enum TopologySchema {
         if s.id == "host" {
             // Keys of guests only on `kind: vm` hosts; a guest's NICs take the VM keys, a
             // namespace host's the netns ones.
-            let vmKeys = s.fields.filter { $0.presence == .vmHost || $0.presence == .vmHostRequired }.map(\.key)
+            let vmKeys = s.fields.filter { $0.presence == .vmHost }.map(\.key)
             let nicOnly = { (p: Presence) in TopologyFields.vnic.fields.filter { $0.presence == p }.map(\.key) }
             func refuse(_ keys: [String]) -> [String: Any] { Dictionary(uniqueKeysWithValues: keys.map { ($0, false as Any) }) }
             o["if"] = ["properties": ["kind": ["const": "vm"]], "required": ["kind"]]
-            o["then"] = ["required": s.fields.filter { $0.presence == .vmHostRequired }.map(\.key),
+            o["then"] = ["anyOf": [["required": ["kernel"]], ["required": ["image"]]],
                          "properties": ["vnics": ["items": ["properties": refuse(nicOnly(.netnsNIC))]]]]
             o["else"] = ["properties": refuse(vmKeys).merging(["vnics": ["items": ["properties": refuse(nicOnly(.vmNIC))]]]) { a, _ in a }]
         }
@@ -79,6 +79,8 @@ public enum TopologySchema {
         case .endpoint: v = ["type": "string", "pattern": "^[^/]+/[^/]+(/[^/]+)?$"]
         case .percentage: v = ["anyOf": [["type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1], ["type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%?$"]]]
         case .autoOnOff: v = ["anyOf": [["type": "string", "enum": ["auto", "on", "off"]], ["type": "boolean"]]]
+        case .boolean: v = ["anyOf": [["type": "boolean"], ["type": "string", "enum": ["true", "false"]]]]
+        case .size: v = ["anyOf": [["type": "integer", "minimum": 1], ["type": "string", "pattern": "^[0-9]+[KkMmGgTt]?$"]]]
         case .list(let item): v = ["type": "array", "items": value(item)]
         case .sections(let id): v = ["anyOf": [["type": "array", "items": ["$ref": "#/$defs/\(id)"]], ["type": "null"]]]
         case .oneOrList(let item): v = ["anyOf": [value(item), ["type": "array", "items": value(item)]]]

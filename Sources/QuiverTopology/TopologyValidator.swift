@@ -9,13 +9,14 @@ public enum TopologyValidator {
         check.uniqueness()
         check.switches()
         for tenant in t.tenants { check.tenant(tenant) }
+        check.dhcpSwitches()
         check.expectations()
         return check.errors
     }
 
     /// One validation in progress: the topology, what was seen so far (for collisions), and the
     /// errors found.
-    private struct Check {
+    struct Check {
         let t: Topology
         let names: KernelNames
         let top: SourceLocation
@@ -112,37 +113,6 @@ public enum TopologyValidator {
             for p in group.problems() {
                 let at = members.first { p.hasPrefix($0.0.name + ":") }?.1
                 fail(at ?? tenant.location, p.replacingOccurrences(of: "cap group ", with: "tenant "))
-            }
-        }
-
-        /// A `kind: vm` host: its guest files (readable, a disk writable, by the file's owner), its
-        /// command line, and what its NICs may be.
-        mutating func vmHost(_ host: Topology.Host, _ vm: Topology.Machine) {
-            let owner = t.fileOwner.flatMap { $0 == 0 ? nil : $0 }
-            for (what, path, access) in [("kernel", vm.kernel as String?, GuestFile.Access.read), ("initrd", vm.initrd, .read), ("disk", vm.disk, .readWrite)] {
-                guard let path, let problem = GuestFile.problem(path, access, owner: owner) else { continue }
-                fail(host.location, "vm host \(host.name): \(what) \(path) is not a \(access == .read ? "readable file" : "file the guest can write"): \(problem)",
-                     what == "disk" ? "a disk is a regular file the guest may write" : "scripts/build-test-guest.sh builds a test kernel and initrd")
-            }
-            if let bad = vm.cmdline.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-                fail(host.location, "vm host \(host.name): cmdline holds a control character (U+\(String(format: "%04X", bad.value)))",
-                     "the kernel command line is one line of words")
-            }
-            if vm.cmdline.utf8.count > Limits.cmdlineBytes {
-                fail(host.location, "vm host \(host.name): cmdline is \(vm.cmdline.utf8.count) bytes; at most \(Limits.cmdlineBytes)",
-                     "Linux keeps 2048 bytes of command line and Quiver adds its own words")
-            }
-            for v in host.vnics where v.mac == .random {
-                fail(v.location, "VNIC \(host.name)/\(v.name): mac random is for netns hosts", "VM NICs take auto or a fixed MAC")
-            }
-            if host.vnics.count > 8 { fail(host.location, "vm host \(host.name) has \(host.vnics.count) NICs; at most 8") }
-            for v in host.vnics where v.linkLocal != nil {
-                fail(v.location, "VNIC \(host.name)/\(v.name): link-local is for kind: netns hosts",
-                     "a guest configures its own IPv6; the fabric side of a guest's NIC never has a link-local address")
-            }
-            for v in host.vnics where v.ips.count > 1 || v.ips.contains(where: { !$0.address.isV4 }) {
-                fail(v.location, "VNIC \(host.name)/\(v.name): a VM NIC takes one IPv4 address",
-                     "the guest's init sets one address per NIC from the kernel command line")
             }
         }
 
@@ -253,6 +223,10 @@ public enum TopologyValidator {
                         fail(e.location, "\(ref) has no IPv4 address to probe with", "give its VNIC an IPv4 address in `ips`")
                     }
                     resolved.append(v)
+                }
+                if case .configured(let ref, _) = e, let host = tenantsByName[ref.tenant]?.hosts.first(where: { $0.name == ref.host }), host.vm?.agent != "qga" {
+                    fail(e.location, "`configured` looks inside \(ref) through qemu-guest-agent, and \(ref) " + (host.vm == nil ? "is a netns host" : "has `agent: \(host.vm!.agent)`"),
+                         "name a vm host with `agent: qga` (the default with `image`)")
                 }
                 if resolved.count == 2, e.endpoints[0] == e.endpoints[1] || resolved[0] == resolved[1] {
                     fail(e.location, "an expectation between \(e.endpoints[0]) and itself proves nothing", "name two different endpoints")

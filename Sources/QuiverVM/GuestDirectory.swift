@@ -15,6 +15,8 @@ public enum GuestDirectory {
     public enum Entry: String, CaseIterable, Sendable {
         case qmp = "qmp.sock"
         case agent = "agent.sock"
+        /// qemu-guest-agent's channel (`agent: qga`).
+        case guestAgent = "qga.sock"
         case console = "console.log"
         case pidfile = "qemu.pid"
         case record = "record.json"
@@ -24,7 +26,7 @@ public enum GuestDirectory {
         case root = "root"
 
         /// The kind of file it is.
-        var type: mode_t { self == .qmp || self == .agent ? S_IFSOCK : self == .root ? S_IFDIR : S_IFREG }
+        var type: mode_t { self == .qmp || self == .agent || self == .guestAgent ? S_IFSOCK : self == .root ? S_IFDIR : S_IFREG }
     }
 
     /// The one place a guest's run path is made: from a topology's and a host's names, each

@@ -78,6 +78,23 @@ extension VMLauncher {
         return real
     }
 
+    /// A sealed in-memory file holding `data` (read-only for good), which any uid may read
+    /// through /proc/self/fd.
+    static func sealedCopy(_ data: Data, name: String) throws -> FileDescriptor {
+        let m = quiver_memfd("quiver-" + name)
+        guard m >= 0 else { throw SystemCallError("memfd_create", name, errno: Errno(rawValue: errno)) }
+        let copy = FileDescriptor(rawValue: m)
+        do {
+            try copy.writeAll(data)
+            guard quiver_seal(m) == 0 else { throw SystemCallError("fcntl(F_ADD_SEALS)", name, errno: Errno(rawValue: errno)) }
+            _ = lseek(m, 0, SEEK_SET)
+        } catch {
+            try? copy.close()
+            throw error
+        }
+        return copy
+    }
+
     /// A sealed in-memory copy of `f` (read-only for good), which any uid may read through
     /// /proc/self/fd.
     static func sealedCopy(_ f: FileDescriptor, name: String) throws -> FileDescriptor {

@@ -141,11 +141,13 @@ public enum VMLauncher {
             opened.append(copy)
             return copy
         }
-        let kernel = try bootFile(spec.kernel)
+        let kernel = try spec.kernel.map { try bootFile($0) }
         let initrd = try spec.initrd.map { try bootFile($0) }
         let disk = try spec.disk.map { [try file($0, .readWrite), try file($0, .read)] } ?? []
         let dir = try prepare(directory: directory, guest: spec.name)
-        var notices: [String] = []
+        let disks = try prepareDisks(spec, stateDirectory: stateDirectory(for: directory))
+        defer { disks.close() }
+        var notices: [String] = disks.notices
         let (accel, accelNotice) = resolve(spec.accel)
         if let n = accelNotice { notices.append(n) }
 
@@ -157,7 +159,10 @@ public enum VMLauncher {
             defer { next += 1 }
             return next
         }
-        let fileFDs = QemuCommand.FileDescriptors(kernel: hand(kernel), initrd: initrd.map(hand), disk: disk.map(hand))
+        let fileFDs = QemuCommand.FileDescriptors(kernel: kernel.map(hand), initrd: initrd.map(hand), disk: disk.map(hand),
+                                                  base: disks.base.map { QemuCommand.Base(fd: hand($0.0), format: $0.1.format) },
+                                                  overlay: disks.overlay.map(hand), seed: disks.seed.map(hand),
+                                                  ovmfCode: disks.ovmfCode.map(hand), efiVars: disks.efiVars.map(hand))
         var tapNumbers: [[Int32]] = []
         for q in nicQueues { tapNumbers.append(q.map(hand)) }
         var vhost: [FileDescriptor] = []
@@ -186,7 +191,8 @@ public enum VMLauncher {
             func run(_ f: FileDescriptor) -> Int32 { runFiles.append(f); return hand(f) }
             let confined = QemuCommand.Confined(qmp: run(try UnixSocket.listen(GuestDirectory.Entry.qmp.rawValue, in: dir)),
                                                 agent: run(try UnixSocket.listen(GuestDirectory.Entry.agent.rawValue, in: dir)),
-                                                console: run(try dir.create(GuestDirectory.Entry.console.rawValue)))
+                                                console: run(try dir.create(GuestDirectory.Entry.console.rawValue)),
+                                                guestAgent: spec.agentKind == .qga ? run(try UnixSocket.listen(GuestDirectory.Entry.guestAgent.rawValue, in: dir)) : nil)
             let log = try dir.create(GuestDirectory.Entry.log.rawValue)
             runFiles.append(log)
             let argv = QemuCommand.argv(spec, files: files, fileFDs: fileFDs, tapFDs: tapNumbers, vhostFDs: vhostNumbers, accel: accel,
@@ -240,10 +246,11 @@ public enum VMLauncher {
         return state != "Z" && state != "X"
     }
 
-    /// Stops the guest in `directory`: QMP `system_powerdown`, then `quit`, then SIGKILL, each
-    /// after a bounded wait. Returns false when nothing was running.
+    /// Stops the guest in `directory`: qemu-guest-agent's `guest-shutdown` when it answers, else
+    /// QMP `system_powerdown`, then `quit`, then SIGKILL, each after a bounded wait. Returns
+    /// false when nothing was running.
     @discardableResult
-    public static func stop(directory: String, powerdownTimeout: Double = 3) throws -> Bool {
+    public static func stop(directory: String, powerdownTimeout: Double = 3, guestShutdownTimeout: Double = 90) throws -> Bool {
         let record = Self.record(directory: directory)
         defer { if let r = record, r.confinement != nil { releaseConfinement(r.name) } }
         let pid: Int32
@@ -261,6 +268,11 @@ public enum VMLauncher {
                 Thread.sleep(forTimeInterval: 0.05)
             }
             return !isRunning(pid)
+        }
+        // A guest with qemu-guest-agent shuts itself down when asked (file systems synced and
+        // unmounted); one whose agent does not answer gets ACPI, then quit, then SIGKILL.
+        if record?.spec?.agentKind == .qga, let agent = try? QGAClient(socketPath: GuestDirectory.file(.guestAgent, in: directory), timeout: 2) {
+            if (try? agent.shutdown()) != nil, gone(within: guestShutdownTimeout) { return true }
         }
         if let q = try? QMPClient(socketPath: GuestDirectory.file(.qmp, in: directory), timeout: 2) {
             // The test guest has no ACPI daemon; powerdown is polite, quit is certain.

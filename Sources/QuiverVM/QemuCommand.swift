@@ -1,3 +1,5 @@
+import Foundation
+
 /// The qemu command line for a spec — pure, so it is unit-tested without starting anything.
 ///
 /// NIC queues arrive as descriptor numbers already open in the child (`fds=`/`vhostfds=`, as
@@ -13,8 +15,10 @@ public enum QemuCommand {
         public var agent: String
         public var console: String
         public var pidfile: String
+        public var guestAgent: String
 
         public init(directory: String) {
+            guestAgent = GuestDirectory.file(.guestAgent, in: directory)
             qmp = GuestDirectory.file(.qmp, in: directory)
             agent = GuestDirectory.file(.agent, in: directory)
             console = GuestDirectory.file(.console, in: directory)
@@ -26,14 +30,39 @@ public enum QemuCommand {
     /// and read-only: qemu picks from its fd set the descriptor whose access mode matches each
     /// open it makes (it probes the image read-only first), as libvirt passes them.
     public struct FileDescriptors: Sendable, Equatable {
-        public var kernel: Int32
+        public var kernel: Int32?
         public var initrd: Int32?
         public var disk: [Int32]
+        /// The base image (read-only) and its format.
+        public var base: Base?
+        /// The overlay over it, read-write and read-only.
+        public var overlay: [Int32]
+        /// The NoCloud seed (read-only).
+        public var seed: Int32?
+        /// OVMF's code (read-only) and the guest's variable store (read-write and read-only).
+        public var ovmfCode: Int32?
+        public var efiVars: [Int32]
 
-        public init(kernel: Int32, initrd: Int32? = nil, disk: [Int32] = []) {
+        public init(kernel: Int32?, initrd: Int32? = nil, disk: [Int32] = [], base: Base? = nil, overlay: [Int32] = [],
+                    seed: Int32? = nil, ovmfCode: Int32? = nil, efiVars: [Int32] = []) {
             self.kernel = kernel
             self.initrd = initrd
             self.disk = disk
+            self.base = base
+            self.overlay = overlay
+            self.seed = seed
+            self.ovmfCode = ovmfCode
+            self.efiVars = efiVars
+        }
+    }
+
+    /// A base image's descriptor and its format (from qemu-img).
+    public struct Base: Sendable, Equatable {
+        public var fd: Int32
+        public var format: String
+        public init(fd: Int32, format: String) {
+            self.fd = fd
+            self.format = format
         }
     }
 
@@ -41,6 +70,8 @@ public enum QemuCommand {
     static let diskFDSet = 1
     /// The fd set of the console log (jailed qemu opens no path of the host).
     static let consoleFDSet = 2
+    /// The fd sets of the base image, its overlay, the seed, OVMF's code and variables.
+    static let baseFDSet = 3, overlayFDSet = 4, seedFDSet = 5, ovmfCodeFDSet = 6, efiVarsFDSet = 7
 
     /// A jailed qemu's run files, already open in the child: the QMP and agent sockets Quiver
     /// listens on, the console log. Its own seccomp filter is on.
@@ -48,11 +79,14 @@ public enum QemuCommand {
         public var qmp: Int32
         public var agent: Int32
         public var console: Int32
+        /// qemu-guest-agent's socket (`agent: qga`).
+        public var guestAgent: Int32?
 
-        public init(qmp: Int32, agent: Int32, console: Int32) {
+        public init(qmp: Int32, agent: Int32, console: Int32, guestAgent: Int32? = nil) {
             self.qmp = qmp
             self.agent = agent
             self.console = console
+            self.guestAgent = guestAgent
         }
     }
 
@@ -71,16 +105,8 @@ public enum QemuCommand {
         var a = [binary, "-name", QemuOptions.string(implied: nil, [("guest", spec.name)]),
                  "-nodefaults", "-no-user-config", "-nographic", "-display", "none",
                  "-machine", "q35", "-accel", accel.rawValue, "-cpu", accel == .kvm ? "host" : "max",
-                 "-m", String(spec.memoryMiB), "-smp", String(spec.cpus),
-                 // Plain file names, not option strings: qemu opens them as given.
-                 "-kernel", "/proc/self/fd/\(fileFDs.kernel)"]
-        if let i = fileFDs.initrd { a += ["-initrd", "/proc/self/fd/\(i)"] }
-        // One argument, never parsed for options: the guest kernel's words.
-        a += ["-append", spec.fullCommandLine]
-        if !fileFDs.disk.isEmpty {
-            for d in fileFDs.disk { a += ["-add-fd", QemuOptions.string(implied: nil, [("fd", String(d)), ("set", String(diskFDSet))])] }
-            a += ["-drive", QemuOptions.string(implied: nil, [("file", "/dev/fdset/\(diskFDSet)"), ("if", "virtio"), ("format", "raw")])]
-        }
+                 "-m", String(spec.memoryMiB), "-smp", String(spec.cpus)]
+        a += boot(spec, fileFDs) + disks(fileFDs)
         for (i, nic) in spec.nics.enumerated() {
             let fds = tapFDs[i].map(String.init).joined(separator: ":")
             var netdev: [(String, String)] = [("id", "net\(i)"), tapFDs[i].count == 1 ? ("fd", fds) : ("fds", fds)]
@@ -90,6 +116,8 @@ public enum QemuCommand {
                 netdev.append(("vhost", "off"))
             }
             var device: [(String, String)] = [("netdev", "net\(i)"), ("mac", nic.mac.description)]
+            // Firmware would try each NIC's iPXE ROM before the disk: an image guest has none.
+            if spec.image != nil { device.append(("romfile", "")) }
             if nic.queues > 1 { device += [("mq", "on"), ("vectors", String(2 * nic.queues + 2))] }
             a += ["-netdev", QemuOptions.string(implied: "tap", netdev), "-device", QemuOptions.string(implied: "virtio-net-pci", device)]
         }
@@ -99,8 +127,11 @@ public enum QemuCommand {
                   "-chardev", QemuOptions.string(implied: "socket", [("id", "agent"), ("fd", String(c.agent)), ("server", "on"), ("wait", "off")]),
                   "-serial", "chardev:agent",
                   "-chardev", QemuOptions.string(implied: "socket", [("id", "qmp"), ("fd", String(c.qmp)), ("server", "on"), ("wait", "off")]),
-                  "-mon", QemuOptions.string(implied: nil, [("chardev", "qmp"), ("mode", "control")]),
-                  "-sandbox", sandbox]
+                  "-mon", QemuOptions.string(implied: nil, [("chardev", "qmp"), ("mode", "control")])]
+            if spec.agentKind == .qga, let g = c.guestAgent {
+                a += guestAgent(QemuOptions.string(implied: "socket", [("id", "qga"), ("fd", String(g)), ("server", "on"), ("wait", "off")]))
+            }
+            a += ["-sandbox", sandbox]
             return a
         }
         a += ["-chardev", QemuOptions.string(implied: "file", [("id", "console"), ("path", files.console)]), "-serial", "chardev:console",
@@ -111,7 +142,72 @@ public enum QemuCommand {
               "-chardev", QemuOptions.string(implied: "socket", [("id", "qmp"), ("path", files.qmp), ("server", "on"), ("wait", "off")]),
               "-mon", QemuOptions.string(implied: nil, [("chardev", "qmp"), ("mode", "control")]),
               "-pidfile", files.pidfile, "-daemonize"]
+        if spec.agentKind == .qga {
+            a += guestAgent(QemuOptions.string(implied: "socket", [("id", "qga"), ("path", files.guestAgent), ("server", "on"), ("wait", "off")]))
+        }
         return a
+    }
+
+    /// What boots: the kernel and initrd (direct boot, as `/proc/self/fd/N`: plain file names,
+    /// not option strings), and the firmware — SeaBIOS by default, or OVMF's code and the
+    /// guest's own variable store on pflash.
+    static func boot(_ spec: VMSpec, _ f: FileDescriptors) -> [String] {
+        var a: [String] = []
+        if let k = f.kernel {
+            a += ["-kernel", "/proc/self/fd/\(k)"]
+            if let i = f.initrd { a += ["-initrd", "/proc/self/fd/\(i)"] }
+            // One argument, never parsed for options: the guest kernel's words.
+            a += ["-append", spec.fullCommandLine]
+        }
+        if let code = f.ovmfCode, !f.efiVars.isEmpty {
+            a += addFD([code], set: ovmfCodeFDSet) + addFD(f.efiVars, set: efiVarsFDSet)
+            a += ["-drive", QemuOptions.string(implied: nil, [("if", "pflash"), ("unit", "0"), ("format", "raw"), ("readonly", "on"), ("file", "/dev/fdset/\(ovmfCodeFDSet)")]),
+                  "-drive", QemuOptions.string(implied: nil, [("if", "pflash"), ("unit", "1"), ("format", "raw"), ("file", "/dev/fdset/\(efiVarsFDSet)")])]
+        }
+        return a
+    }
+
+    /// The disks: a raw `disk`; the overlay over the base image, whose backing is given as a
+    /// node (`backing=base`), so qemu never opens the name in the overlay's header; the seed.
+    /// `-blockdev` takes JSON, written by a serializer.
+    static func disks(_ f: FileDescriptors) -> [String] {
+        var a: [String] = []
+        if !f.disk.isEmpty {
+            a += addFD(f.disk, set: diskFDSet)
+            a += ["-drive", QemuOptions.string(implied: nil, [("file", "/dev/fdset/\(diskFDSet)"), ("if", "virtio"), ("format", "raw")])]
+        }
+        if let base = f.base, !f.overlay.isEmpty {
+            a += addFD([base.fd], set: baseFDSet) + addFD(f.overlay, set: overlayFDSet)
+            a += ["-blockdev", blockdev(["driver": "file", "filename": "/dev/fdset/\(baseFDSet)", "node-name": "base-file", "read-only": true]),
+                  "-blockdev", blockdev(["driver": base.format, "file": "base-file", "node-name": "base", "read-only": true]),
+                  "-blockdev", blockdev(["driver": "file", "filename": "/dev/fdset/\(overlayFDSet)", "node-name": "disk-file"]),
+                  "-blockdev", blockdev(["driver": "qcow2", "file": "disk-file", "backing": "base", "node-name": "disk"]),
+                  "-device", QemuOptions.string(implied: "virtio-blk-pci", [("drive", "disk"), ("bootindex", "1")])]
+        }
+        if let seed = f.seed {
+            a += addFD([seed], set: seedFDSet)
+            a += ["-blockdev", blockdev(["driver": "file", "filename": "/dev/fdset/\(seedFDSet)", "node-name": "seed-file", "read-only": true]),
+                  "-blockdev", blockdev(["driver": "raw", "file": "seed-file", "node-name": "seed", "read-only": true]),
+                  "-device", QemuOptions.string(implied: "virtio-blk-pci", [("drive", "seed")])]
+        }
+        return a
+    }
+
+    /// qemu-guest-agent's channel: a virtio-serial port named `org.qemu.guest_agent.0` on the
+    /// chardev `chardev` (its option string).
+    static func guestAgent(_ chardev: String) -> [String] {
+        ["-device", QemuOptions.string(implied: "virtio-serial-pci", [("id", "qga-serial")]),
+         "-chardev", chardev,
+         "-device", QemuOptions.string(implied: "virtserialport", [("bus", "qga-serial.0"), ("chardev", "qga"), ("name", "org.qemu.guest_agent.0")])]
+    }
+
+    static func addFD(_ fds: [Int32], set: Int) -> [String] {
+        fds.flatMap { ["-add-fd", QemuOptions.string(implied: nil, [("fd", String($0)), ("set", String(set))])] }
+    }
+
+    /// One `-blockdev` in JSON (keys sorted, so the command line is the same every time).
+    static func blockdev(_ object: [String: Any]) -> String {
+        String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
     }
 }
 

@@ -135,6 +135,32 @@ public final class TrustedDirectory: @unchecked Sendable {
         return FileDescriptor(rawValue: f)
     }
 
+    /// Opens the existing regular file `name` (no link followed, owner checked) for reading, or
+    /// reading and writing; nil when there is none.
+    public func openExisting(_ name: String, writable: Bool) throws(StateDirectoryError) -> FileDescriptor? {
+        try TrustedDirectory.checkComponent(name, in: self)
+        let f = openat(fd, name, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)
+        if f < 0 {
+            let e = errno
+            if e == ENOENT { return nil }
+            throw StateDirectoryError(childPath(name), describeRefusal(name, errno: e), remedy(childPath(name)))
+        }
+        do { try checkFile(f, name) } catch {
+            Glibc.close(f)
+            throw error
+        }
+        return FileDescriptor(rawValue: f)
+    }
+
+    /// Renames `from` to `to` within this directory (replacing `to`).
+    public func rename(_ from: String, to: String) throws(StateDirectoryError) {
+        try TrustedDirectory.checkComponent(from, in: self)
+        try TrustedDirectory.checkComponent(to, in: self)
+        guard renameat(fd, from, fd, to) == 0 else {
+            throw StateDirectoryError(childPath(to), "cannot be renamed into place (\(String(cString: strerror(errno))))", "check that \(path) is writable")
+        }
+    }
+
     /// Removes the entry `name` (a file, a socket, or a link — never what a link points to).
     /// Returns false when there was none.
     @discardableResult

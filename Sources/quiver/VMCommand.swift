@@ -36,30 +36,35 @@ struct VMCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "NAME STATE PID ACCEL BACKEND UID CGROUP NICS, and each guest's confinement and notices.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "NAME STATE PID ACCEL BACKEND UID CGROUP AGENT NICS, the addresses each guest reports, its confinement and notices.")
         @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
 
         func run() throws {
-            let rows = try VMCommand.all().compactMap { t, h, dir in VMLauncher.status(directory: dir).map { ("\(t)/\(h)", $0) } }
+            let rows = try VMCommand.all().compactMap { t, h, dir in VMLauncher.status(directory: dir).map { ("\(t)/\(h)", $0, VMLauncher.agentStatus($0)) } }
             switch output {
             case .json:
                 struct Row: Encodable {
                     var name: String; var state: String; var pid: Int32; var accel: String; var backend: String; var nics: [VMNIC]; var notices: [String]
-                    var confinement: Confinement?
+                    var confinement: Confinement?; var agent: AgentStatus
                 }
                 print(try renderJSON(rows.map { Row(name: $0.0, state: $0.1.state, pid: $0.1.record.pid, accel: $0.1.record.accel.rawValue,
                                                     backend: $0.1.record.backend.rawValue, nics: $0.1.record.nics, notices: $0.1.record.notices,
-                                                    confinement: $0.1.record.confinement) }))
+                                                    confinement: $0.1.record.confinement, agent: $0.2) }))
             case .table:
-                var t = Table(["NAME", "STATE", "PID", "ACCEL", "BACKEND", "UID", "CGROUP", "NICS"])
-                for (name, s) in rows {
+                var t = Table(["NAME", "STATE", "PID", "ACCEL", "BACKEND", "UID", "CGROUP", "AGENT", "NICS"])
+                for (name, s, agent) in rows {
                     let c = s.record.confinement
                     t.add([name, s.state, String(s.record.pid), s.record.accel.rawValue, s.record.backend.rawValue,
                            c.map { String($0.uid) } ?? "root", c.map { _ in "quiver/" + s.record.name } ?? "-",
+                           agent.kind == "none" ? "none" : "\(agent.kind): \(agent.state)",
                            s.record.nics.map { "\($0.guestDevice)=\($0.tap)(\($0.device.map { "\($0),"} ?? "")\($0.mac)\($0.queues > 1 ? ",\($0.queues)q" : ""))" }.joined(separator: " ")])
                 }
                 print(t.render())
-                for (name, s) in rows {
+                for (name, s, agent) in rows {
+                    if !agent.interfaces.isEmpty {
+                        print("\(name): guest reports " + agent.interfaces.filter { $0.name != "lo" }
+                            .map { "\($0.name) \($0.mac ?? "-") " + ($0.addresses.isEmpty ? "no address" : $0.addresses.joined(separator: " ")) }.joined(separator: "; "))
+                    }
                     print("\(name): " + (s.record.confinement.map { "jailed: \($0.summary)" } ?? "not confined: qemu runs as root in the host's namespaces"))
                 }
                 for n in Set(rows.flatMap { $0.1.record.notices }).sorted() { print("note: \(n)") }
@@ -94,7 +99,7 @@ struct VMCommand: ParsableCommand {
     }
 
     struct Stop: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "stop", abstract: "QMP system_powerdown, then quit, then SIGKILL.")
+        static let configuration = CommandConfiguration(commandName: "stop", abstract: "qemu-guest-agent's guest-shutdown (when it answers), else QMP system_powerdown, then quit, then SIGKILL.")
         @Argument(help: "TOPOLOGY/HOST, or HOST.") var name: String
         @Option(help: "Seconds to wait after powerdown before quit.") var timeout: Double = 3
 

@@ -50,10 +50,6 @@ int quiver_mount_make_rslave_root(void);
 int quiver_mount_sysfs(const char *target);
 int quiver_umount_detach(const char *target);
 
-/* posix_spawn: close every descriptor from `from` up in the child (glibc's _np call needs
-   _GNU_SOURCE/__USE_MISC, which the Glibc module does not set). Returns 0 or an errno. */
-#include <spawn.h>
-int quiver_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 
 /* /dev/net/tun ioctls: request numbers are _IOW() macros. Each returns 0 or -errno. */
 int quiver_tun_set_iff(int fd, const char *name, short flags, char actual_name[16]);

@@ -1,0 +1,104 @@
+import CQuiverSystem
+import Foundation
+import Glibc
+
+/// Starts a program with exactly the descriptors it is given: the child gets 0–2 and
+/// `descriptors` at 3, 4, 5, … in order — and nothing else, whatever this process has open and
+/// whether or not it was opened close-on-exec (libraries are not always careful). No shell is
+/// involved: `argv` goes to the program word for word.
+public enum Spawn {
+    /// What a finished program left: its exit status (128 + N for signal N), standard error and,
+    /// when asked for, standard output.
+    public struct Outcome: Sendable {
+        public var status: Int32
+        public var stderr: String
+        public var stdout: Data
+    }
+
+    /// Runs `argv` and waits for it (qemu with `-daemonize` returns once the guest is started).
+    /// Returns the exit status and what it wrote to standard error.
+    public static func run(_ argv: [String], descriptors: [Int32]) throws(SpawnError) -> (status: Int32, stderr: String) {
+        let o = try run(argv, descriptors: descriptors, captureOutput: false)
+        return (o.status, o.stderr)
+    }
+
+    /// Runs `argv` and waits for it; with `captureOutput`, its standard output is kept (at most
+    /// `limit` bytes; more is read and dropped, so the program never blocks on a full pipe).
+    public static func run(_ argv: [String], descriptors: [Int32], captureOutput: Bool, limit: Int = 4 << 20) throws(SpawnError) -> Outcome {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var errPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1]
+        guard pipe(&errPipe) == 0 else { throw SpawnError(argv[0], "pipe", errno) }
+        if captureOutput, pipe(&outPipe) != 0 {
+            let e = errno
+            for fd in errPipe { close(fd) }
+            throw SpawnError(argv[0], "pipe", e)
+        }
+        // Close-on-exec on every end: the child gets the write ends only as its stdout/stderr (dup2).
+        for fd in errPipe + outPipe where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if captureOutput { posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1) } else { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        // Two steps, so no source is overwritten before it is copied: every source to a number
+        // above all of them, then down to 3, 4, …; then close everything above the last one.
+        let base = max(errPipe.max()!, outPipe.max()!, descriptors.max() ?? 0) + 1
+        for (i, fd) in descriptors.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, base + Int32(i)) }
+        for i in descriptors.indices { posix_spawn_file_actions_adddup2(&actions, base + Int32(i), 3 + Int32(i)) }
+        let rcClose = quiver_spawn_addclosefrom(&actions, 3 + Int32(descriptors.count))
+        guard rcClose == 0 else {
+            for fd in errPipe + outPipe where fd >= 0 { close(fd) }
+            throw SpawnError(argv[0], "posix_spawn_file_actions_addclosefrom_np", rcClose)
+        }
+        var cargs = argv.map { strdup($0) } + [nil]
+        defer { for c in cargs { free(c) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, argv[0], &actions, nil, &cargs, environ)
+        close(errPipe[1])
+        if captureOutput { close(outPipe[1]) }
+        guard rc == 0 else {
+            close(errPipe[0])
+            if captureOutput { close(outPipe[0]) }
+            throw SpawnError(argv[0], "posix_spawn", rc)
+        }
+        // Both pipes are drained together, so neither can fill up while the other is read.
+        var err = Data(), out = Data()
+        var open = [errPipe[0]] + (captureOutput ? [outPipe[0]] : [])
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if poll(&fds, nfds_t(fds.count), -1) < 0 { if errno == EINTR { continue }; break }
+            for p in fds where p.revents != 0 {
+                let n = read(p.fd, &buf, buf.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    close(p.fd)
+                    open.removeAll { $0 == p.fd }
+                } else if p.fd == errPipe[0] {
+                    if err.count < 1 << 16 { err.append(contentsOf: buf[0..<n]) }
+                } else if out.count < limit {
+                    out.append(contentsOf: buf[0..<min(n, limit - out.count)])
+                }
+            }
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Outcome(status: exit, stderr: String(decoding: err, as: UTF8.self), stdout: out)
+    }
+}
+
+/// A program that could not be started.
+public struct SpawnError: Error, Sendable, CustomStringConvertible {
+    public var program: String
+    public var call: String
+    public var errno: Int32
+
+    init(_ program: String, _ call: String, _ errno: Int32) {
+        self.program = program
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call) for \(program): \(String(cString: strerror(errno)))" }
+}
