@@ -136,6 +136,7 @@ final class ApplyRun {
         case .caps: try applyCaps(phase.steps)
         case .rules, .rulesAfterVNICs: try startRules(phase)
         case .portsUp: try bringPortsUp(phase.steps)
+        case .dhcp: try startDHCPServers(phase.steps)
         }
     }
 

@@ -32,6 +32,9 @@ package struct CurrentFabric: Sendable {
     package var firewall: FirewallState = .absent
     /// Guests with a run directory, by host name (running or not).
     package var vms: [String: VMStatus] = [:]
+    /// DHCP servers with a run directory, by directory: the configuration a running one was
+    /// started with (nil: not running).
+    package var dhcp: [String: String?] = [:]
     /// Of the links `read` was asked about (those the file does not cap), the ones that still
     /// carry a clsact qdisc of Quiver's (a cap's redirects).
     package var capped: Set<String> = []
@@ -99,6 +102,9 @@ package struct CurrentFabric: Sendable {
         let byIndex = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         current.capped = Set(try qdiscs?.wait().get().filter { CapGroup.isQuiverClsact($0.kind) }.compactMap { byIndex[$0.ifindex] } ?? [])
         current.vms = try readVMs(try TopologyName(validating: topology))
+        for d in DHCPServer.directories(topology: try TopologyName(validating: topology)) {
+            current.dhcp[d] = DHCPServer.running(directory: d, namespace: DHCPServer.namespace(ofDirectory: d, topology: topology) ?? "").map(\.config)
+        }
         return (current, handles)
     }
 }

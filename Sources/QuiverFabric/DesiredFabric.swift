@@ -89,6 +89,8 @@ public struct DesiredFabric: Sendable, Equatable {
     /// One per tenant that has any cap.
     public var capGroups: [CapGroup]
     public var vms: [VM]
+    /// DHCP servers of `dhcp: true` switches (their namespaces and VNICs are among the above).
+    public var dhcpServers: [DHCPServer] = []
 
     /// The fabric links the topology keeps, apart from guests' NICs (made with their guest):
     /// switches, VNIC ports and the tenants' IFBs.
@@ -178,8 +180,10 @@ public struct DesiredFabric: Sendable, Equatable {
                                        members: members, ownerTag: n.tenantTag(tenant.name), linkGroup: n.group))
             }
         }
-        self.namespaces = namespaces
-        self.vnics = vnics
+        let dhcp = try Self.dhcp(t)
+        self.namespaces = namespaces + dhcp.namespaces
+        self.vnics = vnics + dhcp.vnics
+        dhcpServers = dhcp.servers
         capGroups = groups
         self.vms = vms
     }

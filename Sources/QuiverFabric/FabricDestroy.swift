@@ -40,6 +40,10 @@ extension Fabric {
         let guests = try GuestDirectory.hosts(topology: topology).map { GuestDirectory.path(topology: topology, host: $0) }
         result.deleted += try Fabric.stopGuests(guests)
         try GuestDirectory.removeTopology(topology)
+        // DHCP servers before their namespaces.
+        for d in DHCPServer.directories(topology: topology) {
+            if try DHCPServer.stop(directory: d, namespace: DHCPServer.namespace(ofDirectory: d, topology: topology.rawValue) ?? "") { result.deleted += 1 }
+        }
         // Then what outlives them: overlays, seeds, UEFI variables.
         for h in GuestState.hosts(topology: topology) { try GuestState.remove(GuestState.path(topology: topology, host: h)) }
         // The namespaces are found first (reading each one's lo needs the lock the link deletion

@@ -1,5 +1,6 @@
 import QuiverKernel
 import QuiverTopology
+import QuiverVM
 
 /// One step of an apply: one kernel change, or one group of them the executor sends together
 /// (the shaper's diff of a tenant's caps, the whole rules table in one transaction).
@@ -44,6 +45,10 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     case startVM(host: String)
     /// Stop a guest (QMP powerdown, quit, then SIGKILL) and remove its run directory.
     case stopVM(host: String)
+    /// Start a tenant's DHCP server (dnsmasq) in its namespace, with its static leases.
+    case startDHCP(DHCPServer)
+    /// Stop a DHCP server and remove its run directory.
+    case stopDHCP(directory: String, namespace: String)
     /// Install (or atomically replace) the topology's isolation and protection table.
     case installProtection(replacing: Bool)
     case removeProtection
@@ -80,6 +85,8 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         case .createGuestNICs(let h, let nics): return "create the NICs of guest \(h) (\(nics.map(\.rawValue).joined(separator: ", ")))"
         case .startVM(let h): return "start vm \(h)"
         case .stopVM(let h): return "stop vm \(h)"
+        case .startDHCP(let d): return "start the DHCP server of \(d.label) (\(d.leases.count) static leases)"
+        case .stopDHCP(let d, _): return "stop the DHCP server in \(d)"
         case .installProtection(let r): return (r ? "replace" : "install") + " isolation and protection rules"
         case .removeProtection: return "remove isolation and protection rules"
         case .deleteLink(let l): return "delete link \(l)"
@@ -92,10 +99,10 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     /// `quietEndpoint`, `createGuestNICs`) and is not counted on its own.
     public var verb: Verb? {
         switch self {
-        case .createNamespace, .createBridge, .createIFB, .createVNIC, .addAddress, .setGateway, .startVM: return .create
+        case .createNamespace, .createBridge, .createIFB, .createVNIC, .addAddress, .setGateway, .startVM, .startDHCP: return .create
         case .installProtection(let replacing): return replacing ? .change : .create
         case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp, .bringUpPort, .setLinkLocal, .tagLink: return .change
-        case .removeAddress, .removeGateway, .removeCaps, .uncap, .deleteLink, .deleteNamespace, .removeProtection, .stopVM: return .delete
+        case .removeAddress, .removeGateway, .removeCaps, .uncap, .deleteLink, .deleteNamespace, .removeProtection, .stopVM, .stopDHCP: return .delete
         case .openPort, .quietEndpoint, .createGuestNICs: return nil
         }
     }
@@ -105,7 +112,8 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     /// The phase this step runs in.
     public var phase: PhaseKind {
         switch self {
-        case .stopVM: return .stopGuests
+        case .stopVM, .stopDHCP: return .stopGuests
+        case .startDHCP: return .dhcp
         case .removeCaps: return .removeCaps
         case .deleteLink: return .deleteLinks
         case .deleteNamespace: return .deleteNamespaces

@@ -23,11 +23,13 @@ public enum PhaseKind: String, Sendable, CaseIterable, Codable {
     case caps
     case guests
     case portsUp = "ports up"
+    /// DHCP servers, once their ports are up.
+    case dhcp = "DHCP servers"
 
     /// How the phase shares time with others, said with it wherever phases are printed.
     public var concurrency: String? {
         switch self {
-        case .stopGuests: return "all guests at once"
+        case .stopGuests: return "all guests (and DHCP servers) at once"
         case .namespaces: return "on a thread of its own beside switches, moves, VNICs and guest NICs; a VNIC waits only for its own namespace"
         case .rules: return "on a thread of its own beside the namespaces and switches; in before any VNIC is made or moved"
         case .rulesAfterVNICs: return "on a thread of its own beside the caps; in before the guests start"

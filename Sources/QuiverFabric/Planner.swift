@@ -2,6 +2,7 @@ import QuiverBandwidth
 import QuiverKernel
 import QuiverProtection
 import QuiverTopology
+import QuiverVM
 
 /// The pure diff from what the kernel has to what the file wants.
 package enum Planner {
@@ -21,6 +22,7 @@ package enum Planner {
         diff.namespaces()
         diff.switches()
         diff.guests()
+        diff.dhcpServers()
         for v in desired.vnics where !v.isVM { diff.vnic(v) }
         diff.fabricLinkLocal()
         diff.caps()
@@ -100,6 +102,21 @@ package enum Planner {
                 } else {
                     ops.append(.createBridge(b))
                 }
+            }
+        }
+
+        /// DHCP servers: running with the same configuration, or (re)started; Quiver's apply is
+        /// what brings back one that died. One the file no longer asks for is stopped.
+        mutating func dhcpServers() {
+            for s in desired.dhcpServers {
+                if let have = current.dhcp[s.directory] {
+                    if have == s.config { continue }
+                    ops.append(.stopDHCP(directory: s.directory, namespace: s.namespace))
+                }
+                ops.append(.startDHCP(s))
+            }
+            for d in current.dhcp.keys.sorted() where !desired.dhcpServers.contains(where: { $0.directory == d }) {
+                ops.append(.stopDHCP(directory: d, namespace: DHCPServer.namespace(ofDirectory: d, topology: desired.topology) ?? ""))
             }
         }
 

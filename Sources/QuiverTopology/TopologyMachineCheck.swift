@@ -111,6 +111,13 @@ extension TopologyValidator.Check {
                          "give each tenant on a dhcp switch its own subnet")
                 }
             }
+            for plan in DHCPServerPlan.all(t) where plan.switchName == s.name {
+                kernelName(plan.hostDevice(names), "the DHCP server of tenant \(plan.tenant) on switch \(s.name)", s.dhcpLocation ?? s.location)
+                for net in plan.full {
+                    fail(s.dhcpLocation ?? s.location, "switch \(s.name): the DHCP server of tenant \(plan.tenant) needs an address of its own in \(net), and the topology uses every one it could take",
+                         "the server takes the highest free address of each subnet its guests are in; leave one free, or widen the subnet")
+                }
+            }
             let hasDHCPGuest = t.tenants.contains { $0.hosts.contains { h in h.vm != nil && h.vnics.contains { $0.over == s.name && $0.ips.contains { $0.address.isV4 } } } }
             if !hasDHCPGuest {
                 fail(s.dhcpLocation ?? s.location, "switch \(s.name) has `dhcp: true` and no guest with an IPv4 address on it", "remove `dhcp`, or plug a vm host's VNIC into it")

@@ -40,12 +40,7 @@ public enum Spawn {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         if captureOutput { posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1) } else { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        // Two steps, so no source is overwritten before it is copied: every source to a number
-        // above all of them, then down to 3, 4, …; then close everything above the last one.
-        let base = max(errPipe.max()!, outPipe.max()!, descriptors.max() ?? 0) + 1
-        for (i, fd) in descriptors.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, base + Int32(i)) }
-        for i in descriptors.indices { posix_spawn_file_actions_adddup2(&actions, base + Int32(i), 3 + Int32(i)) }
-        let rcClose = quiver_spawn_addclosefrom(&actions, 3 + Int32(descriptors.count))
+        let rcClose = place(descriptors, above: max(errPipe.max()!, outPipe.max()!), in: &actions)
         guard rcClose == 0 else {
             for fd in errPipe + outPipe where fd >= 0 { close(fd) }
             throw SpawnError(argv[0], "posix_spawn_file_actions_addclosefrom_np", rcClose)
@@ -85,6 +80,49 @@ public enum Spawn {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return Outcome(status: exit, stderr: String(decoding: err, as: UTF8.self), stdout: out)
+    }
+}
+
+extension Spawn {
+    /// Starts `argv` in a session of its own and does not wait for it: its standard output and
+    /// error go to `output`, its standard input is /dev/null, `descriptors` are 3, 4, … Returns
+    /// its pid; the caller reaps it (``reap(_:)``) if it is still this process's child.
+    public static func start(_ argv: [String], descriptors: [Int32], output: Int32) throws(SpawnError) -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output, 1)
+        posix_spawn_file_actions_adddup2(&actions, output, 2)
+        let rcClose = place(descriptors, above: output, in: &actions)
+        guard rcClose == 0 else { throw SpawnError(argv[0], "posix_spawn_file_actions_addclosefrom_np", rcClose) }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, Int16(quiver_posix_spawn_setsid()))
+        var cargs = argv.map { strdup($0) } + [nil]
+        defer { for c in cargs { free(c) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attr, &cargs, environ)
+        guard rc == 0 else { throw SpawnError(argv[0], "posix_spawn", rc) }
+        return pid
+    }
+
+    /// Collects `pid`'s exit status if it is a child of this process that has ended (no zombie
+    /// is left behind); does nothing otherwise.
+    public static func reap(_ pid: pid_t) {
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, WNOHANG)
+    }
+
+    /// Puts `descriptors` at 3, 4, … in the child and closes everything above. Two steps, so no
+    /// source is overwritten before it is copied: every source to a number above all of them
+    /// (and above `highest`), then down to 3, 4, …. Returns 0 or an errno.
+    static func place(_ descriptors: [Int32], above highest: Int32, in actions: inout posix_spawn_file_actions_t) -> Int32 {
+        let base = max(highest, descriptors.max() ?? 0) + 1
+        for (i, fd) in descriptors.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, base + Int32(i)) }
+        for i in descriptors.indices { posix_spawn_file_actions_adddup2(&actions, base + Int32(i), 3 + Int32(i)) }
+        return quiver_spawn_addclosefrom(&actions, 3 + Int32(descriptors.count))
     }
 }
 

@@ -9,5 +9,7 @@ int quiver_o_path(void);
    _GNU_SOURCE/__USE_MISC, which the Glibc module does not set). Returns 0 or an errno. */
 #include <spawn.h>
 int quiver_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
+/* POSIX_SPAWN_SETSID (also _GNU_SOURCE only). */
+int quiver_posix_spawn_setsid(void);
 
 #endif

@@ -12,6 +12,10 @@ extension ApplyRun {
             return GuestDirectory.path(topology: name, host: try ObjectName(validating: host))
         }
         result.deleted += try Fabric.stopGuests(directories)
+        for case .stopDHCP(let directory, let namespace) in steps {
+            try DHCPServer.stop(directory: directory, namespace: namespace)
+            result.deleted += 1
+        }
         // A guest the file dropped loses its disk overlay and seed; one that changed keeps them.
         let kept = Set(topology.tenants.flatMap(\.hosts).filter { $0.vm != nil }.map(\.name))
         for case .stopVM(let host) in steps where !kept.contains(host) {

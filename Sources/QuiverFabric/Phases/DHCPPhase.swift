@@ -1,0 +1,13 @@
+import Foundation
+import QuiverVM
+
+/// Phase `dhcp`: the tenants' DHCP servers, once their namespaces, addresses and ports are in.
+extension ApplyRun {
+    func startDHCPServers(_ steps: [Operation]) throws {
+        for case .startDHCP(let server) in steps {
+            try server.start()
+            result.created += 1
+            tick(1)
+        }
+    }
+}
