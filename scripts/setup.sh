@@ -6,11 +6,16 @@
 #           race against. Quiver itself never runs them.
 #   guests: qemu-system-x86 (Quiver starts it for kind: vm hosts), cpio (the test guest's
 #           initramfs; scripts/build-test-guest.sh downloads the kernel and busybox-static itself).
+#   images: qemu-utils (qemu-img: overlays, image formats), cloud-image-utils + genisoimage
+#           (cloud-localds: NoCloud seeds), dnsmasq-base (DHCP static leases), and for
+#           scripts/build-debian-guest.sh: mmdebstrap, e2fsprogs, dosfstools, mtools, syslinux,
+#           syslinux-common, fdisk (a firmware-bootable disk made without mounting anything).
 #   schema: python3-jsonschema and python3-yaml — an independent JSON Schema validator (Debian's
 #           /usr/bin/python3) that the tests check `quiver schema` with.
 # Traffic in tests comes from Quiver's own generator (QuiverProbe), so no iperf3 or ping.
 set -euo pipefail
-pkgs=(pkg-config libmnl-dev libnl-3-dev libnl-route-3-dev iproute2 nftables qemu-system-x86 cpio python3-jsonschema python3-yaml)
+pkgs=(pkg-config libmnl-dev libnl-3-dev libnl-route-3-dev iproute2 nftables qemu-system-x86 cpio python3-jsonschema python3-yaml
+      qemu-utils cloud-image-utils genisoimage dnsmasq-base mmdebstrap e2fsprogs dosfstools mtools syslinux syslinux-common fdisk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

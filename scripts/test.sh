@@ -7,6 +7,8 @@ bash scripts/setup.sh
 swift build --build-tests
 # The test guest (kernel + busybox initramfs from Debian packages) for the VM tests and examples.
 scripts/build-test-guest.sh
+# The Debian images (mmdebstrap; rebuilt only when their package lists change) for the real-guest tier.
+scripts/build-debian-guest.sh
 before=$(ip netns list 2>/dev/null | awk '{print $1}' | sort)
 # Quiver's guests: qemu with a run path (unconfined) or with its own seccomp filter (jailed). The
 # brackets keep the pattern from matching this awk itself.
@@ -33,6 +35,9 @@ echo "no namespace left behind"
 leftover=$(comm -13 <(echo "$guests_before") <(guests))
 if [ -n "$leftover" ]; then echo "tests left qemu processes behind:" $leftover >&2; exit 1; fi
 echo "no guest left behind"
+# Nor a DHCP server of Quiver's (dnsmasq started with its configuration on descriptor 3).
+if pgrep -f -- '--conf-file=/proc/self/fd/3' >/dev/null; then echo "tests left dnsmasq behind:" $(pgrep -f -- '--conf-file=/proc/self/fd/3') >&2; exit 1; fi
+echo "no DHCP server left behind"
 # The parsers under libFuzzer, QUIVER_FUZZ_SECONDS per target (default 60; 0 skips).
 seconds=${QUIVER_FUZZ_SECONDS:-60}
 if [ "$seconds" -gt 0 ]; then scripts/fuzz.sh "$seconds"; fi

@@ -182,7 +182,7 @@ import Testing
                               (dir + "/fifo", "kernel \(dir)/fifo is not a readable file: it is a FIFO"),
                               ("/dev/zero", "kernel /dev/zero is not a readable file: it is a character device")] {
             let e = errors(vmHost("        kernel: \(k)"))
-            #expect(e.contains("h.yaml:7:9: error: vm host g1: " + expected), "\(e)")
+            #expect(e.contains("h.yaml:9:9: error: vm host g1: " + expected), "\(e)")
         }
         #expect(errors(vmHost("        kernel: \(kernel)\n        disk: /dev/zero")).contains("disk /dev/zero is not a file the guest can write: it is a character device"))
         // Root's file, root's topology: fine. The same file named by a topology that uid 65534 owns: refused.
