@@ -1,5 +1,6 @@
 import Foundation
 import QuiverNetlink
+import QuiverTestSupport
 import Testing
 
 /// The `quiver` binary next to the test bundle.
@@ -61,4 +62,19 @@ func buildTestGuest() throws {
     try p.run()
     p.waitUntilExit()
     try #require(p.terminationStatus == 0, "scripts/build-test-guest.sh failed")
+}
+
+/// Builds (or finds up to date) the two Debian images of scripts/build-debian-guest.sh.
+func buildDebianGuests() throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/bash")
+    p.arguments = [repositoryRoot + "/scripts/build-debian-guest.sh", repositoryRoot + "/.build-guest"]
+    try p.run()
+    p.waitUntilExit()
+    try #require(p.terminationStatus == 0, "scripts/build-debian-guest.sh failed")
+}
+
+/// The sha256 of a file, by sha256sum (a witness independent of Quiver).
+func sha256(_ path: String) throws -> String {
+    String(try witnessText(["sha256sum", path]).prefix(64))
 }
