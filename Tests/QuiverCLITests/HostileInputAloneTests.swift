@@ -17,6 +17,10 @@ import Testing
 
     init() throws {
         try FileManager.default.createDirectory(atPath: Self.dir, withIntermediateDirectories: true)
+        // A real 64 MiB qcow2 for the disk-size case.
+        if !FileManager.default.fileExists(atPath: Self.dir + "/base.qcow2") {
+            _ = try witnessText(["qemu-img", "create", "-q", "-f", "qcow2", Self.dir + "/base.qcow2", "64M"])
+        }
     }
 
     func write(_ name: String, _ text: String) throws -> String {
@@ -122,11 +126,28 @@ import Testing
         ("escape-sequence", topology(vnic: "            mode: \"\\e]0;pwned\\a\""), [":12:19: error: unknown mode \"\\u{1b}]0;pwned\\u{7}\""]),
         ("error-flood", topology(vnic: (0..<400).map { "            bogus\($0): 1" }.joined(separator: "\n")), ["… and 200 more errors"]),
         ("cmdline-newline", topology(extraHost: "      - name: g1\n        kind: vm\n        kernel: /etc/hostname\n        cmdline: \"a\\ninit=/bin/sh\"\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"),
-         [":13:9: error: vm host g1: cmdline holds a control character (U+000A)"]),
+         [":16:9: error: vm host g1: cmdline holds a control character (U+000A)"]),
         ("kernel-directory", topology(extraHost: "      - name: g1\n        kind: vm\n        kernel: /etc\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"),
-         [":13:9: error: vm host g1: kernel /etc is not a readable file: it is a directory"]),
+         [":15:9: error: vm host g1: kernel /etc is not a readable file: it is a directory"]),
         ("disk-device", topology(extraHost: "      - name: g1\n        kind: vm\n        kernel: /etc/hostname\n        disk: /dev/zero\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"),
-         [":13:9: error: vm host g1: disk /dev/zero is not a file the guest can write: it is a character device"]),
+         [":16:9: error: vm host g1: disk /dev/zero is not a file the guest can write: it is a character device"]),
+        // Real guest images: a missing image, a file qemu-img would call raw that is no disk, a
+        // device, an overlay smaller than its base, agent keys on a namespace host, and a DHCP
+        // switch whose tenants' subnets overlap.
+        ("image-missing", topology(extraHost: "      - name: g1\n        kind: vm\n        image: /nonexistent/base.qcow2\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"),
+         [":15:9: error: vm host g1: image /nonexistent/base.qcow2 cannot be used: it does not exist"]),
+        ("image-not-a-disk", topology(extraHost: "      - name: g1\n        kind: vm\n        image: /etc/hostname\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"),
+         [":15:9: error: vm host g1: image /etc/hostname is not a disk image Quiver boots: qemu-img reads it as raw, but it holds no partition table or file system"]),
+        ("image-device", topology(extraHost: "      - name: g1\n        kind: vm\n        image: /dev/zero\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"),
+         [":15:9: error: vm host g1: image /dev/zero cannot be used: it is a character device"]),
+        ("disk-size-small", topology(extraHost: "      - name: g1\n        kind: vm\n        image: \(dir)/base.qcow2\n        disk-size: 16M\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"),
+         [":16:9: error: vm host g1: disk-size 16777216 bytes is smaller than the image's 67108864 bytes (qcow2)"]),
+        ("agent-on-netns", topology(vnic: "").replacingOccurrences(of: "      - name: web\n", with: "      - name: web\n        agent: qga\n"),
+         [":8:16: error: `agent` belongs to `kind: vm` hosts; web is a netns host (add `kind: vm` or remove `agent`)"]),
+        ("dhcp-overlap", topology(extraHost: "  - name: other\n    hosts:\n      - {name: g1, kind: vm, kernel: /etc/hostname, vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]}\n      - {name: g2, kind: vm, kernel: /etc/hostname, vnics: [{name: eth0, over: sw0, ips: [10.21.0.32/24]}]}")
+            .replacingOccurrences(of: "  - name: sw0\n", with: "  - name: sw0\n    dhcp: true\n")
+            .replacingOccurrences(of: "      - name: web\n", with: "      - name: h1\n        kind: vm\n        kernel: /etc/hostname\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.33/24]}]\n      - name: web\n"),
+         [":4:11: error: switch sw0 has `dhcp: true`, and tenants acme (10.21.0.0/24) and other (10.21.0.0/24) have overlapping subnets on it"]),
         ("two-documents", topology() + "\n---\nname: other\n", ["error: YAML syntax"]),
     ]
 
@@ -161,13 +182,26 @@ import Testing
 
     /// A guest file the topology file's owner cannot read is refused, as libvirt would not let
     /// a domain of that user open it.
+    /// `firmware: uefi` where OVMF is not installed (CI's machines: scripts/setup.sh installs no
+    /// ovmf) says so, and changes nothing.
+    @Test func uefiWithoutOVMFIsRefused() throws {
+        guard !FileManager.default.fileExists(atPath: "/usr/share/OVMF/OVMF_CODE_4M.fd"), !FileManager.default.fileExists(atPath: "/usr/share/OVMF/OVMF_CODE.fd") else {
+            print("uefiWithoutOVMFIsRefused: skipped: OVMF is installed here, so firmware: uefi is valid")
+            return
+        }
+        let f = try write("uefi.yaml", Self.topology(extraHost: "      - name: g1\n        kind: vm\n        image: \(Self.dir)/base.qcow2\n        firmware: uefi\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"))
+        try withFabric { ns in
+            try refused(["apply", f, "--fabric-netns", ns], exit: 2, ["\(f):16:9: error: vm host g1: firmware uefi needs OVMF, and it is not installed"], namespaces: [ns])
+        }
+    }
+
     @Test func guestFilesMustBeTheTopologyOwnersToRead() throws {
         let kernel = Self.dir + "/kernel-root-only"
         try Data("kernel".utf8).write(to: URL(fileURLWithPath: kernel))
         chmod(kernel, 0o600)
         let f = try write("users.yaml", Self.topology(extraHost: "      - name: g1\n        kind: vm\n        kernel: \(kernel)\n        vnics: [{name: eth0, over: sw0, ips: [10.21.0.31/24]}]"))
         chown(f, 65534, 65534)
-        try refused(["validate", f], exit: 2, ["\(f):13:9: error: vm host g1: kernel \(kernel) is not a readable file: uid 65534, who owns the topology file, cannot read it"])
+        try refused(["validate", f], exit: 2, ["\(f):15:9: error: vm host g1: kernel \(kernel) is not a readable file: uid 65534, who owns the topology file, cannot read it"])
     }
 
     // MARK: Arguments

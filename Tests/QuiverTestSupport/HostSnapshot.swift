@@ -2,7 +2,7 @@ import Foundation
 
 /// What a hostile input must leave exactly as it was, read by independent witnesses (`ip`, `tc`,
 /// `nft`) and `lstat`: every named network namespace; the links, qdiscs and nftables rules of the
-/// host and of the namespaces given; every entry under `/run/quiver` (and under `watched`
+/// host and of the namespaces given; every entry under `/run/quiver` and `/var/lib/quiver` (and under `watched`
 /// paths) with its type, mode, owner, size and, for files, contents' modification time.
 /// Counters and other values that traffic changes are left out.
 public struct HostSnapshot: Equatable, CustomStringConvertible {
@@ -33,7 +33,7 @@ public struct HostSnapshot: Equatable, CustomStringConvertible {
                 return kind + " " + (String(data: (try? JSONSerialization.data(withJSONObject: b, options: [.sortedKeys])) ?? Data(), encoding: .utf8) ?? "")
             }.sorted()
         }
-        for root in ["/run/quiver"] + watched { s.files += tree(root) }
+        for root in ["/run/quiver", "/var/lib/quiver"] + watched { s.files += tree(root) }
         return s
     }
 
