@@ -11,6 +11,8 @@ public struct ApplyResult: @unchecked Sendable {
     public var phases: [(String, Double)] = []
     /// The phases as they ran, in order (a dry run: none).
     public var executed: [PhaseKind] = []
+    /// What the user should know about what happened (a guest's overlay made anew, …).
+    public var notes: [String] = []
     public var isNoOp: Bool { created == 0 && changed == 0 && deleted == 0 }
 
     public var summary: String {

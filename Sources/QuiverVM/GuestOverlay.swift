@@ -29,6 +29,9 @@ public struct OverlayOrigin: Sendable, Codable, Equatable {
 /// descriptor Quiver opened there (`/proc/self/fd/3`) and never opens the base (`-u`): the base's
 /// name in the overlay's header is a note for people; qemu is always handed the base itself.
 public enum GuestOverlay {
+    /// How every notice of an overlay's starts.
+    public static let noticePrefix = "overlay "
+
     /// Makes sure `state` holds an overlay of `size` (nil: the base's) over the open base `base`
     /// (at `path`, `info` from qemu-img): made when missing, grown when `size` grew, made anew —
     /// and said so in the returned notice — when the base changed or `size` shrank.

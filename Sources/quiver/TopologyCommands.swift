@@ -102,6 +102,7 @@ struct ResultJSON: Encodable {
     var changed: Int
     var deleted: Int
     var milliseconds: Double
+    var notes: [String] = []
 }
 
 struct ValidateCommand: ParsableCommand {
@@ -144,7 +145,7 @@ struct ApplyCommand: ParsableCommand {
             if output == .json {
                 let phases = r.plan.phases.map { ResultJSON.PhaseJSON(phase: $0.kind.rawValue, concurrency: $0.kind.concurrency, steps: $0.steps.map(\.description)) }
                 print(try renderJSON(ResultJSON(topology: t.name, dryRun: dryRun, phases: phases, operations: r.plan.operations.map(\.description),
-                                                created: r.created, changed: r.changed, deleted: r.deleted, milliseconds: r.milliseconds)))
+                                                created: r.created, changed: r.changed, deleted: r.deleted, milliseconds: r.milliseconds, notes: r.notes)))
                 return
             }
             if dryRun || verbose { printPhases(r.plan, dryRun: dryRun) }
@@ -154,6 +155,7 @@ struct ApplyCommand: ParsableCommand {
             }
             print(dryRun ? "\(t.name): \(r.plan.operations.count) steps in \(r.plan.phases.count) phases planned (dry run, nothing changed)"
                 : "\(t.name): \(r.summary)")
+            for n in r.notes { print("note: \(n)") }
         } catch let c as ConflictList {
             FileHandle.standardError.write(Data(("quiver: nothing was changed:\n" + c.description + "\n").utf8))
             throw ExitCode.failure

@@ -89,6 +89,13 @@ import Testing
         #expect(try FileManager.default.attributesOfItem(atPath: "\(state)/bvm/overlay.qcow2")[.systemFileNumber] as? Int == overlayInode,
                 "the overlay was kept, not made anew")
 
+        // Another image for blue's guest: its overlay is made anew, and apply says so.
+        try text.replacingOccurrences(of: "debian-12-dhcp.qcow2", with: "debian-12-cloud.qcow2").write(toFile: file, atomically: true, encoding: .utf8)
+        let swapped = try quiver(["apply", file] + fab)
+        #expect(swapped.status == 0, "\(swapped.stderr)")
+        #expect(swapped.stdout.contains("note: guest bvm: overlay made anew: its image changed from \(images[1]) to \(images[0]); what the guest had written to its disk is gone"),
+                "\(swapped.stdout)")
+
         // destroy: no qemu, dnsmasq, overlay, seed, tap or namespace of the topology is left.
         let destroy = try quiver(["destroy", name] + fab)
         #expect(destroy.status == 0, "\(destroy.stderr)")

@@ -8,7 +8,8 @@ extension ApplyRun {
         for case .startVM(let host) in steps {
             guard let vm = desired.vms.first(where: { $0.host == host }), let queues = guestQueues.removeValue(forKey: host) else { continue }
             undo.guests.append(vm.directory)
-            _ = try VMLauncher.start(vm.spec, queues: queues, directory: vm.directory, confine: fabric.confineGuests)
+            let record = try VMLauncher.start(vm.spec, queues: queues, directory: vm.directory, confine: fabric.confineGuests)
+            result.notes += record.notices.filter { $0.hasPrefix(GuestOverlay.noticePrefix) }.map { "guest \(host): \($0)" }
             result.created += 1
             tick(1)
         }
