@@ -8,7 +8,7 @@ struct QuiverBench {
     static func main() throws {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let suite = args.first else {
-            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | apply [N ...] | isolation [N ...] | vm [ROUNDS] | vm-jail [ROUNDS]")
+            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | apply [N ...] | isolation [N ...] | vm [ROUNDS] | vm-jail [ROUNDS] | vm-image [ROUNDS]")
             exit(2)
         }
         switch suite {
@@ -46,6 +46,8 @@ struct QuiverBench {
             try VMBenchmark.run(rounds: Int(args.dropFirst().first ?? "3") ?? 3)
         case "vm-jail":
             try VMBenchmark.jailThroughput(rounds: Int(args.dropFirst().first ?? "6") ?? 6)
+        case "vm-image":
+            try ImageBenchmark.run(rounds: Int(args.dropFirst().first ?? "5") ?? 5)
         case "links-variants":
             try LinksBenchmark.variants(n: Int(args.dropFirst().first ?? "1000") ?? 1000)
         default:
