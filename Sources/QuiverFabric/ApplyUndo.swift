@@ -11,6 +11,8 @@ final class ApplyUndo: @unchecked Sendable {
     var guests: [String] = []
     /// Run directories it prepared for guests' NICs (a guest that never started has only that).
     var preparedGuests: [String] = []
+    /// DHCP servers it starts: (run directory, namespace).
+    var dhcp: [(String, String)] = []
     /// It installs the rules where the topology had none.
     var rulesMade = false
     /// The topology had a record before this apply.

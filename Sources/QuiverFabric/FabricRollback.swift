@@ -19,12 +19,15 @@ extension Fabric {
         var guests = 0
         for d in undo.guests {
             attempt {
-                try VMLauncher.stop(directory: d, powerdownTimeout: 0)
+                try VMLauncher.stop(directory: d, powerdownTimeout: 0, guestShutdownTimeout: 0)
                 try GuestDirectory.remove(d)
                 guests += 1
             }
         }
         count(guests, "guest", "guests")
+        var servers = 0
+        for (d, ns) in undo.dhcp { attempt { if try DHCPServer.stop(directory: d, namespace: ns) { servers += 1 } } }
+        count(servers, "DHCP server", "DHCP servers")
         for d in undo.preparedGuests where !undo.guests.contains(d) { attempt { try GuestDirectory.remove(d) } }
         attempt { _ = try GuestDirectory.removeTopology(topology) }
 

@@ -250,7 +250,7 @@ public enum VMLauncher {
     /// QMP `system_powerdown`, then `quit`, then SIGKILL, each after a bounded wait. Returns
     /// false when nothing was running.
     @discardableResult
-    public static func stop(directory: String, powerdownTimeout: Double = 3, guestShutdownTimeout: Double = 90) throws -> Bool {
+    public static func stop(directory: String, powerdownTimeout: Double = 3, guestShutdownTimeout: Double = 60) throws -> Bool {
         let record = Self.record(directory: directory)
         defer { if let r = record, r.confinement != nil { releaseConfinement(r.name) } }
         let pid: Int32

@@ -60,6 +60,10 @@ import Testing
         #expect(rows.allSatisfy { $0["passed"] as? Bool == true }, "\(rows.filter { $0["passed"] as? Bool != true })")
         #expect(rows.contains { ($0["detail"] as? String)?.contains("reported by qemu-guest-agent") == true })
 
+        // Nothing changed: a second apply touches no guest, overlay or DHCP server.
+        let noop = try quiver(["apply", file] + fab)
+        #expect(noop.status == 0 && noop.stdout.contains("no changes"), "\(noop.stdout)\(noop.stderr)")
+
         // blue's guest got its lease from blue's server; red's server never saw blue's MAC (the
         // isolation dropped its broadcasts before they reached red's port).
         let blueMAC = KernelNames(name).autoMAC(tenant: "blue", host: "bvm", vnic: "eth0").description

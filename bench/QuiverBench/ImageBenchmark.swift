@@ -148,6 +148,25 @@ enum ImageBenchmark {
         return out
     }
 
+    /// One boot, then each cap in turn, `samples` transfers each: the guest's egress against its cap.
+    static func caps(_ caps: [String], samples: Int) throws {
+        var rows: [[String]] = []
+        try withBenchNamespace { fabricNS in
+            let fabric = try Fabric(fabric: fabricNS)
+            defer { _ = try? fabric.destroy(topology: "bic") }
+            _ = try fabric.apply(try TopologyParser.parse(topology("bic", cap: nil), file: "/tmp/bic.yaml"))
+            let socket = "\(VMLauncher.runRoot)/bic/g/qga.sock", host = NetworkNamespace.named("bic-t-h")
+            for cap in caps {
+                _ = try fabric.apply(try TopologyParser.parse(topology("bic", cap: cap), file: "/tmp/bic.yaml"))
+                let c = Double(try Bitrate(cap).bitsPerSecond)
+                let wire = try (0..<samples).map { _ in try throughput(socket, to: host) * 1514 / 1448 / c }
+                rows.append([cap, wire.map { String(format: "%.3f", $0) }.joined(separator: " "), String(format: "%.3f", wire.sorted()[wire.count / 2])])
+            }
+        }
+        print("guest egress through a Quiver cap, wire/cap per 5 s transfer (on the wire = TCP goodput × 1514/1448)")
+        printTable(["cap", "samples", "median"], rows)
+    }
+
     static func run(rounds: Int) throws {
         var quiver = Series(), hand = Series()
         var capped: [(String, Double)] = []

@@ -46,6 +46,9 @@ struct QuiverBench {
             try VMBenchmark.run(rounds: Int(args.dropFirst().first ?? "3") ?? 3)
         case "vm-jail":
             try VMBenchmark.jailThroughput(rounds: Int(args.dropFirst().first ?? "6") ?? 6)
+        case "vm-image-caps":
+            let caps = args.dropFirst().isEmpty ? ["10M", "20M", "30M", "50M"] : Array(args.dropFirst())
+            try ImageBenchmark.caps(caps, samples: 3)
         case "vm-image":
             try ImageBenchmark.run(rounds: Int(args.dropFirst().first ?? "5") ?? 5)
         case "links-variants":
