@@ -284,24 +284,7 @@ public struct TopologyParser {
         case "bandwidth":
             check(m, TopologyFields.bandwidth)
             guard let from = endpoint("from"), let to = endpoint("to") else { return nil }
-            guard let r = rate(m, "rate") else {
-                if m[key: "rate"] == nil { report(TopologyError(locOf(m), "bandwidth has no `rate`", hint: "add e.g. `rate: 20M` (the cap you expect)")) }
-                return nil
-            }
-            var tolerance = 0.1
-            if let n = m[key: "tolerance"], let s = scalar(n, "tolerance") {
-                let number = s.hasSuffix("%") ? DecimalText.double(s.dropLast()).map { $0 / 100 } : DecimalText.double(s)
-                if let t = number, t > 0, t < 1 { tolerance = t } else {
-                    report(TopologyError(loc(n), "tolerance \(InvalidValue.quoted(s)) must be a percentage like 10% (above 0, below 100)"))
-                }
-            }
-            var seconds = 3.0
-            if let n = m[key: "seconds"], let s = scalar(n, "seconds") {
-                if let v = DecimalText.double(s), v >= 1, v <= 60 { seconds = v } else {
-                    report(TopologyError(loc(n), "seconds \(InvalidValue.quoted(s)) must be from 1 to 60"))
-                }
-            }
-            return .bandwidth(from: from, to: to, rate: r, tolerance: tolerance, seconds: seconds, location: location)
+            return parseBandwidth(m, from: from, to: to, location: location)
         case "configured":
             check(m, TopologyFields.configured)
             guard let host = endpoint("host") else { return nil }
@@ -332,6 +315,28 @@ public struct TopologyParser {
             }
             return .spoof(from: from, kinds: kinds, count: count, location: location)
         }
+    }
+
+    /// A `bandwidth` expectation's rate, tolerance and duration.
+    mutating func parseBandwidth(_ m: Node.Mapping, from: Topology.EndpointRef, to: Topology.EndpointRef, location: SourceLocation) -> Topology.Expectation? {
+        guard let r = rate(m, "rate") else {
+            if m[key: "rate"] == nil { report(TopologyError(locOf(m), "bandwidth has no `rate`", hint: "add e.g. `rate: 20M` (the cap you expect)")) }
+            return nil
+        }
+        var tolerance = 0.1
+        if let n = m[key: "tolerance"], let s = scalar(n, "tolerance") {
+            let number = s.hasSuffix("%") ? DecimalText.double(s.dropLast()).map { $0 / 100 } : DecimalText.double(s)
+            if let t = number, t > 0, t < 1 { tolerance = t } else {
+                report(TopologyError(loc(n), "tolerance \(InvalidValue.quoted(s)) must be a percentage like 10% (above 0, below 100)"))
+            }
+        }
+        var seconds = 3.0
+        if let n = m[key: "seconds"], let s = scalar(n, "seconds") {
+            if let v = DecimalText.double(s), v >= 1, v <= 60 { seconds = v } else {
+                report(TopologyError(loc(n), "seconds \(InvalidValue.quoted(s)) must be from 1 to 60"))
+            }
+        }
+        return .bandwidth(from: from, to: to, rate: r, tolerance: tolerance, seconds: seconds, location: location)
     }
 
     // MARK: Errors

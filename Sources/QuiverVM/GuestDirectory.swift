@@ -36,12 +36,18 @@ public enum GuestDirectory {
     /// The name a topology's guest has (its qemu `-name`, its cgroup `quiver/NAME`): `T-H`.
     public static func guestName(topology: TopologyName, host: ObjectName) -> String { "\(topology.rawValue)-\(host.rawValue)" }
 
-    /// The guest name of a topology's guest directory `root/T/H`; nil for any other directory.
-    public static func guestName(directory: String) -> String? {
+    /// The topology and host of a topology's guest directory `root/T/H`; nil for any other
+    /// directory.
+    public static func names(ofDirectory directory: String) -> (topology: TopologyName, host: ObjectName)? {
         guard directory.hasPrefix(root + "/") else { return nil }
         let parts = directory.dropFirst(root.count + 1).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 2, let t = try? TopologyName(validating: parts[0]), let h = try? ObjectName(validating: parts[1]) else { return nil }
-        return guestName(topology: t, host: h)
+        return (t, h)
+    }
+
+    /// The guest name of a topology's guest directory `root/T/H`; nil for any other directory.
+    public static func guestName(directory: String) -> String? {
+        names(ofDirectory: directory).map { guestName(topology: $0.topology, host: $0.host) }
     }
 
     /// An entry of the guest directory at `directory`.

@@ -25,10 +25,7 @@ public enum GuestState {
     /// The state directory of the guest whose run directory is `runDirectory` (same topology and
     /// host names), or nil when that is not a topology's guest directory.
     public static func path(forRunDirectory runDirectory: String) -> String? {
-        guard runDirectory.hasPrefix(GuestDirectory.root + "/") else { return nil }
-        let parts = runDirectory.dropFirst(GuestDirectory.root.count + 1).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 2, let t = try? TopologyName(validating: parts[0]), let h = try? ObjectName(validating: parts[1]) else { return nil }
-        return path(topology: t, host: h)
+        GuestDirectory.names(ofDirectory: runDirectory).map { path(topology: $0.topology, host: $0.host) }
     }
 
     /// Opens (making it, 0700, when `create`) the state directory at `path`; nil when it does not

@@ -138,8 +138,14 @@ public final class TrustedDirectory: @unchecked Sendable {
     /// Opens the existing regular file `name` (no link followed, owner checked) for reading, or
     /// reading and writing; nil when there is none.
     public func openExisting(_ name: String, writable: Bool) throws(StateDirectoryError) -> FileDescriptor? {
+        try openChecked(name, writable ? O_RDWR : O_RDONLY).map { FileDescriptor(rawValue: $0) }
+    }
+
+    /// `openat` of `name` with `flags`, never through a link and never blocking on a FIFO (the
+    /// check then refuses anything but a regular file of this user's); nil when there is none.
+    private func openChecked(_ name: String, _ flags: Int32) throws(StateDirectoryError) -> Int32? {
         try TrustedDirectory.checkComponent(name, in: self)
-        let f = openat(fd, name, (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)
+        let f = openat(fd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         if f < 0 {
             let e = errno
             if e == ENOENT { return nil }
@@ -149,7 +155,7 @@ public final class TrustedDirectory: @unchecked Sendable {
             Glibc.close(f)
             throw error
         }
-        return FileDescriptor(rawValue: f)
+        return f
     }
 
     /// Renames `from` to `to` within this directory (replacing `to`).
@@ -211,18 +217,7 @@ public final class TrustedDirectory: @unchecked Sendable {
     /// Opens the regular file `name` for reading (no link followed, owner checked); nil when there
     /// is none. The caller owns the descriptor.
     public func openForReading(_ name: String) throws(StateDirectoryError) -> Int32? {
-        try TrustedDirectory.checkComponent(name, in: self)
-        let f = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        if f < 0 {
-            let e = errno
-            if e == ENOENT { return nil }
-            throw StateDirectoryError(childPath(name), describeRefusal(name, errno: e), remedy(childPath(name)))
-        }
-        do { try checkFile(f, name) } catch {
-            Glibc.close(f)
-            throw error
-        }
-        return f
+        try openChecked(name, O_RDONLY)
     }
 
     /// Opens (creating, mode 0600) the regular file `name` for reading and writing, for a lock;

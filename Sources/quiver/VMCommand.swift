@@ -6,7 +6,7 @@ import QuiverVM
 struct VMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vm", abstract: "Guests of kind: vm hosts (started by `quiver apply`).",
-        subcommands: [List.self, Console.self, Stop.self])
+        subcommands: [List.self, Console.self, Exec.self, Stop.self])
 
     /// Every guest with a run directory: (topology, host, directory).
     static func all() throws -> [(String, String, String)] {
@@ -95,6 +95,33 @@ struct VMCommand: ParsableCommand {
                     return
                 }
             }
+        }
+    }
+
+    struct Exec: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "exec",
+            abstract: "Run a program inside a guest through qemu-guest-agent (guest-exec): its output, then its exit status as quiver's.",
+            discussion: "The program and its arguments go to the guest as a list, never through a shell: `quiver vm exec lab/deb -- ip -br addr`.")
+        @Argument(help: "TOPOLOGY/HOST, or HOST.") var name: String
+        @Argument(parsing: .postTerminator, help: "The program (an absolute path, or a name the guest's agent finds on its PATH) and its arguments.")
+        var command: [String] = []
+        @Option(help: "Seconds to wait for it.") var timeout: Double = 60
+
+        func validate() throws {
+            guard !command.isEmpty else { throw ValidationError("name the program to run after `--`") }
+            guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be above 0 and at most 3600 seconds") }
+        }
+
+        func run() throws {
+            let dir = try VMCommand.find(name)
+            guard let s = VMLauncher.status(directory: dir), s.state != "stopped" else { throw ValidationError("\(name) is not running") }
+            guard s.record.spec?.agentKind == .qga else { throw ValidationError("\(name) has no qemu-guest-agent (`agent: qga`)") }
+            let agent = try QGAClient(socketPath: GuestDirectory.file(.guestAgent, in: dir), timeout: 5)
+            let r = try agent.exec(command[0], Array(command.dropFirst()), timeout: timeout)
+            FileHandle.standardOutput.write(Data(r.stdout.utf8))
+            FileHandle.standardError.write(Data(r.stderr.utf8))
+            if r.status != 0 { throw ExitCode(r.status) }
         }
     }
 

@@ -55,23 +55,19 @@ func quiverKilled(_ args: [String], after delay: Double) throws {
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized.path
 
 /// Builds (or finds up to date) the test guest in `.build-guest` with scripts/build-test-guest.sh.
-func buildTestGuest() throws {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/bash")
-    p.arguments = [repositoryRoot + "/scripts/build-test-guest.sh", repositoryRoot + "/.build-guest"]
-    try p.run()
-    p.waitUntilExit()
-    try #require(p.terminationStatus == 0, "scripts/build-test-guest.sh failed")
-}
+func buildTestGuest() throws { try runGuestScript("build-test-guest.sh") }
 
 /// Builds (or finds up to date) the two Debian images of scripts/build-debian-guest.sh.
-func buildDebianGuests() throws {
+func buildDebianGuests() throws { try runGuestScript("build-debian-guest.sh") }
+
+/// Runs scripts/NAME with .build-guest as its directory; it must succeed.
+func runGuestScript(_ name: String) throws {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/bash")
-    p.arguments = [repositoryRoot + "/scripts/build-debian-guest.sh", repositoryRoot + "/.build-guest"]
+    p.arguments = [repositoryRoot + "/scripts/" + name, repositoryRoot + "/.build-guest"]
     try p.run()
     p.waitUntilExit()
-    try #require(p.terminationStatus == 0, "scripts/build-debian-guest.sh failed")
+    try #require(p.terminationStatus == 0, "scripts/\(name) failed")
 }
 
 /// The sha256 of a file, by sha256sum (a witness independent of Quiver).

@@ -78,6 +78,11 @@ import Testing
         #expect(list.stdout.contains("\(name)/bvm: guest reports eth0 \(blueMAC) 10.41.0.20/24"), "\(list.stdout)")
         #expect(list.stdout.components(separatedBy: "qga: answers").count - 1 >= 2, "\(list.stdout)")
 
+        // `quiver vm exec`: a program in the guest, its output and its exit status.
+        let exec = try quiver(["vm", "exec", "\(name)/rvm", "--", "ip", "-br", "addr", "show", "eth0"])
+        #expect(exec.status == 0 && exec.stdout.contains("10.40.0.10/24") && exec.stdout.contains("fd40::10/64"), "\(exec.stdout)\(exec.stderr)")
+        #expect(try quiver(["vm", "exec", "\(name)/rvm", "--", "sh", "-c", "exit 3"]).status == 3)
+
         // A file written in a guest survives `quiver vm stop` and the apply that starts it again.
         let socket = "/run/quiver/vms/\(name)/bvm/qga.sock"
         let marker = "kept-\(UUID().uuidString.prefix(8))"

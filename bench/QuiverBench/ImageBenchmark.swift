@@ -92,12 +92,7 @@ enum ImageBenchmark {
             let dir = "/tmp/qbench-img-\(getpid())-\(round)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            for cmd in [["ip", "-n", f, "link", "add", "br0", "type", "bridge"], ["ip", "-n", f, "link", "set", "br0", "up"],
-                        ["ip", "-n", f, "link", "add", "vh", "type", "veth", "peer", "name", "net0", "netns", host],
-                        ["ip", "-n", f, "link", "set", "vh", "master", "br0", "up"], ["ip", "-n", host, "link", "set", "net0", "up"],
-                        ["ip", "-n", host, "addr", "add", "10.40.0.11/24", "dev", "net0"]] {
-                try runCommand(cmd)
-            }
+            try VMBenchmark.handSwitch(f, host: host)
             try "instance-id: hand-\(round)\nlocal-hostname: g\n".write(toFile: "\(dir)/meta-data", atomically: true, encoding: .utf8)
             try "#cloud-config\n{}\n".write(toFile: "\(dir)/user-data", atomically: true, encoding: .utf8)
             try "version: 2\nethernets:\n  eth0:\n    match: {macaddress: \"\(guestMAC)\"}\n    set-name: eth0\n    addresses: [10.40.0.31/24]\n"
@@ -115,12 +110,7 @@ enum ImageBenchmark {
                             "-device", "virtio-serial-pci", "-chardev", "socket,id=qga,path=\(dir)/qga.sock,server=on,wait=off",
                             "-device", "virtserialport,chardev=qga,name=org.qemu.guest_agent.0",
                             "-pidfile", "\(dir)/qemu.pid", "-daemonize"])
-            defer {
-                if let p = try? String(contentsOfFile: "\(dir)/qemu.pid", encoding: .utf8), let pid = Int32(p.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                    kill(pid, SIGKILL)
-                    while VMLauncher.isRunning(pid) { usleep(20_000) }
-                }
-            }
+            defer { VMBenchmark.killQemu(pidfile: "\(dir)/qemu.pid") }
             s.ping.append(try VMBenchmark.untilPing(from: hostNS, guestMAC: guestMAC, start: start))
             s.configured.append(try untilConfigured("\(dir)/qga.sock", start: start))
             s.tput.append(try throughput("\(dir)/qga.sock", to: hostNS))

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import QuiverFabric
 import QuiverKernel
 import QuiverNetlink
@@ -98,12 +99,7 @@ enum VMBenchmark {
             let dir = "/tmp/qbench-vm-\(getpid())-\(round)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            for cmd in [["ip", "-n", f, "link", "add", "br0", "type", "bridge"], ["ip", "-n", f, "link", "set", "br0", "up"],
-                        ["ip", "-n", f, "link", "add", "vh", "type", "veth", "peer", "name", "net0", "netns", host],
-                        ["ip", "-n", f, "link", "set", "vh", "master", "br0", "up"], ["ip", "-n", host, "link", "set", "net0", "up"],
-                        ["ip", "-n", host, "addr", "add", "10.40.0.11/24", "dev", "net0"]] {
-                try runCommand(cmd)
-            }
+            try VMBenchmark.handSwitch(f, host: host)
             let mac = "02:00:00:40:00:31"
             let start = now()
             var netdev = "tap,id=n0,ifname=tg,script=no,downscript=no,vhost=off"
@@ -129,15 +125,28 @@ enum VMBenchmark {
                                      "-chardev", "file,id=c,path=\(dir)/console.log", "-serial", "chardev:c",
                                      "-chardev", "socket,id=a,path=\(dir)/agent.sock,server=on,wait=off", "-serial", "chardev:a",
                                      "-pidfile", "\(dir)/qemu.pid", "-daemonize"])
-            defer {
-                if let p = try? String(contentsOfFile: "\(dir)/qemu.pid", encoding: .utf8), let pid = Int32(p.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                    kill(pid, SIGKILL)
-                    while VMLauncher.isRunning(pid) { usleep(20_000) }
-                }
-            }
+            defer { VMBenchmark.killQemu(pidfile: "\(dir)/qemu.pid") }
             s.handBoot.append(try untilPing(from: hostNS, guestMAC: mac, start: start))
             s.handTput.append(try throughput(agentSocket: "\(dir)/agent.sock", to: hostNS))
         }
+    }
+
+    /// The hand-made fabric: a bridge `br0` in `f`, a veth from it to `net0` (10.40.0.11/24) in
+    /// the namespace `host`, all up — what `ip` would make.
+    static func handSwitch(_ f: String, host: String) throws {
+        for cmd in [["ip", "-n", f, "link", "add", "br0", "type", "bridge"], ["ip", "-n", f, "link", "set", "br0", "up"],
+                    ["ip", "-n", f, "link", "add", "vh", "type", "veth", "peer", "name", "net0", "netns", host],
+                    ["ip", "-n", f, "link", "set", "vh", "master", "br0", "up"], ["ip", "-n", host, "link", "set", "net0", "up"],
+                    ["ip", "-n", host, "addr", "add", "10.40.0.11/24", "dev", "net0"]] {
+            try runCommand(cmd)
+        }
+    }
+
+    /// Kills the qemu whose pid `pidfile` holds, and waits until it is gone.
+    static func killQemu(pidfile: String) {
+        guard let p = try? String(contentsOfFile: pidfile, encoding: .utf8), let pid = Int32(p.trimmingCharacters(in: .whitespacesAndNewlines)) else { return }
+        Glibc.kill(pid, SIGKILL)
+        while VMLauncher.isRunning(pid) { usleep(20_000) }
     }
 
     static func run(rounds: Int) throws {
