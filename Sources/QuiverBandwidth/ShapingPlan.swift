@@ -95,6 +95,8 @@ public enum ShapingPlan {
                 continue
             }
             let rate = min(ceil, max(minimumRate, m.floor ?? share))
+            // What a guest sends arrives in bursts (``ShapingPolicy/guestMinQueue``).
+            let bulkLimit = m.queueLimit ?? (d == .fromEndpoint && m.guestSender == true ? policy.guestQueueLimit(for: ceil) : nil)
             // The member is an inner class; its traffic goes to one of its leaves:
             //   +1 bulk (prio 1), +2 small packets (prio 0: ACKs, pings, DNS — they do not wait
             //   behind bulk data, which keeps a saturated cap's added latency low), +3… flows.
@@ -104,7 +106,7 @@ public enum ShapingPlan {
             let bulk = TCHandle(major: 1, minor: id.minor + 1)
             let small = TCHandle(major: 1, minor: id.minor + 2)
             classes.append(.init(id: bulk, parent: id, htb: policy.htb(rate: bulkRate, ceil: ceil, priority: 1, burst: m.burst),
-                                 leafQueue: policy.leafQueue(for: ceil, limit: m.queueLimit), label: m.name + "/other"))
+                                 leafQueue: policy.leafQueue(for: ceil, limit: bulkLimit), label: m.name + "/other"))
             // Small packets are never TSO super-packets: a plain byte FIFO serves (one qdisc, not two).
             classes.append(.init(id: small, parent: id, htb: policy.htb(rate: smallRate, ceil: ceil, priority: 0, burst: m.burst),
                                  leafQueue: .bfifo(limit: m.queueLimit ?? policy.queueLimit(for: ceil)), label: m.name + "/small"))
@@ -112,7 +114,7 @@ public enum ShapingPlan {
                 let fid = TCHandle(major: 1, minor: id.minor + 3 + UInt16(j))
                 let fceil = min(f.maxbw.isBlocked ? minimumRate : f.maxbw, ceil)
                 classes.append(.init(id: fid, parent: id, htb: policy.htb(rate: minimumRate, ceil: fceil, priority: 1, burst: m.burst),
-                                     leafQueue: policy.leafQueue(for: f.maxbw.isBlocked ? f.maxbw : fceil, limit: m.queueLimit),
+                                     leafQueue: policy.leafQueue(for: f.maxbw.isBlocked ? f.maxbw : fceil, limit: f.maxbw.isBlocked ? m.queueLimit : bulkLimit),
                                      label: m.name + "/" + f.name))
                 for (proto, keys) in flowKeys(f, mac: m.mac, direction: d) {
                     filters.append(.init(priority: proto == UInt16(ETH_P_IP) ? flowPriorityV4 : flowPriorityV6, protocolNumber: proto,

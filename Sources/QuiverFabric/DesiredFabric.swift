@@ -170,7 +170,7 @@ public struct DesiredFabric: Sendable, Equatable {
                         // filled in from the kernel before the caps are applied.
                         members.append(CapMember(name: "\(host.name)/\(v.name)", device: dev, mac: mac,
                                                  maxbw: v.maxbw, floor: v.floor, flows: v.flows, burst: v.burst, queueLimit: v.queue,
-                                                 facesEndpoint: macvtap))
+                                                 facesEndpoint: macvtap, guestSender: host.vm != nil))
                     }
                 }
             }

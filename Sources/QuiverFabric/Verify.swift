@@ -105,7 +105,13 @@ struct Verifier {
             let agent: GuestShell
             switch vm.spec.agentKind {
             case .quiver: agent = try GuestAgent.waitReady(socketPath: GuestDirectory.file(.agent, in: vm.directory), timeout: 120)
-            case .qga: agent = try QGAClient.waitReady(socketPath: GuestDirectory.file(.guestAgent, in: vm.directory), timeout: 240)
+            case .qga:
+                let qga = try QGAClient.waitReady(socketPath: GuestDirectory.file(.guestAgent, in: vm.directory), timeout: 240)
+                // The agent answers before the guest has finished booting (cloud-init's last stage
+                // can still be running, and a TCG guest short of CPU sends below its cap): wait for
+                // systemd to say the boot is over ("running" or "degraded"), where it has systemd.
+                _ = try? qga.exec("/bin/sh", ["-c", "command -v systemctl >/dev/null || exit 0; timeout 240 systemctl is-system-running --wait"], timeout: 250)
+                agent = qga
             case .none: throw VerifyError("\(ref) is a VM with `agent: none`: nothing inside it can probe; give it `agent: qga`")
             }
             r = ResolvedEndpoint(ref: ref, namespace: nil, agent: agent, device: d.name, hostDevice: d.hostDevice, bridge: d.bridge,

@@ -65,10 +65,14 @@ public struct CapMember: Sendable, Equatable, Codable {
     /// sends), not a fabric port facing it (veth host side, tap: what it transmits is what the
     /// endpoint receives). Its hooks bind to the group's blocks the other way round.
     public var facesEndpoint: Bool
+    /// The endpoint is a guest: what it sends comes through qemu, which gives its TCP no
+    /// backpressure from the host's queues (nil: not a guest; records made before guests).
+    public var guestSender: Bool?
 
     public init(name: String, device: InterfaceName, mac: MACAddress? = nil, maxbw: Bitrate? = nil, floor: Bitrate? = nil,
-                flows: [FlowCap] = [], burst: UInt32? = nil, queueLimit: UInt32? = nil, facesEndpoint: Bool = false) {
+                flows: [FlowCap] = [], burst: UInt32? = nil, queueLimit: UInt32? = nil, facesEndpoint: Bool = false, guestSender: Bool = false) {
         self.facesEndpoint = facesEndpoint
+        self.guestSender = guestSender ? true : nil
         self.burst = burst
         self.queueLimit = queueLimit
         self.name = name

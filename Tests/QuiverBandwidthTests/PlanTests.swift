@@ -148,6 +148,32 @@ import Testing
         #expect(tiny.problems().contains { $0.contains("burst 100 is smaller than one frame") })
     }
 
+    /// A guest's outbound bulk (and flow) leaves hold a 64 KiB super-packet burst twice over; its
+    /// inbound leaves and its small-packet leaf keep the usual 5 ms; a namespace's are unchanged.
+    @Test func aGuestsOutboundBulkQueueHoldsABurst() throws {
+        let guest = tenant([CapMember(name: "vm", device: "t0", mac: mac(1), maxbw: .mbit(50), flows: [FlowCap(name: "web", transport: .tcp, localPort: 80, maxbw: .mbit(20))],
+                                      guestSender: true)], maxbw: nil)
+        func limit(_ g: CapGroup, _ d: Direction, _ label: String) -> UInt32? {
+            switch ShapingPlan.layout(g, d).classes.first(where: { $0.label == label })?.leafQueue {
+            case .tbf(let t)?: return t.limit
+            case .bfifo(let l)?: return l
+            default: return nil
+            }
+        }
+        let usual = ShapingPolicy().queueLimit(for: .mbit(50))
+        #expect(usual == 31_250)
+        #expect(limit(guest, .fromEndpoint, "vm/other") == 128 << 10)
+        #expect(limit(guest, .fromEndpoint, "vm/web") == 128 << 10)
+        #expect(limit(guest, .fromEndpoint, "vm/small") == usual)
+        #expect(limit(guest, .toEndpoint, "vm/other") == usual)
+        let namespace = tenant([CapMember(name: "ns", device: "v0", mac: mac(2), maxbw: .mbit(50))], maxbw: nil)
+        #expect(limit(namespace, .fromEndpoint, "ns/other") == usual)
+        // Above ~200M the usual queue is larger anyway; an explicit `queue:` still wins.
+        #expect(ShapingPolicy().guestQueueLimit(for: .gbit(1)) == ShapingPolicy().queueLimit(for: .gbit(1)))
+        let overridden = tenant([CapMember(name: "vm", device: "t0", mac: mac(1), maxbw: .mbit(50), queueLimit: 20_000, guestSender: true)], maxbw: nil)
+        #expect(limit(overridden, .fromEndpoint, "vm/other") == 20_000)
+    }
+
     @Test func blockedMemberDropsEverything() throws {
         let g = tenant([CapMember(name: "quarantine", device: "q0", mac: mac(9), maxbw: Bitrate(bitsPerSecond: 0))], maxbw: nil)
         let c = try #require(ShapingPlan.layout(g, .toEndpoint).classes.first { $0.label == "quarantine" })
