@@ -84,15 +84,7 @@ enum ImageBenchmark {
 
     /// By hand, as a user of plain qemu would: overlay, seed, bridge, tap, qemu opening them all.
     static func handRound(_ round: Int, into s: inout Series) throws {
-        try withBenchNamespace { fabricNS in
-            let f = fabricNS.name!
-            let host = "\(f)-h"
-            let hostNS = try NetworkNamespace.create(named: host)
-            defer { try? NetworkNamespace.delete(named: host) }
-            let dir = "/tmp/qbench-img-\(getpid())-\(round)"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            try VMBenchmark.handSwitch(f, host: host)
+        try VMBenchmark.byHand("img", round) { f, hostNS, dir in
             try "instance-id: hand-\(round)\nlocal-hostname: g\n".write(toFile: "\(dir)/meta-data", atomically: true, encoding: .utf8)
             try "#cloud-config\n{}\n".write(toFile: "\(dir)/user-data", atomically: true, encoding: .utf8)
             try "version: 2\nethernets:\n  eth0:\n    match: {macaddress: \"\(guestMAC)\"}\n    set-name: eth0\n    addresses: [10.40.0.31/24]\n"

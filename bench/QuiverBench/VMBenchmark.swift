@@ -91,15 +91,7 @@ enum VMBenchmark {
     /// By hand: a bridge, a veth to a namespace host, then `ip tuntap add` and qemu opening the
     /// tap itself — or `ip link add … type macvtap` and qemu given `/dev/tapN` by the shell.
     static func handRound(_ round: Int, macvtap: Bool, into s: inout Series) throws {
-        try withBenchNamespace { fabricNS in
-            let f = fabricNS.name!
-            let host = "\(f)-h"
-            let hostNS = try NetworkNamespace.create(named: host)
-            defer { try? NetworkNamespace.delete(named: host) }
-            let dir = "/tmp/qbench-vm-\(getpid())-\(round)"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            try VMBenchmark.handSwitch(f, host: host)
+        try VMBenchmark.byHand("vm", round) { f, hostNS, dir in
             let mac = "02:00:00:40:00:31"
             let start = now()
             var netdev = "tap,id=n0,ifname=tg,script=no,downscript=no,vhost=off"
@@ -128,6 +120,22 @@ enum VMBenchmark {
             defer { VMBenchmark.killQemu(pidfile: "\(dir)/qemu.pid") }
             s.handBoot.append(try untilPing(from: hostNS, guestMAC: mac, start: start))
             s.handTput.append(try throughput(agentSocket: "\(dir)/agent.sock", to: hostNS))
+        }
+    }
+
+    /// A hand-made launch's scene: a fabric namespace `f` with the hand-made switch, a namespace
+    /// host, a scratch directory — all removed afterwards.
+    static func byHand(_ tag: String, _ round: Int, _ body: (String, NetworkNamespace, String) throws -> Void) throws {
+        try withBenchNamespace { fabricNS in
+            let f = fabricNS.name!
+            let host = "\(f)-h"
+            let hostNS = try NetworkNamespace.create(named: host)
+            defer { try? NetworkNamespace.delete(named: host) }
+            let dir = "/tmp/qbench-\(tag)-\(getpid())-\(round)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try handSwitch(f, host: host)
+            try body(f, hostNS, dir)
         }
     }
 
