@@ -103,7 +103,8 @@ package struct CurrentFabric: Sendable {
         current.capped = Set(try qdiscs?.wait().get().filter { CapGroup.isQuiverClsact($0.kind) }.compactMap { byIndex[$0.ifindex] } ?? [])
         current.vms = try readVMs(try TopologyName(validating: topology))
         for d in DHCPServer.directories(topology: try TopologyName(validating: topology)) {
-            current.dhcp[d] = DHCPServer.running(directory: d, namespace: DHCPServer.namespace(ofDirectory: d, topology: topology) ?? "").map(\.config)
+            // `.some`: a server that is not running stays in the table (as nil), so it is replaced.
+            current.dhcp[d] = .some(DHCPServer.running(directory: d, namespace: DHCPServer.namespace(ofDirectory: d, topology: topology) ?? "").map(\.config))
         }
         return (current, handles)
     }

@@ -80,6 +80,9 @@ struct Verifier {
     let handle: NetlinkHandle
     let firewall: Firewall
     var cache: [String: ResolvedEndpoint] = [:]
+    /// Guests that have sent once: under TCG the first transfer also pays for translating the
+    /// guest's network code, so it is not the one measured.
+    var primed: Set<String> = []
 
     init(t: Topology, desired: DesiredFabric, names: KernelNames, handle: NetlinkHandle, firewall: Firewall) {
         self.t = t
@@ -164,6 +167,11 @@ struct Verifier {
                 // was not what held the transfer back.
                 let overlimits = { [desired, handle] in
                     try Self.capClasses(of: a.hostDevice, .fromEndpoint, desired, handle).map(\.usage.statistics.overlimits)
+                }
+                if primed.insert(a.ref.description).inserted {
+                    let warm = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: 2)
+                    _ = try a.agent!.run("timeout 2 nc \(b.ipv4) 5201 </dev/zero", timeout: 12)
+                    _ = warm.finish(warmup: 0, until: 2)
                 }
                 let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
                 let over0 = try overlimits()

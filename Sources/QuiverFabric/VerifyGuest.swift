@@ -21,7 +21,7 @@ extension Verifier {
         let interfaces = try qga.interfaces()
         var routes: [(via: String, dev: String)] = []
         for family in ["-4", "-6"] {
-            let r = try qga.exec("/sbin/ip", ["-j", family, "route", "show", "default"], timeout: 10)
+            let r = try qga.exec("ip", ["-j", family, "route", "show", "default"], timeout: 10)
             guard r.status == 0, let list = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] else {
                 throw VerifyError("`ip -j \(family) route show default` in the guest failed: \(r.stderr)")
             }
@@ -61,7 +61,7 @@ extension Verifier {
         let program = "import socket,sys,time\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\n"
             + "f=bytes.fromhex(sys.argv[2])\nfor _ in range(int(sys.argv[3])):\n s.send(f)\n time.sleep(0.002)\n"
         let hex = frame.map { String(format: "%02x", $0) }.joined()
-        let r = try qga.exec("/usr/bin/python3", ["-c", program, device, hex, String(count)], timeout: Double(count) * 0.05 + 20)
+        let r = try qga.exec("python3", ["-c", program, device, hex, String(count)], timeout: Double(count) * 0.05 + 20)
         guard r.status == 0 else { throw VerifyError("python3 in the guest could not send frames: \(r.stderr.trimmingCharacters(in: .whitespacesAndNewlines))") }
     }
 }

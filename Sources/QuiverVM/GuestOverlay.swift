@@ -75,7 +75,7 @@ public enum GuestOverlay {
         let o = try Spawn.run([qemuImg, "create", "-q", "-f", "qcow2", "-u", "-F", origin.format, "-b", origin.path,
                                "/proc/self/fd/3", String(origin.overlaySize)], descriptors: [f.rawValue])
         guard o.status == 0 else {
-            try? state.remove(tmp)
+            _ = try? state.remove(tmp)
             throw VMError("qemu-img create of the overlay over \(origin.path) failed: \(o.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         try state.rename(tmp, to: GuestState.Entry.overlay.rawValue)

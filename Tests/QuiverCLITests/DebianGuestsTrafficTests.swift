@@ -73,6 +73,15 @@ import Testing
         #expect(!redLog.lowercased().contains(blueMAC.lowercased()), "\(redLog)")
         #expect(!redLog.contains("DHCPOFFER"), "red's server offered nothing: \(redLog)")
 
+        // apply is the DHCP servers' supervisor: one that died is started again, and only it.
+        let blueDir = "/run/quiver/dhcp/\(name)/blue-sw0", blueNS = "\(name)-blue-dhcp-sw0"
+        let dead = try #require(DHCPServer.running(directory: blueDir, namespace: blueNS)).pid
+        kill(dead, SIGKILL)
+        for _ in 0..<100 where VMLauncher.isRunning(dead) { usleep(20_000) }
+        let revived = try quiver(["apply", file] + fab)
+        #expect(revived.status == 0 && revived.stdout.contains("created 1, changed 0, deleted 1 in"), "\(revived.stdout)\(revived.stderr)")
+        #expect(DHCPServer.running(directory: blueDir, namespace: blueNS).map { $0.pid != dead } == true)
+
         // `vm list`: the agents answer, with the addresses the guests report.
         let list = try quiver(["vm", "list"])
         #expect(list.stdout.contains("\(name)/bvm: guest reports eth0 \(blueMAC) 10.41.0.20/24"), "\(list.stdout)")

@@ -306,4 +306,36 @@ import Testing
     func link(_ name: String, index: Int32, group: UInt32) -> Link {
         Link(name: name, index: index, group: group)
     }
+
+    /// DHCP servers: started when missing, replaced when dead or changed, left alone when
+    /// running as configured, stopped when the file no longer asks for them.
+    @Test func dhcpServersFollowTheFile() throws {
+        let t = try TopologyParser.parse("""
+        name: pd
+        switches:
+          - {name: sw0, dhcp: true}
+        tenants:
+          - name: acme
+            hosts:
+              - {name: g1, kind: vm, kernel: /etc/hostname, vnics: [{name: eth0, over: sw0, ips: [10.2.0.5/24], gateway: 10.2.0.1}]}
+        """, file: "d.yaml")
+        let d = try DesiredFabric(t)
+        let server = try #require(d.dhcpServers.first)
+        #expect(server.directory == "/run/quiver/dhcp/pd/acme-sw0" && server.namespace == "pd-acme-dhcp-sw0")
+        func steps(_ have: [String: String?], desired: DesiredFabric? = nil) -> [String] {
+            var c = CurrentFabric(links: [], hosts: [:])
+            c.dhcp = have
+            return Planner.plan(current: c, desired: desired ?? d).operations.compactMap { o -> String? in
+                switch o { case .startDHCP, .stopDHCP: return o.description; default: return nil }
+            }
+        }
+        let start = "start the DHCP server of tenant acme on switch sw0 of topology pd (1 static leases)"
+        let stop = "stop the DHCP server in /run/quiver/dhcp/pd/acme-sw0"
+        #expect(steps([:]) == [start])
+        #expect(steps([server.directory: .some(server.config)]) == [])
+        #expect(steps([server.directory: String?.none]) == [stop, start], "a dead server is replaced")
+        #expect(steps([server.directory: .some("# older\n")]) == [stop, start], "a changed one too")
+        let plain = try DesiredFabric(try TopologyParser.parse("name: pd\nswitches: [{name: sw0}]\ntenants:\n  - {name: acme, hosts: [{name: h, vnics: [{name: n, over: sw0}]}]}\n", file: "d.yaml"))
+        #expect(steps([server.directory: .some(server.config)], desired: plain) == [stop])
+    }
 }
