@@ -121,6 +121,29 @@ public final class QGAClient: GuestShell {
         }
     }
 
+    /// The content of a file in the guest (`guest-file-open`/`-read`/`-close`), at most `limit`
+    /// bytes: no program runs for it.
+    public func readFile(_ path: String, limit: Int = 1 << 20) throws -> Data {
+        guard let handle = try execute("guest-file-open", ["path": path, "mode": "r"]) as? Int else {
+            throw VMError("qemu-guest-agent: guest-file-open \(path) gave no handle")
+        }
+        defer { _ = try? execute("guest-file-close", ["handle": handle]) }
+        var data = Data()
+        while data.count <= limit {
+            let r = try execute("guest-file-read", ["handle": handle, "count": 65536]) as? [String: Any] ?? [:]
+            if let b = (r["buf-b64"] as? String).flatMap({ Data(base64Encoded: $0) }) { data.append(b) }
+            if r["eof"] as? Bool ?? true { return data }
+        }
+        throw VMError("qemu-guest-agent: \(path) is larger than \(limit) bytes")
+    }
+
+    /// The guest's default routes, IPv4 and IPv6, read from its kernel's route tables
+    /// (`/proc/net/route`, `/proc/net/ipv6_route`).
+    public func defaultRoutes() throws -> [GuestRoute] {
+        GuestRoute.defaults(ipv4: String(decoding: try readFile("/proc/net/route"), as: UTF8.self),
+                            ipv6: String(decoding: try readFile("/proc/net/ipv6_route"), as: UTF8.self))
+    }
+
     /// Asks the guest to power off (`guest-shutdown`). The agent answers only when it could not
     /// (its `shutdown` failed, say for want of D-Bus): that error is thrown; silence for
     /// `errorWithin` seconds means the guest is on its way down.
@@ -161,6 +184,51 @@ public struct GuestInterface: Sendable, Codable, Equatable {
     public var mac: String?
     /// `address/prefix`, IPv4 and IPv6, link-local ones included.
     public var addresses: [String]
+}
+
+/// A default route in a guest: its gateway and the NIC it leaves by.
+public struct GuestRoute: Sendable, Equatable {
+    public var gateway: IPAddress
+    public var device: String
+
+    public init(gateway: IPAddress, device: String) {
+        self.gateway = gateway
+        self.device = device
+    }
+
+    /// The default routes (destination 0, prefix 0, with a gateway) in the text of Linux's
+    /// `/proc/net/route` (addresses as little-endian hex words) and `/proc/net/ipv6_route`
+    /// (addresses as 32 hex digits in network order).
+    public static func defaults(ipv4: String, ipv6: String) -> [GuestRoute] {
+        func bytes(_ hex: Substring) -> [UInt8]? {
+            guard hex.count % 2 == 0 else { return nil }
+            var out: [UInt8] = []
+            var i = hex.startIndex
+            while i < hex.endIndex {
+                let j = hex.index(i, offsetBy: 2)
+                guard let b = UInt8(hex[i..<j], radix: 16) else { return nil }
+                out.append(b)
+                i = j
+            }
+            return out
+        }
+        var routes: [GuestRoute] = []
+        // Iface Destination Gateway Flags RefCnt Use Metric Mask …; RTF_GATEWAY is 0x2.
+        for line in ipv4.split(separator: "\n").dropFirst() {
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard f.count >= 8, f[1] == "00000000", f[7] == "00000000", let flags = UInt32(f[3], radix: 16), flags & 0x2 != 0,
+                  let g = bytes(f[2]), g.count == 4, let gw = try? IPAddress(bytes: g.reversed()) else { continue }
+            routes.append(GuestRoute(gateway: gw, device: String(f[0])))
+        }
+        // dest plen src srclen nexthop metric refcnt use flags iface
+        for line in ipv6.split(separator: "\n") {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 10, f[0] == String(repeating: "0", count: 32), f[1] == "00", let g = bytes(f[4]), g.count == 16, g.contains(where: { $0 != 0 }),
+                  let gw = try? IPAddress(bytes: g) else { continue }
+            routes.append(GuestRoute(gateway: gw, device: String(f[9])))
+        }
+        return routes
+    }
 }
 
 /// What a guest's agent says, for `quiver vm list`.

@@ -101,3 +101,23 @@ import Testing
         #expect(try object(seed.metaData).count == 2)
     }
 }
+
+/// The default routes a guest's kernel lists, as `configured` reads them.
+@Suite struct GuestRouteTests {
+    @Test func defaultRoutesFromTheKernelsTables() throws {
+        let v4 = """
+        Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+        eth0\t00000000\t0100280A\t0003\t0\t0\t0\t00000000\t0\t0\t0
+        eth0\t0000280A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+        eth1\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0
+        """
+        let v6 = """
+        fd400000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 eth0
+        00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd400000000000000000000000000001 00000400 00000001 00000000 00000003 eth0
+        00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo
+        """
+        let routes = GuestRoute.defaults(ipv4: v4, ipv6: v6)
+        #expect(routes == [GuestRoute(gateway: try IPAddress("10.40.0.1"), device: "eth0"), GuestRoute(gateway: try IPAddress("fd40::1"), device: "eth0")])
+        #expect(GuestRoute.defaults(ipv4: "", ipv6: "").isEmpty)
+    }
+}
