@@ -41,9 +41,13 @@ public struct BridgePortFlags: Sendable, Equatable, Codable {
     public var multicastFlood: Bool?
     /// Reflective relay: frames may go back out of the port they came in on.
     public var hairpin: Bool?
+    /// ARP and neighbour solicitations for addresses in the bridge's neighbour table are answered
+    /// by the bridge (`neigh_suppress`), and not flooded towards this port.
+    public var neighSuppress: Bool?
 
     public init(isolated: Bool? = nil, learning: Bool? = nil, flood: Bool? = nil, broadcastFlood: Bool? = nil,
-                multicastFlood: Bool? = nil, hairpin: Bool? = nil) {
+                multicastFlood: Bool? = nil, hairpin: Bool? = nil, neighSuppress: Bool? = nil) {
+        self.neighSuppress = neighSuppress
         self.isolated = isolated
         self.learning = learning
         self.flood = flood
@@ -59,6 +63,7 @@ public struct BridgePortFlags: Sendable, Equatable, Codable {
         broadcastFlood = a.u8(IFLA_BRPORT_BCAST_FLOOD).map { $0 != 0 }
         multicastFlood = a.u8(IFLA_BRPORT_MCAST_FLOOD).map { $0 != 0 }
         hairpin = a.u8(IFLA_BRPORT_MODE).map { $0 != 0 }
+        neighSuppress = a.u8(IFLA_BRPORT_NEIGH_SUPPRESS).map { $0 != 0 }
     }
 
     func encode(into d: inout NetlinkMessage) {
@@ -69,6 +74,7 @@ public struct BridgePortFlags: Sendable, Equatable, Codable {
         flag(IFLA_BRPORT_BCAST_FLOOD, broadcastFlood)
         flag(IFLA_BRPORT_MCAST_FLOOD, multicastFlood)
         flag(IFLA_BRPORT_MODE, hairpin)
+        flag(IFLA_BRPORT_NEIGH_SUPPRESS, neighSuppress)
     }
 }
 

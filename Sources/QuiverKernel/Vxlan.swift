@@ -13,8 +13,13 @@ public struct Vxlan: LinkKind, Equatable {
     public var port: UInt16?
     /// Index of the lower device (needed with a multicast group).
     public var lowerIndex: Int32?
+    /// Whether the device learns source MACs of what it receives (`[no]learning`); nil: the
+    /// kernel's default (on).
+    public var learning: Bool?
 
-    public init(vni: UInt32, local: IPAddress? = nil, remote: IPAddress? = nil, port: UInt16? = 4789, lowerIndex: Int32? = nil) {
+    public init(vni: UInt32, local: IPAddress? = nil, remote: IPAddress? = nil, port: UInt16? = 4789, lowerIndex: Int32? = nil,
+                learning: Bool? = nil) {
+        self.learning = learning
         self.vni = vni
         self.local = local
         self.remote = remote
@@ -33,6 +38,7 @@ public struct Vxlan: LinkKind, Equatable {
             }
             if let port { d.put(IFLA_VXLAN_PORT, be16: port) }
             if let lowerIndex { d.put(IFLA_VXLAN_LINK, u32: UInt32(bitPattern: lowerIndex)) }
+            if let learning { d.put(IFLA_VXLAN_LEARNING, u8: learning ? 1 : 0) }
         }
     }
 
@@ -44,5 +50,6 @@ public struct Vxlan: LinkKind, Equatable {
         local = localBytes.flatMap { try? IPAddress(bytes: $0) }
         port = d?.be16(IFLA_VXLAN_PORT)
         lowerIndex = d?.u32(IFLA_VXLAN_LINK).map { Int32(bitPattern: $0) }
+        learning = d?.u8(IFLA_VXLAN_LEARNING).map { $0 != 0 }
     }
 }

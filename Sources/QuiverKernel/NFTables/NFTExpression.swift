@@ -50,6 +50,8 @@ public enum NFTMetaKey: Sendable {
     case mark
     /// The transport protocol after any IPv6 extension headers (`meta l4proto`): 58 is ICMPv6.
     case l4proto
+    /// The packet's family in an `inet` table (`meta nfproto`): 2 IPv4, 10 IPv6.
+    case nfproto
 
     var raw: UInt32 {
         switch self {
@@ -58,6 +60,7 @@ public enum NFTMetaKey: Sendable {
         case .protocolType: return NFT_META_PROTOCOL.rawValue
         case .mark: return NFT_META_MARK.rawValue
         case .l4proto: return NFT_META_L4PROTO.rawValue
+        case .nfproto: return NFT_META_NFPROTO.rawValue
         }
     }
 }
