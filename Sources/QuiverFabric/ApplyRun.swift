@@ -47,10 +47,14 @@ final class ApplyRun {
         self.progress = progress
         result = ApplyResult(plan: planning.plan)
         let name = try TopologyName(validating: topology.name)
-        let record = try Journal.load(name)
+        let record = try Journal.load(name, node: topology.node)
         undo.hadRecord = record != nil
-        journal = record ?? Journal(topology: name)
+        journal = record ?? Journal(topology: name, node: topology.node)
         journal.file = URL(fileURLWithPath: topology.file).standardizedFileURL.path
+        if topology.node != nil {
+            journal.guests = planning.desired.vms.map(\.host)
+            journal.fabricNamespace = fabric.fabricNamespace?.name
+        }
     }
 
     var handle: NetlinkHandle { fabric.handle }
@@ -81,6 +85,7 @@ final class ApplyRun {
             case .createBridge(let b): return b.name
             case .createIFB(let i): return i
             case .createVNIC(let v): return v.hostDevice
+            case .createSegment(let g): return g.device
             default: return nil
             }
         } + desired.vms.filter { startingVMs.contains($0.host) }.flatMap { $0.taps.filter(\.macvtap).map(\.name) }).map(\.rawValue)
@@ -128,6 +133,7 @@ final class ApplyRun {
         case .tagLinks: try tagLinks(phase.steps)
         case .namespaces: try startNamespaces(phase.steps)
         case .switches: try createSwitches(phase.steps)
+        case .segments: try buildSegments(phase.steps)
         case .moveVNICs: try moveVNICs(phase.steps)
         case .createVNICs: try createVNICs(phase.steps)
         case .guestNICs: try createGuestNICs(phase.steps)

@@ -38,6 +38,9 @@ package struct CurrentFabric: Sendable {
     /// Of the links `read` was asked about (those the file does not cap), the ones that still
     /// carry a clsact qdisc of Quiver's (a cap's redirects).
     package var capped: Set<String> = []
+    /// The static forwarding entries on the topology's segment devices and bridges (read only
+    /// when it has or wants segments).
+    package var forwarding: Set<DesiredFabric.ForwardingEntry> = []
 
     /// Interface indexes of the bridges in the fabric namespace.
     package var bridgeIndexes: Set<Int32> {
@@ -63,7 +66,7 @@ package struct CurrentFabric: Sendable {
     /// prefix. Host namespaces are read through one socket each, opened together on one thread.
     /// `uncapped`: fabric links the file does not cap; which of them carry caps is read (a qdisc
     /// dump) only when there are any.
-    package static func read(topology: String, wanted: [String], uncapped: Set<String> = [], fabric: NetlinkHandle,
+    package static func read(topology: String, node: String? = nil, guestsElsewhere: Set<String> = [], wanted: [String], uncapped: Set<String> = [], fabric: NetlinkHandle,
                              firewall: Firewall, onFabricLinks: (([Link]) -> Void)? = nil) throws -> (CurrentFabric, [String: NetlinkHandle]) {
         let wantedSet = Set(wanted)
         let existing = NetworkNamespace.listNamed().filter { $0.hasPrefix(topology + "-") || wantedSet.contains($0) }
@@ -73,7 +76,7 @@ package struct CurrentFabric: Sendable {
         onFabricLinks?(links)
         // Which of them carry caps, read beside the hosts.
         let qdiscs = uncapped.isEmpty ? nil : Background { try fabric.qdiscs() }
-        let names = KernelNames(topology)
+        let names = KernelNames(topology, node: node)
         let firewallState = try FirewallState.read(firewall, table: names.firewallTable, ownerTag: names.tagPrefix)
         // Five dumps per host (links, addresses and routes of each family); hosts are read on
         // every core at once.
@@ -101,7 +104,8 @@ package struct CurrentFabric: Sendable {
         current.firewall = firewallState
         let byIndex = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         current.capped = Set(try qdiscs?.wait().get().filter { CapGroup.isQuiverClsact($0.kind) }.compactMap { byIndex[$0.ifindex] } ?? [])
-        current.vms = try readVMs(try TopologyName(validating: topology))
+        // (Guests the file places on other nodes are theirs: nodes that share a host, as in tests.)
+        current.vms = try readVMs(try TopologyName(validating: topology)).filter { !guestsElsewhere.contains($0.key) }
         for d in DHCPServer.directories(topology: try TopologyName(validating: topology)) {
             // `.some`: a server that is not running stays in the table (as nil), so it is replaced.
             current.dhcp[d] = .some(DHCPServer.running(directory: d, namespace: DHCPServer.namespace(ofDirectory: d, topology: topology) ?? "").map(\.config))

@@ -13,6 +13,10 @@ public struct DesiredFabric: Sendable, Equatable {
         public var name: InterfaceName
         public var tag: String
         public var mtu: UInt32?
+        /// A switch that spans nodes has a MAC of its own: a bridge that takes its ports' lowest
+        /// changes it as ports come and go, and the kernel then flushes its neighbour table —
+        /// the entries that answer ARP and ND for remote endpoints.
+        public var mac: MACAddress? = nil
     }
 
     public struct VNIC: Sendable, Equatable {
@@ -91,19 +95,36 @@ public struct DesiredFabric: Sendable, Equatable {
     public var vms: [VM]
     /// DHCP servers of `dhcp: true` switches (their namespaces and VNICs are among the above).
     public var dhcpServers: [DHCPServer] = []
+    /// A node's VXLAN segments (a placed multi-node topology).
+    public var segments: [Segment] = []
+    /// Every node's underlay address: the sources the underlay guard accepts.
+    public var nodeUnderlays: [IPAddress] = []
+    /// The node this is (a placed multi-node topology).
+    public var node: String?
+    /// The tag prefix of what this topology (on this node) owns.
+    public var tagPrefix: String
+    /// The topology's kernel names and tags, on this node.
+    public var names: KernelNames { KernelNames(topology, node: node) }
 
     /// The fabric links the topology keeps, apart from guests' NICs (made with their guest):
     /// switches, VNIC ports and the tenants' IFBs.
     public var fabricLinkNames: [InterfaceName] {
-        bridges.map(\.name) + vnics.filter { !$0.isVM }.map(\.hostDevice) + capGroups.flatMap { [$0.ifbFrom, $0.ifbTo] }
+        bridges.map(\.name) + vnics.filter { !$0.isVM }.map(\.hostDevice) + capGroups.flatMap { [$0.ifbFrom, $0.ifbTo] } + segments.map(\.device)
     }
 
     /// Throws when a name the file makes is not a valid kernel name: a topology the validator
     /// passed never does.
-    public init(_ t: Topology) throws(InvalidValue) {
-        let n = KernelNames(t.name)
+    /// `underlayMTU`: on a node of a multi-node file, the MTU of the link that holds the node's
+    /// underlay address (the endpoints of a switch that spans nodes get it less the VXLAN
+    /// overhead, unless the file sets `mtu`).
+    public init(_ t: Topology, underlayMTU: UInt32 = 1500) throws(InvalidValue) {
+        let n = KernelNames(t)
         topology = t.name
         group = n.group
+        tagPrefix = n.tagPrefix
+        node = t.node
+        let spanning = Set(t.segments.map(\.switchName))
+        let overhead = t.segments.first.map { Topology.vxlanOverhead($0.local) } ?? 0
         bridges = try t.switches.map { s throws(InvalidValue) in
             Bridge(name: try InterfaceName(validating: n.bridge(s.name)), tag: n.switchTag(s.name), mtu: s.mtu)
         }
@@ -160,7 +181,8 @@ public struct DesiredFabric: Sendable, Equatable {
                     let macvtap = host.vm != nil && v.mode == "macvtap"
                     vnics.append(VNIC(tenant: tenant.name, host: host.name, name: try InterfaceName(validating: host.vm == nil || host.vm!.cloudInit ? v.name : "eth\(vi)"),
                                       hostDevice: dev, bridge: try lower(v).name,
-                                      namespace: ns, mac: mac, mtu: v.mtu ?? t.switches.first { $0.name == v.over }?.mtu,
+                                      namespace: ns, mac: mac,
+                                      mtu: v.mtu ?? t.switches.first { $0.name == v.over }?.mtu ?? (spanning.contains(v.over) ? underlayMTU - overhead : nil),
                                       ips: v.ips, gateway: v.gateway, tag: n.vnicTag(tenant: tenant.name, host: host.name, vnic: v.name),
                                       protection: Set(v.protection.compactMap { ProtectionKind(rawValue: $0.rawValue) }),
                                       allowed: v.allowedIPs.isEmpty ? v.ips.map(\.address.hostPrefix) : v.allowedIPs,
@@ -186,6 +208,11 @@ public struct DesiredFabric: Sendable, Equatable {
         dhcpServers = dhcp.servers
         capGroups = groups
         self.vms = vms
+        segments = try Self.segments(t, underlayMTU: underlayMTU)
+        for i in bridges.indices where segments.contains(where: { $0.bridge == bridges[i].name }) {
+            bridges[i].mac = n.switchMAC(bridges[i].name.rawValue)
+        }
+        nodeUnderlays = t.nodes.map(\.underlay)
     }
 
     /// The isolation and protection rules, once every VNIC's MAC is known (`macs` fills in the
@@ -201,7 +228,6 @@ public struct DesiredFabric: Sendable, Equatable {
                                        attachment: v.isMacvtap ? .macvtap : .bridgePort,
                                        ipv6: v.isVM || v.linkLocal || v.allowed.contains { !$0.address.isV4 }))
         }
-        let n = KernelNames(topology)
-        return Ruleset(table: n.firewallTable, ownerTag: n.tagPrefix, ports: ports)
+        return withSegments(Ruleset(table: KernelNames(topology).firewallTable, ownerTag: tagPrefix, ports: ports), nodes: nodeUnderlays)
     }
 }

@@ -27,7 +27,7 @@ public struct Fabric: Sendable {
 
     /// Computes the plan without changing anything.
     public func plan(_ t: Topology) throws -> Plan {
-        try planning(t, desired: try DesiredFabric(t), onFabricLinks: nil).plan
+        try planning(t, desired: try desired(t), onFabricLinks: nil).plan
     }
 
     /// What planning found: the plan, and what it was made from (the executors work from it).
@@ -41,11 +41,13 @@ public struct Fabric: Sendable {
 
     /// `onFabricLinks` runs as soon as the fabric's links are read, before the hosts are.
     package func planning(_ t: Topology, desired: DesiredFabric, onFabricLinks: (([Link]) -> Void)?) throws -> Planning {
-        let journal = try Journal.load(try TopologyName(validating: t.name))
+        let journal = try Journal.load(try TopologyName(validating: t.name), node: t.node)
         let capped = Set(desired.capGroups.flatMap { $0.members.map(\.device) })
         let uncapped = Set(desired.vnics.map(\.hostDevice).filter { !capped.contains($0) }.map(\.rawValue))
-        let (current, handles) = try CurrentFabric.read(topology: t.name, wanted: desired.namespaces.map(\.name.rawValue), uncapped: uncapped, fabric: handle,
+        let (read, handles) = try CurrentFabric.read(topology: t.name, node: t.node, guestsElsewhere: t.hostsElsewhere, wanted: desired.namespaces.map(\.name.rawValue), uncapped: uncapped, fabric: handle,
                                                         firewall: firewall, onFabricLinks: onFabricLinks)
+        var current = read
+        current.forwarding = try CurrentFabric.forwarding(handle, links: current.links, names: desired.names, wanted: !desired.segments.isEmpty)
         let plan = Planner.plan(current: current, desired: desired, pendingNamespaces: Set(journal?.pendingNamespaces ?? []),
                                 pendingLinks: Set(journal?.pendingLinks ?? []))
         return Planning(plan: plan, desired: desired, current: current, handles: handles)

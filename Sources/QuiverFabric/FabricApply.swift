@@ -31,7 +31,7 @@ extension Fabric {
                 if lock.created { lock.removeFile() }
                 throw error
             }
-            throw rollBack(undo, after: error, topology: name, lock: lock)
+            throw rollBack(undo, after: error, topology: name, node: t.node, lock: lock)
         }
     }
 
@@ -44,7 +44,7 @@ extension Fabric {
         // IFB's classes and filters) is read on a thread of its own while the hosts are read; if
         // the plan then changes no fabric link, the caps phase compares against it instead of
         // dumping it all again.
-        let wanted = try DesiredFabric(t)
+        let wanted = try desired(t)
         var capsRead: Background<ShapingState>?
         let planning = try planning(t, desired: wanted) { [handle] links in
             guard !dryRun, !wanted.capGroups.isEmpty else { return }

@@ -9,8 +9,8 @@ import QuiverVM
 extension Fabric {
     /// ``destroy(topology:)`` for a name given as text: validated first (a name never becomes a
     /// path before it is one).
-    public func destroy(topology: String) throws -> ApplyResult {
-        try destroy(topology: try TopologyName(validating: topology))
+    public func destroy(topology: String, node: String? = nil) throws -> ApplyResult {
+        try destroy(topology: try TopologyName(validating: topology), node: try node.map { try ObjectName(validating: $0).rawValue })
     }
 
     /// Removes everything the topology owns — found in the kernel (its tagged links and
@@ -18,26 +18,40 @@ extension Fabric {
     /// for all links when every link in the topology's link group is its own; when the group
     /// also holds a link that is not (someone put one there), the topology's links are deleted
     /// by name and that one is left alone.
-    public func destroy(topology: TopologyName) throws -> ApplyResult {
+    ///
+    /// `node`: on a node of a multi-node file, only what that node made (its tags say so) —
+    /// and of the guests only its own, should nodes share this host.
+    public func destroy(topology: TopologyName, node: String? = nil) throws -> ApplyResult {
         let lock = try TopologyLock(topology)
         defer { withExtendedLifetime(lock) {} }
         do {
-            return try destroyLocked(topology, lock: lock)
+            return try destroyLocked(topology, node: node, lock: lock)
         } catch {
             // A destroy refused outright leaves not even a lock file behind.
-            if lock.created, (try? Journal.load(topology)) == nil { lock.removeFile() }
+            if lock.created, (try? Journal.load(topology, node: node)) == nil { lock.removeFile() }
             throw error
         }
     }
 
-    func destroyLocked(_ topology: TopologyName, lock: TopologyLock) throws -> ApplyResult {
+    /// The guests (by host) a destroy stops: all of the topology's, or on a node the ones its
+    /// record names — without a record, those no other node's record claims.
+    static func guestHosts(_ topology: TopologyName, node: String?, journal: Journal?) throws -> [ObjectName] {
+        let all = try GuestDirectory.hosts(topology: topology)
+        guard node != nil else { return all }
+        if let mine = journal?.guests { return all.filter { mine.contains($0.rawValue) } }
+        let others = Set(try Journal.nodes(of: topology).filter { $0.node != node }.flatMap { $0.guests ?? [] })
+        return all.filter { !others.contains($0.rawValue) }
+    }
+
+    func destroyLocked(_ topology: TopologyName, node: String?, lock: TopologyLock) throws -> ApplyResult {
         let start = Date()
-        let names = KernelNames(topology.rawValue)
-        let journal = try Journal.load(topology)
+        let names = KernelNames(topology.rawValue, node: node)
+        let journal = try Journal.load(topology, node: node)
         let pendingLinks = Set(journal?.pendingLinks ?? [])
         var result = ApplyResult(plan: Plan(steps: [], conflicts: []))
         // Guests first: their taps go with them.
-        let guests = try GuestDirectory.hosts(topology: topology).map { GuestDirectory.path(topology: topology, host: $0) }
+        let guestHosts = try Fabric.guestHosts(topology, node: node, journal: journal)
+        let guests = guestHosts.map { GuestDirectory.path(topology: topology, host: $0) }
         result.deleted += try Fabric.stopGuests(guests)
         try GuestDirectory.removeTopology(topology)
         // DHCP servers before their namespaces.
@@ -45,7 +59,9 @@ extension Fabric {
             if try DHCPServer.stop(directory: d, namespace: DHCPServer.namespace(ofDirectory: d, topology: topology.rawValue) ?? "") { result.deleted += 1 }
         }
         // Then what outlives them: overlays, seeds, UEFI variables.
-        for h in GuestState.hosts(topology: topology) { try GuestState.remove(GuestState.path(topology: topology, host: h)) }
+        for h in GuestState.hosts(topology: topology) where node == nil || guestHosts.contains(h) {
+            try GuestState.remove(GuestState.path(topology: topology, host: h))
+        }
         // The namespaces are found first (reading each one's lo needs the lock the link deletion
         // holds) and unmounted on a thread of their own while the links go. The sockets keep every
         // namespace alive until all are unmounted: the kernel then frees them together, in one
@@ -88,8 +104,8 @@ extension Fabric {
         mark = Date()
         try unmounting.wait().get()
         result.deleted += hosts.ours.count
-        try Journal.remove(topology)
-        lock.removeFile()
+        try Journal.remove(topology, node: node)
+        if try Journal.nodes(of: topology).isEmpty { lock.removeFile() }
         result.phases.append(("rest of the unmounts", Date().timeIntervalSince(mark) * 1000))
         result.milliseconds = Date().timeIntervalSince(start) * 1000
         return result

@@ -8,13 +8,13 @@ extension Fabric {
     /// Removes what `undo` says the failed apply made — guests first (their taps go with them),
     /// then links (a VNIC's port takes its endpoint along), namespaces and rules — and brings the
     /// journal in line. Returns the ``ApplyFailure`` to throw.
-    func rollBack(_ undo: ApplyUndo, after error: Error, topology: TopologyName, lock: TopologyLock) -> ApplyFailure {
+    func rollBack(_ undo: ApplyUndo, after error: Error, topology: TopologyName, node: String? = nil, lock: TopologyLock) -> ApplyFailure {
         var failure = ApplyFailure(topology: topology.rawValue, error: error, undone: [])
         func attempt(_ body: () throws -> Void) {
             do { try body() } catch { failure.undoError = failure.undoError ?? error }
         }
         func count(_ n: Int, _ one: String, _ many: String) { if n > 0 { failure.undone.append("\(n) \(n == 1 ? one : many)") } }
-        let names = KernelNames(topology.rawValue)
+        let names = KernelNames(topology.rawValue, node: node)
 
         var guests = 0
         for d in undo.guests {
@@ -60,16 +60,16 @@ extension Fabric {
         // The journal keeps naming whatever is still there; a topology that had no record before
         // and has nothing left gets none (nor a lock file, if this apply made it).
         attempt {
-            if var journal = try Journal.load(topology) {
+            if var journal = try Journal.load(topology, node: node) {
                 journal.pendingLinks = journal.pendingLinks.filter { !removedLinks.contains($0) }
                 journal.pendingNamespaces = journal.pendingNamespaces.filter { !removedNamespaces.contains($0) }
                 if !undo.hadRecord && failure.undoError == nil && journal.pendingLinks.isEmpty && journal.pendingNamespaces.isEmpty {
-                    try Journal.remove(topology)
+                    try Journal.remove(topology, node: node)
                 } else {
                     try journal.save()
                 }
             }
-            if lock.created, try Journal.load(topology) == nil { lock.removeFile() }
+            if lock.created, try Journal.load(topology, node: node) == nil { lock.removeFile() }
         }
         return failure
     }

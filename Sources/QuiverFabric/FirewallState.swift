@@ -13,10 +13,11 @@ package enum FirewallState: Sendable, Equatable {
     static func read(_ firewall: Firewall, table: String, ownerTag: String) throws -> FirewallState {
         do {
             let t = try firewall.tables(table, ownerTag: ownerTag)
-            if t.bridge == nil && t.netdev == nil { return .absent }
+            if t.bridge == nil && t.netdev == nil && t.inet == nil { return .absent }
             var comment = t.bridge?.comment ?? ""
             if let n = t.netdev, n.comment != t.bridge?.comment { comment = "" }
-            return .installed(comment: comment, use: (t.bridge?.use ?? 0) + (t.netdev?.use ?? 0))
+            if let n = t.inet, n.comment != t.bridge?.comment { comment = "" }
+            return .installed(comment: comment, use: (t.bridge?.use ?? 0) + (t.netdev?.use ?? 0) + (t.inet?.use ?? 0))
         } catch let e as ForeignTableError {
             return .foreign(family: e.family.name, comment: e.comment)
         }

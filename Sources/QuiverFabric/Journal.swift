@@ -10,13 +10,26 @@ import QuiverTopology
 /// with the create).
 package struct Journal: Codable, Sendable, Equatable {
     package var topology: String
+    /// The node of a multi-node file this record is for (each node keeps its own).
+    package var node: String?
+    /// Its `kind: vm` hosts (a node's destroy stops only its own guests).
+    package var guests: [String]?
+    /// The fabric namespace it was applied in (`--fabric-netns`; nil: the host's), so that a
+    /// verify of every node of a simulated fabric finds each node's counters.
+    package var fabricNamespace: String?
     package var file: String?
     package var pendingNamespaces: [String] = []
     /// Fabric links an apply is creating, until it has tagged them.
     package var pendingLinks: [String] = []
     package var appliedAt: Date?
 
-    package init(topology: TopologyName) { self.topology = topology.rawValue }
+    package init(topology: TopologyName, node: String? = nil) {
+        self.topology = topology.rawValue
+        self.node = node
+    }
+
+    /// The record's file: `T.json`, or `T@node.json`.
+    static func fileName(_ topology: String, node: String?) -> String { KernelNames(topology, node: node).scope + ".json" }
 
     /// `/run/quiver/topologies`, checked (see ``TrustedDirectory``); nil when it does not exist
     /// and `create` is false.
@@ -26,8 +39,8 @@ package struct Journal: Codable, Sendable, Equatable {
 
     package static var directoryPath: String { TrustedDirectory.runRoot + "/topologies" }
 
-    package static func load(_ topology: TopologyName) throws -> Journal? {
-        guard let dir = try directory(create: false), let d = try dir.read("\(topology).json") else { return nil }
+    package static func load(_ topology: TopologyName, node: String? = nil) throws -> Journal? {
+        guard let dir = try directory(create: false), let d = try dir.read(fileName(topology.rawValue, node: node)) else { return nil }
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return try? decoder.decode(Journal.self, from: d)
@@ -38,24 +51,38 @@ package struct Journal: Codable, Sendable, Equatable {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         e.dateEncodingStrategy = .iso8601
-        try Journal.directory(create: true)!.write("\(name).json", try e.encode(self))
+        try Journal.directory(create: true)!.write(Journal.fileName(name.rawValue, node: node), try e.encode(self))
     }
 
-    package static func remove(_ topology: TopologyName) throws {
-        try directory(create: false)?.remove("\(topology).json")
+    package static func remove(_ topology: TopologyName, node: String? = nil) throws {
+        try directory(create: false)?.remove(fileName(topology.rawValue, node: node))
+    }
+
+    /// The records of every node of `topology` (a multi-node file applied on this host, as the
+    /// tests' simulation does).
+    package static func nodes(of topology: TopologyName) throws -> [Journal] {
+        try all().filter { $0.topology == topology.rawValue && $0.node != nil }
     }
 
     /// Topologies with a record.
     package static func all() throws -> [Journal] {
         guard let dir = try directory(create: false) else { return [] }
-        return try dir.entries().filter { $0.hasSuffix(".json") }.compactMap { TopologyName.init(file: $0) }.compactMap { try load($0) }
+        return try dir.entries().filter { $0.hasSuffix(".json") }.compactMap { f -> (TopologyName, String?)? in
+            let scope = f.dropLast(5).split(separator: "@", maxSplits: 1).map(String.init)
+            guard let t = TopologyName(file: scope[0] + ".json") else { return nil }
+            if scope.count == 2 { return (try? ObjectName(validating: scope[1])) == nil ? nil : (t, scope[1]) }
+            return (t, nil)
+        }.compactMap { try load($0.0, node: $0.1) }
     }
 
-    enum CodingKeys: String, CodingKey { case topology, file, pendingNamespaces, pendingLinks, appliedAt }
+    enum CodingKeys: String, CodingKey { case topology, node, guests, fabricNamespace, file, pendingNamespaces, pendingLinks, appliedAt }
 
     package init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         topology = try c.decode(String.self, forKey: .topology)
+        node = try c.decodeIfPresent(String.self, forKey: .node)
+        guests = try c.decodeIfPresent([String].self, forKey: .guests)
+        fabricNamespace = try c.decodeIfPresent(String.self, forKey: .fabricNamespace)
         file = try c.decodeIfPresent(String.self, forKey: .file)
         pendingNamespaces = try c.decodeIfPresent([String].self, forKey: .pendingNamespaces) ?? []
         // Records written before links were journaled have none.

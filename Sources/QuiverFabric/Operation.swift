@@ -52,6 +52,17 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     /// Install (or atomically replace) the topology's isolation and protection table.
     case installProtection(replacing: Bool)
     case removeProtection
+    /// A tenant's VXLAN device on a switch that spans nodes: made down as a port of the switch
+    /// (no learning, neighbour suppression), opened with the other ports.
+    case createSegment(DesiredFabric.Segment)
+    /// Give an existing switch that now spans nodes its own MAC (its neighbour entries go with
+    /// the old one, and are added again).
+    case changeBridgeMAC(InterfaceName, MACAddress)
+    /// Put an existing segment back on its switch with its MTU and port flags.
+    case changeSegment(DesiredFabric.Segment)
+    /// A static forwarding entry of a segment (a remote VNIC's MAC, address, or a peer node).
+    case addForwarding(DesiredFabric.ForwardingEntry)
+    case removeForwarding(DesiredFabric.ForwardingEntry)
     case deleteLink(InterfaceName)
     case deleteNamespace(NamespaceName)
     /// Write the owner tag (`ifalias`) of a link the topology owns but whose tag is missing (an
@@ -89,6 +100,11 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         case .stopDHCP(let d, _): return "stop the DHCP server in \(d)"
         case .installProtection(let r): return (r ? "replace" : "install") + " isolation and protection rules"
         case .removeProtection: return "remove isolation and protection rules"
+        case .createSegment(let g): return "create segment \(g.device) of tenant \(g.tenant) on \(g.bridge) (VNI \(g.vni), from \(g.local))"
+        case .changeSegment(let g): return "put segment \(g.device) back on \(g.bridge) (mtu \(g.mtu), no learning, neighbour suppression)"
+        case .changeBridgeMAC(let b, let m): return "give switch \(b) its own MAC \(m)"
+        case .addForwarding(let e): return "add forwarding entry \(e)"
+        case .removeForwarding(let e): return "remove forwarding entry \(e)"
         case .deleteLink(let l): return "delete link \(l)"
         case .deleteNamespace(let n): return "delete namespace \(n)"
         case .tagLink(let l, let tag): return "tag link \(l) \(tag)"
@@ -99,7 +115,9 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
     /// `quietEndpoint`, `createGuestNICs`) and is not counted on its own.
     public var verb: Verb? {
         switch self {
-        case .createNamespace, .createBridge, .createIFB, .createVNIC, .addAddress, .setGateway, .startVM, .startDHCP: return .create
+        case .createNamespace, .createBridge, .createIFB, .createVNIC, .addAddress, .setGateway, .startVM, .startDHCP, .createSegment, .addForwarding: return .create
+        case .changeSegment, .changeBridgeMAC: return .change
+        case .removeForwarding: return .delete
         case .installProtection(let replacing): return replacing ? .change : .create
         case .changeVNIC, .changeMAC, .applyCaps, .tagNamespace, .bringUp, .bringUpPort, .setLinkLocal, .tagLink: return .change
         case .removeAddress, .removeGateway, .removeCaps, .uncap, .deleteLink, .deleteNamespace, .removeProtection, .stopVM, .stopDHCP: return .delete
@@ -120,6 +138,7 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         case .tagLink: return .tagLinks
         case .createNamespace, .tagNamespace: return .namespaces
         case .createBridge, .createIFB: return .switches
+        case .createSegment, .changeSegment, .changeBridgeMAC, .addForwarding, .removeForwarding: return .segments
         case .changeVNIC: return .moveVNICs
         case .createVNIC: return .createVNICs
         case .createGuestNICs: return .guestNICs
@@ -147,6 +166,9 @@ public enum Operation: Sendable, Equatable, CustomStringConvertible {
         case .uncap: return 1
         case .bringUp: return 0
         case .bringUpPort, .openPort: return 1
+        case .createSegment, .changeSegment, .changeBridgeMAC: return 0
+        case .removeForwarding: return 1
+        case .addForwarding: return 2
         default: return 0
         }
     }

@@ -13,6 +13,8 @@ public enum PhaseKind: String, Sendable, CaseIterable, Codable {
     case rules
     case namespaces
     case switches = "switches and IFBs"
+    /// VXLAN segments of switches that span nodes, and their static forwarding entries.
+    case segments = "segments and forwarding entries"
     case moveVNICs = "move VNICs"
     case createVNICs = "create VNICs"
     case guestNICs = "guest NICs"
@@ -34,6 +36,7 @@ public enum PhaseKind: String, Sendable, CaseIterable, Codable {
         case .rules: return "on a thread of its own beside the namespaces and switches; in before any VNIC is made or moved"
         case .rulesAfterVNICs: return "on a thread of its own beside the caps; in before the guests start"
         case .hosts: return "one batch per host"
+        case .segments: return "one batch"
         default: return nil
         }
     }

@@ -21,6 +21,7 @@ package enum Planner {
         diff.sharedLinkGroup()
         diff.namespaces()
         diff.switches()
+        diff.segments()
         diff.guests()
         diff.dhcpServers()
         for v in desired.vnics where !v.isVM { diff.vnic(v) }
@@ -32,7 +33,7 @@ package enum Planner {
     }
 
     /// One diff in progress: what it compares, and the steps and conflicts found so far.
-    private struct Diff {
+    struct Diff {
         let current: CurrentFabric
         let desired: DesiredFabric
         let pendingNamespaces: Set<String>
@@ -49,7 +50,7 @@ package enum Planner {
             self.desired = desired
             self.pendingNamespaces = pendingNamespaces
             self.pendingLinks = pendingLinks
-            names = KernelNames(desired.topology)
+            names = desired.names
             byName = Dictionary(current.links.compactMap { l in (try? InterfaceName(validating: l.name)).map { ($0, l) } },
                                 uniquingKeysWith: { a, _ in a })
         }
@@ -291,7 +292,8 @@ package enum Planner {
         /// Owned links and namespaces the file no longer has.
         mutating func dropped() {
             let wanted = Set(desired.namespaces.map(\.name.rawValue))
-            let wantedLinks = Set(desired.bridges.map(\.name) + desired.vnics.map(\.hostDevice) + desired.capGroups.flatMap { [$0.ifbFrom, $0.ifbTo] })
+            let wantedLinks = Set(desired.bridges.map(\.name) + desired.vnics.map(\.hostDevice) + desired.capGroups.flatMap { [$0.ifbFrom, $0.ifbTo] }
+                                  + desired.segments.map(\.device))
             for (name, l) in byName.sorted(by: { $0.value.index < $1.value.index }) where owned(l) && !wantedLinks.contains(name) {
                 if l.alias?.hasPrefix(names.tagPrefix + "tenant/") == true { continue } // removed with its caps
                 ops.append(.deleteLink(name))

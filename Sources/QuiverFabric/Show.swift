@@ -20,7 +20,7 @@ extension Fabric {
     /// The topology's VNICs as the kernel has them (MAC and state read back; "missing" when not applied).
     public func show(_ t: Topology) throws -> [VNICRow] {
         let desired = try DesiredFabric(t)
-        let names = KernelNames(t.name)
+        let names = KernelNames(t)
         let byDevice = Dictionary(desired.vnics.map { ($0.hostDevice.rawValue, $0) }, uniquingKeysWith: { a, _ in a })
         let links = Dictionary(try handle.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let existing = Set(NetworkNamespace.listNamed())

@@ -27,16 +27,32 @@ public struct TopologyStats: Sendable, Codable, Equatable {
     public var vnics: [VNICStats]
     /// Frames dropped because they were headed to another tenant's VNIC, by destination tenant.
     public var isolationDrops: [String: UInt64]
+    /// A node of a multi-node file: VXLAN packets for the topology's VNIs from an address that
+    /// is no node's, dropped by the underlay guard (nil: the topology has no segments here).
+    public var underlayDrops: UInt64? = nil
+    /// A node's VXLAN segments and what crossed each.
+    public var segments: [SegmentStats] = []
+}
+
+/// One VXLAN segment's counters on a node: "out" is what left towards other nodes.
+public struct SegmentStats: Sendable, Codable, Equatable {
+    public var tenant: String
+    public var link: String
+    public var vni: UInt32
+    public var ipackets: UInt64 = 0
+    public var rbytes: UInt64 = 0
+    public var opackets: UInt64 = 0
+    public var obytes: UInt64 = 0
 }
 
 extension Fabric {
     /// Reads every counter with dumps: links (one), tc classes (per tenant IFB), nftables counters (one).
     public func stats(_ t: Topology) throws -> TopologyStats {
-        let desired = try DesiredFabric(t)
+        let desired = try self.desired(t)
         let links = Dictionary(try handle.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var rows: [VNICStats] = desired.vnics.map { v in
             var r = VNICStats(topology: t.name, tenant: v.tenant, host: v.host, vnic: v.name.rawValue, link: v.hostDevice.rawValue)
-            if let l = links[v.hostDevice.rawValue], KernelNames(t.name).owns(l), let s = l.statistics {
+            if let l = links[v.hostDevice.rawValue], KernelNames(t).owns(l), let s = l.statistics {
                 (r.ipackets, r.rbytes, r.opackets, r.obytes) = v.endpointCounters(s)
             }
             return r
@@ -50,9 +66,16 @@ extension Fabric {
             }
         }
         var isolation: [String: UInt64] = [:]
-        let names = KernelNames(t.name)
+        var underlay: UInt64?
+        let names = KernelNames(t)
+        let segments: [SegmentStats] = desired.segments.map { g in
+            var r = SegmentStats(tenant: g.tenant, link: g.device.rawValue, vni: g.vni)
+            if let l = links[g.device.rawValue], names.owns(l), let s = l.statistics { (r.ipackets, r.rbytes, r.opackets, r.obytes) = (s.rxPackets, s.rxBytes, s.txPackets, s.txBytes) }
+            return r
+        }
         if case .installed = try FirewallState.read(firewall, table: names.firewallTable, ownerTag: names.tagPrefix) {
             let counters = try firewall.counters(table: names.firewallTable)
+            if !desired.segments.isEmpty { underlay = counters[UnderlayGuard.counter]?.packets ?? 0 }
             for (i, v) in desired.vnics.enumerated() {
                 for k in ProtectionKind.allCases where v.protection.contains(k) {
                     rows[i].spoofDrops[k.counter] = counters[Ruleset.counter(device: v.hostDevice.rawValue, k)]?.packets ?? 0
@@ -62,6 +85,9 @@ extension Fabric {
                 isolation[tenant] = counters[Ruleset.isolationCounter(tenant)]?.packets ?? 0
             }
         }
-        return TopologyStats(vnics: rows, isolationDrops: isolation)
+        var out = TopologyStats(vnics: rows, isolationDrops: isolation)
+        out.underlayDrops = underlay
+        out.segments = segments
+        return out
     }
 }

@@ -43,31 +43,39 @@ extension Fabric {
     /// endpoints' namespaces (or guests, through their agent) and address only the topology's own
     /// endpoints (or the switch's broadcast domain); each is bounded in count and time.
     public func verify(_ t: Topology, progress: ((VerifyRow) -> Void)? = nil) throws -> [VerifyRow] {
-        var v = Verifier(t: t, desired: try DesiredFabric(t), names: KernelNames(t.name), handle: handle, firewall: firewall)
+        var v = Verifier(t: t, desired: try desired(t), names: KernelNames(t), handle: handle, firewall: firewall)
         var rows: [VerifyRow] = []
         for (i, e) in t.expectations.enumerated() {
-            var row = VerifyRow(index: i + 1, kind: "", from: "", to: "", passed: false, detail: "", location: e.location.description)
-            do {
-                switch e {
-                case .reach(let f, let to, let probes, let port, _):
-                    try v.reach(&row, from: f, to: to, probes: probes, port: port, expectAnswer: true)
-                case .noReach(let f, let to, let probes, let port, _):
-                    try v.reach(&row, from: f, to: to, probes: probes, port: port, expectAnswer: false)
-                case .bandwidth(let f, let to, let rate, let tolerance, let seconds, _):
-                    try v.bandwidth(&row, from: f, to: to, rate: rate, tolerance: tolerance, seconds: seconds)
-                case .spoof(let f, let kinds, let count, _):
-                    try v.spoof(&row, from: f, kinds: kinds, count: count)
-                case .configured(let host, _):
-                    try v.configured(&row, host: host)
-                }
-            } catch {
-                row.passed = false
-                row.detail = "could not probe: \(error)"
-            }
+            let row = v.row(i + 1, e)
             progress?(row)
             rows.append(row)
         }
         return rows
+    }
+}
+
+extension Verifier {
+    /// One expectation, run: a row that says what was seen (a probe that could not run fails).
+    mutating func row(_ index: Int, _ e: Topology.Expectation) -> VerifyRow {
+        var row = VerifyRow(index: index, kind: "", from: "", to: "", passed: false, detail: "", location: e.location.description)
+        do {
+            switch e {
+            case .reach(let f, let to, let probes, let port, _):
+                try reach(&row, from: f, to: to, probes: probes, port: port, expectAnswer: true)
+            case .noReach(let f, let to, let probes, let port, _):
+                try reach(&row, from: f, to: to, probes: probes, port: port, expectAnswer: false)
+            case .bandwidth(let f, let to, let rate, let tolerance, let seconds, _):
+                try bandwidth(&row, from: f, to: to, rate: rate, tolerance: tolerance, seconds: seconds)
+            case .spoof(let f, let kinds, let count, _):
+                try spoof(&row, from: f, kinds: kinds, count: count)
+            case .configured(let host, _):
+                try configured(&row, host: host)
+            }
+        } catch {
+            row.passed = false
+            row.detail = "could not probe: \(error)"
+        }
+        return row
     }
 }
 
@@ -240,7 +248,8 @@ struct Verifier {
         row.to = "every endpoint on its switch"
         let a = try resolve(f)
         guard let v = desired.vnics.first(where: { $0.hostDevice == a.hostDevice }) else { throw VerifyError("\(a.ref) names no VNIC of the topology") }
-        let peers = desired.vnics.filter { $0.bridge == a.bridge && $0.hostDevice != a.hostDevice && !$0.isVM }
+        // (On a switch that spans nodes: the endpoints of other nodes that share this host too.)
+        let peers = desired.vnics.filter { $0.bridge == a.bridge && $0.hostDevice != a.hostDevice && !$0.isVM && NetworkNamespace.named($0.namespace).exists }
         let listeners = try peers.map { try PacketSocket(in: .named($0.namespace), device: $0.name.rawValue) }
         let sender = try a.namespace.map { try PacketSocket(in: $0, device: a.device.rawValue) }
         var ok = true

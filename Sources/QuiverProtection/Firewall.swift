@@ -48,9 +48,9 @@ public struct Firewall: Sendable {
 
     public init(handle: NetlinkHandle) { self.handle = handle }
 
-    /// The topology's two tables (bridge, and netdev for macvtaps), each nil if absent; throws
-    /// if either exists and is not ours.
-    public func tables(_ table: String, ownerTag: String) throws -> (bridge: NFTTable?, netdev: NFTTable?) {
+    /// The topology's tables (bridge; netdev for macvtaps; inet for a node's underlay guard),
+    /// each nil if absent; throws if one exists and is not ours.
+    public func tables(_ table: String, ownerTag: String) throws -> (bridge: NFTTable?, netdev: NFTTable?, inet: NFTTable?) {
         func ours(_ family: NFTFamily) throws -> NFTTable? {
             guard let t = try handle.nftTable(family, table) else { return nil }
             guard t.comment?.hasPrefix(ownerTag + " ") == true else {
@@ -58,7 +58,7 @@ public struct Firewall: Sendable {
             }
             return t
         }
-        return (try ours(Ruleset.family), try ours(Ruleset.macvtapFamily))
+        return (try ours(Ruleset.family), try ours(Ruleset.macvtapFamily), try ours(UnderlayGuard.family))
     }
 
     /// True when the installed tables already hold exactly `ruleset` (same fingerprint and the
@@ -67,10 +67,11 @@ public struct Firewall: Sendable {
         Self.isCurrent(ruleset, try tables(ruleset.table, ownerTag: ruleset.ownerTag))
     }
 
-    static func isCurrent(_ r: Ruleset, _ t: (bridge: NFTTable?, netdev: NFTTable?)) -> Bool {
+    static func isCurrent(_ r: Ruleset, _ t: (bridge: NFTTable?, netdev: NFTTable?, inet: NFTTable?)) -> Bool {
         guard let b = t.bridge, b.comment == r.comment else { return false }
         if r.hasMacvtaps ? t.netdev?.comment != r.comment : t.netdev != nil { return false }
-        return b.use + (t.netdev?.use ?? 0) == r.expectedUse
+        if r.underlay != nil ? t.inet?.comment != r.comment : t.inet != nil { return false }
+        return b.use + (t.netdev?.use ?? 0) + (t.inet?.use ?? 0) == r.expectedUse
     }
 
     /// Makes the kernel hold exactly `ruleset`, in one transaction. Returns false when it already
@@ -80,7 +81,7 @@ public struct Firewall: Sendable {
         let t = try tables(ruleset.table, ownerTag: ruleset.ownerTag)
         if Self.isCurrent(ruleset, t) { return false }
         do {
-            try handle.nftTransaction(ruleset.transaction(netdevPresent: t.netdev != nil))
+            try handle.nftTransaction(ruleset.transaction(netdevPresent: t.netdev != nil, inetPresent: t.inet != nil))
         } catch let e as NetlinkTransactionError where ruleset.hasMacvtaps && e.first.errno == .noSuchFileOrDirectory
             && e.first.context.operation == "create nftables chain" {
             throw MacvtapHooksUnsupported(underlying: e)
@@ -95,6 +96,7 @@ public struct Firewall: Sendable {
         var requests: [NetlinkRequest] = []
         if t.bridge != nil { requests.append(NFTTableRequest.delete(Ruleset.family, table)) }
         if t.netdev != nil { requests.append(NFTTableRequest.delete(Ruleset.macvtapFamily, table)) }
+        if t.inet != nil { requests.append(NFTTableRequest.delete(UnderlayGuard.family, table)) }
         guard !requests.isEmpty else { return false }
         try handle.nftTransaction(requests)
         return true
@@ -104,7 +106,7 @@ public struct Firewall: Sendable {
     /// both, is added up).
     public func counters(table: String) throws -> [String: NFTCounter] {
         var all = try handle.nftCounters(Ruleset.family, table: table)
-        for (name, c) in try handle.nftCounters(Ruleset.macvtapFamily, table: table) {
+        for (name, c) in try handle.nftCounters(Ruleset.macvtapFamily, table: table).merging(try handle.nftCounters(UnderlayGuard.family, table: table), uniquingKeysWith: { a, _ in a }) {
             if var have = all[name] {
                 have.packets += c.packets
                 have.bytes += c.bytes

@@ -29,6 +29,11 @@ public struct Ruleset: Sendable, Equatable {
     /// Written into the table's comment, with the fingerprint: `quiver:lab/ 1a2b...`.
     public var ownerTag: String
     public var ports: [ProtectedPort]
+    /// Addresses the bridge answers ARP and neighbour solicitations for (remote endpoints of a
+    /// VXLAN segment), with their tenants: only that tenant's ports may ask (``SegmentRules``).
+    public var suppressed: [SuppressedAddress] = []
+    /// The underlay allow-list of a node of a multi-node fabric: an `inet` table of the same name.
+    public var underlay: UnderlayGuard?
 
     public init(table: String, ownerTag: String, ports: [ProtectedPort]) {
         self.table = table
@@ -79,6 +84,7 @@ public struct Ruleset: Sendable, Equatable {
         b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "vnics", id: 1, verdictMap: true,
                                                         size: bridged.filter { !$0.protection.isEmpty }.count))
         b.requests.append(NFTSetRequest.addInterfaceSet(f, table: table, "tenants", id: 2, verdictMap: true, size: bridged.count))
+        b.suppressionGuards(suppressed)
         b.rule("protect", [.meta(.inputInterfaceName), .lookup(set: "vnics", map: true, inverted: false)])
         b.rule("isolate", [.meta(.outputInterfaceName), .lookup(set: "tenants", map: true, inverted: false)])
 
@@ -373,6 +379,8 @@ public struct Ruleset: Sendable, Equatable {
             mix(p.attachment.rawValue)
             mix(p.ipv6 ? "6" : "4")
         }
+        for a in suppressed { mix(a.address.description); mix(a.tenant) }
+        if let u = underlay { mix("underlay"); mix(u.vnis.map(String.init).joined(separator: ",")); mix(u.sources.map(\.description).joined(separator: ",")) }
         return String(h, radix: 16)
     }
 
@@ -389,7 +397,10 @@ public struct Ruleset: Sendable, Equatable {
                           allowed: [IPAddress(10, 0, 0, 3).hostPrefix], ipv6: false),
         ])
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for r in sample.body() + sample.macvtapBody() { for b in r.message.bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
+        var withSegments = sample
+        withSegments.suppressed = [SuppressedAddress(address: IPAddress(10, 0, 0, 9), tenant: "t"), SuppressedAddress(address: fd00_1, tenant: "t")]
+        withSegments.underlay = UnderlayGuard(vnis: [7], sources: [IPAddress(192, 0, 2, 1), fd00_1])
+        for r in withSegments.body() + sample.macvtapBody() + withSegments.underlayBody() { for b in r.message.bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
         return h
     }()
 
@@ -407,7 +418,7 @@ public struct Ruleset: Sendable, Equatable {
         }
         // The shared `nd-lladdr` chain with its set and map, in each table that has such a VNIC.
         func shared(_ ports: [ProtectedPort]) -> Int { ports.contains(where: \.checksLinkLayerOptions) ? 3 : 0 }
-        var n = 2 + 2 + 3 * tenants(.bridgePort).count + bridgePorts.map(perPort).reduce(0, +) + shared(bridgePorts)
+        var n = (underlay == nil ? 0 : UnderlayGuard.use) + 2 + 2 + 3 * tenants(.bridgePort).count + bridgePorts.map(perPort).reduce(0, +) + shared(bridgePorts)
         if hasMacvtaps {
             // bridge: `origin`, `local`, `isolate-local`, and mark/N + tenant/N/local per tenant;
             // netdev: two base chains, three maps, per tenant mark/N, tenant/N and its counter.
@@ -421,7 +432,7 @@ public struct Ruleset: Sendable, Equatable {
     /// build it again — atomically, so there is never a moment without rules and never a
     /// duplicate. `netdevPresent`: a netdev table of Quiver's is there (it goes when no macvtap
     /// is left).
-    public func transaction(netdevPresent: Bool = false) -> [NetlinkRequest] {
+    public func transaction(netdevPresent: Bool = false, inetPresent: Bool = false) -> [NetlinkRequest] {
         let c = comment
         var r = [NFTTableRequest.add(Self.family, table, comment: c), NFTTableRequest.delete(Self.family, table),
                  NFTTableRequest.add(Self.family, table, comment: c)] + body()
@@ -430,6 +441,12 @@ public struct Ruleset: Sendable, Equatable {
                   NFTTableRequest.add(Self.macvtapFamily, table, comment: c)] + macvtapBody()
         } else if netdevPresent {
             r += [NFTTableRequest.delete(Self.macvtapFamily, table)]
+        }
+        if underlay != nil {
+            r += [NFTTableRequest.add(UnderlayGuard.family, table, comment: c), NFTTableRequest.delete(UnderlayGuard.family, table),
+                  NFTTableRequest.add(UnderlayGuard.family, table, comment: c)] + underlayBody()
+        } else if inetPresent {
+            r += [NFTTableRequest.delete(UnderlayGuard.family, table)]
         }
         return r
     }

@@ -19,8 +19,8 @@ public enum TopologyGraph {
 
     public static func render(_ t: Topology, format: Format) -> String {
         switch format {
-        case .dot: return dot(t)
-        case .mermaid: return mermaid(t)
+        case .dot: return t.nodes.isEmpty ? dot(t) : dotNodes(t)
+        case .mermaid: return t.nodes.isEmpty ? mermaid(t) : mermaidNodes(t)
         }
     }
 

@@ -11,6 +11,8 @@ public enum Limits {
     public static let tenants = 4096
     public static let vnics = 16384
     public static let expectations = 1024
+    /// Nodes of a multi-node file (each node's forwarding tables name every other's VNICs).
+    public static let nodes = 256
     public static let flowsPerVNIC = CapGroup.maxFlowsPerMember
     /// The user's words on a guest's kernel command line.
     public static let cmdlineBytes = 1024

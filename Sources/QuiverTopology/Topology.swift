@@ -25,6 +25,27 @@ public struct Topology: Sendable, Equatable {
     /// The uid that owns the file it was read from (nil: parsed from text). When it is not root,
     /// the guest files the topology names must be readable (a disk: writable) by that uid.
     public var fileOwner: UInt32? = nil
+    /// `nodes:`: the hosts (machines) a fabric spans; empty: everything is local, as before.
+    public var nodes: [Node] = []
+    /// The node this topology was placed on (``placed(on:)``): only its hosts remain in
+    /// `tenants`, and `segments` say what the other nodes hold. nil: not placed (every host).
+    public var node: String? = nil
+    /// With `node`: the VXLAN segments of switches that span nodes, as seen from `node`.
+    public var segments: [Segment] = []
+    /// With `node`: the names of the hosts the file places on other nodes.
+    public var hostsElsewhere: Set<String> = []
+
+    /// A machine of a multi-node fabric and the address its VXLAN packets use.
+    public struct Node: Sendable, Equatable {
+        public var name: String
+        public var underlay: IPAddress
+        public var location: SourceLocation
+        public init(name: String, underlay: IPAddress, location: SourceLocation) {
+            self.name = name
+            self.underlay = underlay
+            self.location = location
+        }
+    }
 
     public struct Switch: Sendable, Equatable {
         public var name: String
@@ -34,6 +55,9 @@ public struct Topology: Sendable, Equatable {
         public var location: SourceLocation
         /// Where `dhcp` is written (its errors point there).
         public var dhcpLocation: SourceLocation? = nil
+        /// `vni:`: the first VNI of the switch's tenant segments (nil: derived from the names).
+        public var vni: UInt32? = nil
+        public var vniLocation: SourceLocation? = nil
     }
 
     public struct Tenant: Sendable, Equatable {
@@ -55,6 +79,9 @@ public struct Topology: Sendable, Equatable {
         /// `kind: vm` only.
         public var vm: Machine?
         public var location: SourceLocation
+        /// `node:` — which node of `nodes:` the host runs on.
+        public var node: String? = nil
+        public var nodeLocation: SourceLocation? = nil
     }
 
     /// What a `kind: vm` host boots. Paths are resolved against the topology file's directory.

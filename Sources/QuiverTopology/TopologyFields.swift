@@ -103,16 +103,24 @@ public struct FieldSection: Sendable {
 public enum TopologyFields {
     public static let topology = FieldSection(id: "topology", title: "Top level", what: "the topology", fields: [
         Field("name", .name(maxBytes: 8), .required, "1–8 letters, digits or `_`; prefixes every kernel name and namespace; not `cap`"),
+        Field("nodes", .sections("node"), .optional, "the machines a multi-node fabric spans (`docs/MULTIHOST.md`); without it everything is on this host"),
         Field("switches", .sections("switch"), .optional, "list of switches"),
         Field("tenants", .sections("tenant"), .required, "list of tenants (at least one)"),
         Field("expect", .sections("expectation"), .optional, "expectations `quiver verify` proves against the applied topology (below)"),
+    ])
+
+    public static let node = FieldSection(id: "node", title: "`nodes[]`", what: "a node", fields: [
+        Field("name", .name(maxBytes: 15), .required, "letters, digits, `_`; what `--node` and hosts' `node:` name"),
+        Field("underlay", .address, .required, "the unicast address (IPv4 or IPv6) this node's VXLAN packets come from and go to; one per node"),
     ])
 
     public static let `switch` = FieldSection(id: "switch", title: "`switches[]`", what: "a switch", fields: [
         Field("name", .name(maxBytes: 15), .required, "letters, digits, `_`"),
         Field("mtu", .integer(68...65535), .optional, "68–65535; also the default MTU of VNICs over it"),
         Field("dhcp", .boolean, .optional,
-              "`true`: each tenant with VNICs here gets its own DHCPv4 server (dnsmasq, in a namespace Quiver owns) that answers only that tenant's MACs, each with exactly the file's address and gateway (static leases; `docs/VM.md`)"),
+              "`true`: each tenant with VNICs here gets its own DHCPv4 server (dnsmasq, in a namespace Quiver owns) that answers only that tenant's MACs, each with exactly the file's address and gateway (static leases; `docs/VM.md`); not in a file with `nodes:`"),
+        Field("vni", .integer(1...16_777_215), .optional,
+              "with `nodes:`, a switch with VNICs on several nodes gives each tenant on it a VXLAN segment: VNI `vni` + the tenant's position among the switch's tenants (0, 1, …); default: derived from the topology, switch and tenant names"),
     ])
 
     public static let tenant = FieldSection(id: "tenant", title: "`tenants[]`", what: "tenant", fields: [
@@ -125,6 +133,7 @@ public enum TopologyFields {
         Field("name", .name(maxBytes: 15), .required, "unique in the topology"),
         Field("kind", .choice(["netns", "vm"]), .optional, "`netns` (default) or `vm` (a qemu guest, `docs/VM.md`)"),
         Field("vnics", .sections("vnic"), .required, "list of VNICs (at least one)"),
+        Field("node", .name(maxBytes: 15), .optional, "with `nodes:` (required there): the node the host runs on"),
         Field("kernel", .path, .vmHost, "the guest's kernel, a regular file (relative to the topology file); a VM has this, `image`, or both (direct kernel boot with the root on the image's disk)"),
         Field("initrd", .path, .vmHost, "its initial ramdisk, a regular file"),
         Field("image", .path, .vmHost,
@@ -205,7 +214,7 @@ public enum TopologyFields {
     ])
 
     /// Mappings of keys, in the order the docs show them.
-    public static let sections: [FieldSection] = [topology, `switch`, tenant, host, vnic, flow]
+    public static let sections: [FieldSection] = [topology, node, `switch`, tenant, host, vnic, flow]
     /// The kinds of `expect[]` entries: each is one key naming the kind, holding its fields.
     public static let expectations: [FieldSection] = [reach, noReach, bandwidth, spoof, configured]
 

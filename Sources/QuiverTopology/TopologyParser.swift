@@ -101,13 +101,28 @@ public struct TopologyParser {
         }
         check(map, TopologyFields.topology)
         let name = requiredString(map, "name", in: "the topology") ?? ""
+        let nodes = list(map, "nodes").compactMap { parseNode($0) }
         let switches = list(map, "switches").compactMap { parseSwitch($0) }
         let tenants = list(map, "tenants").compactMap { parseTenant($0) }
         let expectations = list(map, "expect").compactMap { parseExpectation($0) }
         if map[key: "tenants"] == nil {
             report(TopologyError(loc(root), "the topology has no `tenants:`", hint: "add at least one tenant with a host"))
         }
-        return Topology(name: name, switches: switches, tenants: tenants, expectations: expectations, file: file)
+        var t = Topology(name: name, switches: switches, tenants: tenants, expectations: expectations, file: file)
+        t.nodes = nodes
+        return t
+    }
+
+    mutating func parseNode(_ node: Node) -> Topology.Node? {
+        guard let m = mapping(node, "a node") else { return nil }
+        check(m, TopologyFields.node)
+        guard let name = requiredString(m, "name", in: "a node") else { return nil }
+        guard m[key: "underlay"] != nil else {
+            report(TopologyError(loc(node), "node \(name) has no `underlay:`", hint: "give the address this node's VXLAN packets use, e.g. `underlay: 192.0.2.1`"))
+            return nil
+        }
+        guard let underlay = address(m, "underlay") else { return nil }
+        return Topology.Node(name: name, underlay: underlay, location: loc(m[key: "underlay"]!))
     }
 
     mutating func parseSwitch(_ node: Node) -> Topology.Switch? {
@@ -118,6 +133,10 @@ public struct TopologyParser {
         if let n = m[key: "dhcp"] {
             sw.dhcp = boolean(n, "dhcp") ?? false
             sw.dhcpLocation = loc(n)
+        }
+        if let n = m[key: "vni"] {
+            sw.vni = uint32(m, "vni")
+            sw.vniLocation = loc(n)
         }
         return sw
     }
@@ -151,7 +170,12 @@ public struct TopologyParser {
             report(TopologyError(loc(m[stray]!), "`\(stray)` belongs to `kind: vm` hosts; \(name) is a netns host",
                                         hint: "add `kind: vm` or remove `\(stray)`"))
         }
-        return Topology.Host(name: name, kind: kind, vnics: vnics, vm: machine, location: loc(node))
+        var host = Topology.Host(name: name, kind: kind, vnics: vnics, vm: machine, location: loc(node))
+        if let n = m[key: "node"] {
+            host.node = scalar(n, "node")
+            host.nodeLocation = loc(n)
+        }
+        return host
     }
 
     mutating func parseVNIC(_ node: Node) -> Topology.VNIC? {

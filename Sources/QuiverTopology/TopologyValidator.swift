@@ -10,6 +10,7 @@ public enum TopologyValidator {
         check.switches()
         for tenant in t.tenants { check.tenant(tenant) }
         check.dhcpSwitches()
+        check.nodes()
         check.expectations()
         return check.errors
     }

@@ -31,7 +31,8 @@ struct StatsCommand: ParsableCommand {
 
     func run() throws {
         let f = try fabric.open()
-        let (topologies, link) = try resolve()
+        let (found, link) = try resolve()
+        let topologies = try found.map { try fabric.place($0, on: f) }
         func read() throws -> [TopologyStats] {
             try topologies.map { t in
                 var s = try f.stats(t)

@@ -9,9 +9,17 @@ import QuiverTopology
 struct FabricOptions: ParsableArguments {
     @Option(help: "Build the fabric (switches, host-side VNIC ends, IFBs) in this named namespace instead of the host's.")
     var fabricNetns: String?
+    @Option(help: "With a file that has `nodes:`: act on this node's hosts (default: the node whose underlay address is this host's).")
+    var node: String?
 
     func open() throws -> Fabric {
-        try Fabric(fabric: try fabricNetns.map { try namespace($0, option: "--fabric-netns") })
+        if let node { do { _ = try ObjectName(validating: node) } catch { throw ValidationError("--node: \(error)") } }
+        return try Fabric(fabric: try fabricNetns.map { try namespace($0, option: "--fabric-netns") })
+    }
+
+    /// The file's part this host builds: placed on its node (a multi-node file), or all of it.
+    func place(_ t: Topology, on f: Fabric) throws -> Topology {
+        do { return try f.placed(t, node: node) } catch let e as NodeError { throw ValidationError(e.message) }
     }
 }
 
@@ -64,7 +72,9 @@ enum TopologyTarget {
 /// Every applied topology whose file still reads and validates; for the others a note on standard
 /// error says why they are left out (a file moved or edited since is no reason to show nothing).
 func appliedTopologies() throws -> [Topology] {
-    try Journal.all().compactMap { j in
+    // (A multi-node file applied as several nodes on this host has a record per node.)
+    var seen = Set<String>()
+    return try Journal.all().filter { seen.insert($0.topology).inserted }.compactMap { j in
         guard let file = j.file else { return nil }
         do { return try TopologyParser.load(path: file) } catch {
             let why = (error as? TopologyErrors)?.errors.first?.description ?? "\(error)"
@@ -79,7 +89,7 @@ func topologyFile(_ target: String) throws -> String {
     switch try TopologyTarget(target) {
     case .file(let f): return f
     case .name(let n):
-        guard let file = try Journal.load(n)?.file else {
+        guard let file = try Journal.load(n)?.file ?? Journal.nodes(of: n).first?.file else {
             throw ValidationError("no file \(target), and no applied topology of that name (see `quiver list`)")
         }
         return file
@@ -134,8 +144,8 @@ struct ApplyCommand: ParsableCommand {
     @OptionGroup var fabric: FabricOptions
 
     func run() throws {
-        let t = try loadTopology(file, json: output == .json)
         let f = try fabric.open()
+        let t = try fabric.place(try loadTopology(file, json: output == .json), on: f)
         let tty = isatty(STDOUT_FILENO) == 1 && output == .table
         do {
             let r = try f.apply(t, dryRun: dryRun) { done, total in
@@ -159,6 +169,12 @@ struct ApplyCommand: ParsableCommand {
         } catch let c as ConflictList {
             FileHandle.standardError.write(Data(("quiver: nothing was changed:\n" + c.description + "\n").utf8))
             throw ExitCode.failure
+        } catch let e as TopologyErrors {
+            // What only this host's underlay shows (an MTU that does not fit), reported like validation.
+            FileHandle.standardError.write(Data((e.description + "\nquiver: nothing was changed\n").utf8))
+            throw ExitCode(2)
+        } catch let e as NodeError {
+            throw ValidationError(e.description)
         }
     }
 }
@@ -182,11 +198,28 @@ struct DestroyCommand: ParsableCommand {
 
     func run() throws {
         let name: TopologyName
+        let f = try fabric.open()
+        var node = fabric.node
         switch try TopologyTarget(target) {
-        case .file(let f): name = try TopologyName(validating: try loadTopology(f, json: output == .json).name)
-        case .name(let n): name = n
+        case .file(let file):
+            let t = try fabric.place(try loadTopology(file, json: output == .json), on: f)
+            name = try TopologyName(validating: t.name)
+            node = t.node
+        case .name(let n):
+            name = n
+            // A name alone: the node this host applied, when its record says which.
+            if node == nil, try Journal.load(n) == nil {
+                let nodes = try Journal.nodes(of: n)
+                if let file = nodes.first?.file, let t = try? TopologyParser.load(path: file) {
+                    node = try fabric.place(t, on: f).node
+                } else if nodes.count > 1 {
+                    throw ValidationError("topology \(n) is applied as nodes \(nodes.compactMap(\.node).joined(separator: ", ")) here: say which with --node")
+                } else {
+                    node = nodes.first?.node
+                }
+            }
         }
-        let r = try fabric.open().destroy(topology: name)
+        let r = try f.destroy(topology: name, node: node)
         if output == .json {
             print(try renderJSON(ResultJSON(topology: name.rawValue, dryRun: false, phases: [], operations: [], created: 0, changed: 0,
                                             deleted: r.deleted, milliseconds: r.milliseconds)))
@@ -208,7 +241,7 @@ struct ShowCommand: ParsableCommand {
 
     func run() throws {
         let f = try fabric.open()
-        let topologies = try target.map { [try loadTopology(try topologyFile($0))] } ?? appliedTopologies()
+        let topologies = try target.map { [try fabric.place(try loadTopology(try topologyFile($0)), on: f)] } ?? appliedTopologies()
         let rows = try topologies.flatMap { try f.show($0) }
         switch output {
         case .json: print(try renderJSON(rows))
@@ -231,7 +264,8 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         let namespaces = NetworkNamespace.listNamed()
         let rows = try Journal.all().map { j in
-            Row(name: j.topology, file: j.file, appliedAt: j.appliedAt, namespaces: namespaces.filter { $0.hasPrefix(j.topology + "-") }.count)
+            Row(name: j.node.map { "\(j.topology)@\($0)" } ?? j.topology, file: j.file, appliedAt: j.appliedAt,
+                namespaces: namespaces.filter { $0.hasPrefix(j.topology + "-") }.count)
         }
         switch output {
         case .json: print(try renderJSON(rows))

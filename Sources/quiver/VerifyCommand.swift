@@ -24,7 +24,9 @@ struct VerifyCommand: ParsableCommand {
             throw ValidationError("\(path) has no expectations; add an `expect:` list (see docs/TOPOLOGY.md)")
         }
         let live = output == .table && isatty(STDERR_FILENO) == 1
-        let rows = try fabric.open().verify(t) { r in
+        let f = try fabric.open()
+        if let node = fabric.node, t.nodes.isEmpty { throw ValidationError("--node \(node): \(path) has no `nodes:`") }
+        let rows = try f.verify(t, node: fabric.node) { r in
             if live { FileHandle.standardError.write(Data("\(r.passed ? "pass" : "FAIL")  #\(r.index) \(r.kind) \(r.from) → \(r.to)\n".utf8)) }
         }
         let failed = rows.filter { !$0.passed }.count

@@ -21,7 +21,7 @@ import Testing
                     "docs/TOPOLOGY.md's table of \(s.id) is out of date; it should read:\n\(s.markdown)")
             shown.append(s.id)
         }
-        #expect(shown == ["topology", "switch", "tenant", "host", "vnic", "flow", "reach", "bandwidth", "spoof", "configured"])
+        #expect(shown == ["topology", "node", "switch", "tenant", "host", "vnic", "flow", "reach", "bandwidth", "spoof", "configured"])
         // `no-reach` takes `reach`'s fields (one table in the docs).
         #expect(TopologyFields.noReach.keys == TopologyFields.reach.keys)
     }

@@ -7,7 +7,7 @@ import QuiverTopology
 extension ApplyRun {
     /// Caps of tenants that are gone: the redirects of their VNICs, then their IFBs.
     func removeCaps(_ steps: [Operation]) throws {
-        let names = KernelNames(topology.name)
+        let names = KernelNames(topology)
         let shaper = Shaper(handle: handle)
         for case .removeCaps(let tenant) in steps {
             for l in current.links where names.owns(l) && l.alias?.hasPrefix(names.tagPrefix + "vnic/\(tenant)/") == true {

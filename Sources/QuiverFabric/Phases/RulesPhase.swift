@@ -29,7 +29,7 @@ extension ApplyRun {
                 continue
             }
         }
-        let names = KernelNames(topology.name)
+        let names = KernelNames(topology)
         return { [firewall = fabric.firewall, install, remove] in
             var changed: [Operation] = []
             if let (o, r) = install, try firewall.install(r) { changed.append(o) }

@@ -14,7 +14,7 @@ extension ApplyRun {
         let ifbs = Shaper(handle: handle).ifbRequests(groups, links: current.links)
         try handle.perform(bridges.flatMap { b in
             LinkRequest.add(b.name, Bridge(stp: false),
-                            LinkSettings(up: true, mtu: b.mtu, group: desired.group, alias: b.tag, ipv6LinkLocal: LinkSettings.noLinkLocal))
+                            LinkSettings(up: true, mtu: b.mtu, mac: b.mac, group: desired.group, alias: b.tag, ipv6LinkLocal: LinkSettings.noLinkLocal))
         } + ifbs.requests)
         result.created += bridges.count + ifbs.ifbs
     }
