@@ -3,8 +3,8 @@ import QuiverKernel
 import QuiverNetlink
 
 /// Several hosts simulated on one machine, for tests and benchmarks of multi-node fabrics: each
-/// node a network namespace with an underlay interface `u0` (192.0.2.N/24, a documentation
-/// range; MAC 02:c0:00:02:00:NN), all plugged into a bridge `ub` in one more namespace, and
+/// node a network namespace with an underlay interface `u0` (192.0.2.N/24, or 2001:db8::N/64 —
+/// documentation ranges; MAC 02:c0:00:02:00:NN), all plugged into a bridge `ub` in one more namespace, and
 /// optionally an attacker on the same underlay (192.0.2.250). Nothing else is reachable from
 /// them. ``tearDown()`` deletes every namespace it made.
 public final class ScratchUnderlay: @unchecked Sendable {
@@ -22,7 +22,7 @@ public final class ScratchUnderlay: @unchecked Sendable {
 
     /// `nodes` namespaces `ID-n1`…; `attacker`: one more, `ID-x`, at 192.0.2.250. `mtu`: the
     /// underlay interfaces' MTU.
-    public init(nodes count: Int, attacker withAttacker: Bool = false, mtu: UInt32 = 1500, prefix: String = "qu") throws {
+    public init(nodes count: Int, attacker withAttacker: Bool = false, mtu: UInt32 = 1500, ipv6: Bool = false, prefix: String = "qu") throws {
         id = prefix + "-" + String(UUID().uuidString.prefix(6)).lowercased()
         underlay = id + "-u"
         let u = try NetworkNamespace.create(named: underlay)
@@ -40,11 +40,12 @@ public final class ScratchUnderlay: @unchecked Sendable {
                 let h = try NetlinkHandle(namespace: ns)
                 if let up = veth.peerFollowUp { try h.perform(up) }
                 try h.setLink("lo", LinkSettings(up: true))
-                try h.addAddress(try IPPrefix(address: address, length: 24), to: "u0")
+                try h.addAddress(try IPPrefix(address: address, length: address.isV4 ? 24 : 64), to: "u0")
                 return Node(namespace: name, address: address, mac: mac)
             }
-            for i in 1...count { nodes.append(try plug("\(id)-n\(i)", i, IPAddress(192, 0, 2, UInt8(i)))) }
-            if withAttacker { attacker = try plug("\(id)-x", 250, IPAddress(192, 0, 2, 250)) }
+            func address(_ i: UInt8) throws -> IPAddress { ipv6 ? try IPAddress("2001:db8::\(String(i, radix: 16))") : IPAddress(192, 0, 2, i) }
+            for i in 1...count { nodes.append(try plug("\(id)-n\(i)", i, try address(UInt8(i)))) }
+            if withAttacker { attacker = try plug("\(id)-x", 250, try address(250)) }
         } catch {
             tearDown()
             throw error

@@ -97,10 +97,10 @@ extension TopologyParser {
         }
     }
 
-    mutating func uint32(_ m: Node.Mapping, _ key: String) -> UInt32? {
+    mutating func uint32(_ m: Node.Mapping, _ key: String, in range: ClosedRange<UInt32> = 68...65535) -> UInt32? {
         guard let n = m[key: key], let s = scalar(n, key) else { return nil }
-        guard let v = DecimalText.integer(s).flatMap({ UInt32(exactly: $0) }), (68...65535).contains(v) else {
-            report(TopologyError(loc(n), "\(key) \(InvalidValue.quoted(s)) must be a number from 68 to 65535"))
+        guard let v = DecimalText.integer(s).flatMap({ UInt32(exactly: $0) }), range.contains(v) else {
+            report(TopologyError(loc(n), "\(key) \(InvalidValue.quoted(s)) must be a number from \(range.lowerBound) to \(range.upperBound)"))
             return nil
         }
         return v

@@ -135,7 +135,7 @@ public struct TopologyParser {
             sw.dhcpLocation = loc(n)
         }
         if let n = m[key: "vni"] {
-            sw.vni = uint32(m, "vni")
+            sw.vni = uint32(m, "vni", in: 1...16_777_215)
             sw.vniLocation = loc(n)
         }
         return sw

@@ -19,7 +19,7 @@ struct FabricOptions: ParsableArguments {
 
     /// The file's part this host builds: placed on its node (a multi-node file), or all of it.
     func place(_ t: Topology, on f: Fabric) throws -> Topology {
-        do { return try f.placed(t, node: node) } catch let e as NodeError { throw ValidationError(e.message) }
+        do { return try f.placed(t, node: node) } catch let e as NodeError { throw ValidationError(e.description) }
     }
 }
 

@@ -211,3 +211,88 @@ import Testing
         try s.destroyAll()
     }
 }
+
+/// What `--node`, a node's underlay and its MTU refuse, through the CLI — each with its message,
+/// and the node's namespace and Quiver's records as they were.
+@Suite(.serialized) struct MultiHostRefusalTrafficTests {
+    @Test func hostileNodeArgumentsAndMisfitsChangeNothing() throws {
+        let s = try MultiHostTrafficTests.Scene()
+        defer { s.cleanUp() }
+        let ns = s.u.nodes[0].namespace
+        func snapshot() -> String {
+            witnessOutput(["ip", "-n", ns, "-o", "link", "show"]) + witnessOutput(["ip", "netns", "exec", ns, "nft", "list", "ruleset"])
+                + ((try? FileManager.default.contentsOfDirectory(atPath: "/run/quiver/topologies"))?.filter { $0.hasPrefix(s.name) }.joined() ?? "")
+                + NetworkNamespace.listNamed().filter { $0.hasPrefix(s.name + "-") }.joined()
+        }
+        let before = snapshot()
+        for (args, status, message) in [
+            (["--node", "n9", "--fabric-netns", ns], 2, "--node \"n9\": \(s.file) has no such node (its nodes: n1, n2, n3)"),
+            (["--node", "../n1", "--fabric-netns", ns], 2, "--node: "),
+            (["--node", "n1; reboot", "--fabric-netns", ns], 2, "--node: "),
+            // No --node, and the fabric namespace holds no node's address: found by address fails.
+            (["--fabric-netns", s.u.underlay], 2, "no node of \(s.file) has an underlay address of this host"),
+            // The wrong node for this namespace: its underlay is not here.
+            (["--node", "n2", "--fabric-netns", ns], 2, "node n2: its underlay 192.0.2.2 is not an address of the network namespace \(ns)"),
+        ] {
+            let r = try quiver(["apply", s.file] + args)
+            #expect(r.status == Int32(status), "\(args): \(r.status) \(r.stderr)")
+            if !message.hasPrefix("--node: ") { #expect(r.stderr.contains("nothing was changed"), "\(args): \(r.stderr)") }
+            #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
+            #expect(snapshot() == before, "\(args) changed something")
+        }
+        // An MTU that does not fit in the underlay less the VXLAN overhead: exit 2 at its key.
+        let big = s.text.replacingOccurrences(of: "ips: [10.10.0.11/24, \"fd10::11/64\"], maxbw: 20M}", with: "ips: [10.10.0.11/24, \"fd10::11/64\"], maxbw: 20M, mtu: 1480}")
+        #expect(big != s.text)
+        try big.write(toFile: s.file, atomically: true, encoding: .utf8)
+        let r = try quiver(["apply", s.file] + s.node(1))
+        #expect(r.status == 2, "\(r.stderr)")
+        #expect(r.stderr.contains("error: VNIC web/net0 has mtu 1480, but a frame on a switch that spans nodes fits 1450 bytes"), "\(r.stderr)")
+        #expect(r.stderr.contains("nothing was changed"))
+        #expect(snapshot() == before)
+        // `--node` on a file without `nodes:`.
+        let single = NSTemporaryDirectory() + "quiver-\(s.name)-single.yaml"
+        try "name: \(s.name)\ntenants:\n  - name: a\n    hosts: [{name: h, vnics: [{name: n0, over: sw0}]}]\nswitches: [{name: sw0}]\n".write(toFile: single, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: single) }
+        let plain = try quiver(["apply", single, "--node", "n1", "--fabric-netns", ns])
+        #expect(plain.status == 2 && plain.stderr.contains("has no `nodes:`"), "\(plain.stderr)")
+        #expect(snapshot() == before)
+    }
+
+    /// Nodes joined over IPv6: the tunnels speak IPv6, endpoints get 1500 − 70 bytes.
+    @Test func anIPv6UnderlayCarriesTheSegments() throws {
+        let u = try ScratchUnderlay(nodes: 2, ipv6: true)
+        defer { #expect(u.tearDown().isEmpty) }
+        let name = "m6" + String(UUID().uuidString.prefix(1)).lowercased()
+        let file = NSTemporaryDirectory() + "quiver-\(name).yaml"
+        try """
+            name: \(name)
+            nodes:
+              - {name: a, underlay: "2001:db8::1"}
+              - {name: b, underlay: "2001:db8::2"}
+            switches: [{name: sw0}]
+            tenants:
+              - name: t
+                hosts:
+                  - {name: h1, node: a, vnics: [{name: net0, over: sw0, ips: [10.66.0.1/24]}]}
+                  - {name: h2, node: b, vnics: [{name: net0, over: sw0, ips: [10.66.0.2/24]}]}
+            expect:
+              - reach: {from: t/h1, to: t/h2, probe: [icmp, tcp, arp]}
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let nodes = [("a", u.nodes[0].namespace), ("b", u.nodes[1].namespace)]
+        defer { for (n, ns) in nodes { _ = try? quiver(["destroy", file, "--node", n, "--fabric-netns", ns]) } }
+        for (n, ns) in nodes {
+            // No --node: each node is found by its address.
+            let r = try quiver(["apply", file, "--fabric-netns", ns])
+            #expect(r.status == 0, "\(n): \(r.stderr)")
+        }
+        let v = try quiver(["verify", file])
+        #expect(v.status == 0, "\(v.stdout)\(v.stderr)")
+        let vx = witnessOutput(["ip", "-n", u.nodes[0].namespace, "-d", "-o", "link", "show", "type", "vxlan"])
+        #expect(vx.contains("local 2001:db8::1") && vx.contains("mtu 1430"), "\(vx)")
+        let mtu = try NetlinkHandle(namespace: .named("\(name)-t-h1")).link(named: "net0").mtu
+        #expect(mtu == 1430)
+        for (n, ns) in nodes { #expect(try quiver(["destroy", file, "--node", n, "--fabric-netns", ns]).status == 0) }
+        #expect(!NetworkNamespace.listNamed().contains { $0.hasPrefix(name + "-") })
+    }
+}
