@@ -69,11 +69,10 @@ public final class ScratchFabric: @unchecked Sendable {
 
     /// Deletes every namespace it made. Returns the names it could not delete.
     @discardableResult
-    public func tearDown() -> [String] {
-        var failed: [String] = []
-        for n in namespaceNames {
-            do { try NetworkNamespace.delete(named: n) } catch { failed.append(n) }
-        }
-        return failed
-    }
+    public func tearDown() -> [String] { deleteNamespaces(namespaceNames) }
+}
+
+/// Deletes each named namespace; returns the names it could not delete.
+func deleteNamespaces(_ names: [String]) -> [String] {
+    names.filter { n in (try? NetworkNamespace.delete(named: n)) == nil }
 }

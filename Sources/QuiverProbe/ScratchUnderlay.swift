@@ -67,11 +67,5 @@ public final class ScratchUnderlay: @unchecked Sendable {
 
     /// Deletes every namespace it made. Returns the names it could not delete.
     @discardableResult
-    public func tearDown() -> [String] {
-        var failed: [String] = []
-        for n in namespaceNames {
-            do { try NetworkNamespace.delete(named: n) } catch { failed.append(n) }
-        }
-        return failed
-    }
+    public func tearDown() -> [String] { deleteNamespaces(namespaceNames) }
 }
