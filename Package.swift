@@ -8,7 +8,7 @@ let package = Package(
         // The engine, for other projects' test suites: bring a fabric up, probe it, tear it down.
         // `import QuiverFabric` is the front door; the other modules are there for what they are.
         .library(name: "Quiver", targets: ["QuiverValues", "QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProtection", "QuiverVM",
-                                           "QuiverProbe", "QuiverTopology", "QuiverFabric"]),
+                                           "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverDaemon"]),
         .executable(name: "quiver", targets: ["quiver"]),
     ],
     dependencies: [
@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // System libraries, found through pkg-config.
@@ -57,10 +59,20 @@ let package = Package(
             "QuiverTopology", "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM",
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
-        .executableTarget(name: "quiver", dependencies: [
-            "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", "QuiverTopology", "QuiverFabric",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        // Running on a real host: persistent records, the daemon (boot, drift repair, periodic
+        // reconcile, guest supervision), metrics over HTTP and for node_exporter, status.
+        .target(name: "QuiverDaemon", dependencies: [
+            "QuiverFabric", "QuiverTopology", "QuiverKernel", "QuiverNetlink", "QuiverVM", "CNetlink",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "quiver", dependencies: [
+            "QuiverDaemon", "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", "QuiverTopology", "QuiverFabric",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Benchmarks run by hand through bench/*; they race Quiver against iproute2 in one run, so

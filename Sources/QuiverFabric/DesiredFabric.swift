@@ -65,6 +65,9 @@ public struct DesiredFabric: Sendable, Equatable {
         public var spec: VMSpec
         /// Where each NIC's device goes, same order as `spec.nics`.
         public var taps: [NICDevice]
+        /// False: a guest found stopped (its qemu gone, its record there) stays stopped — the
+        /// daemon's reconcile of a guest whose `restart:` says not to bring it back.
+        public var startIfStopped = true
     }
 
     /// A VM NIC's device in the fabric.

@@ -16,13 +16,16 @@ extension Fabric {
     /// which says what it removed and what stays. What stays (changes to objects that were there
     /// before, or anything the undo could not remove) is tagged or journaled, so the next apply
     /// or destroy converges from it.
-    public func apply(_ t: Topology, dryRun: Bool = false, progress: ((Int, Int) -> Void)? = nil) throws -> ApplyResult {
+    ///
+    /// `leaveStopped`: hosts whose guest, found stopped, stays stopped (the daemon's restart
+    /// policies); any other stopped guest is started again.
+    public func apply(_ t: Topology, dryRun: Bool = false, leaveStopped: Set<String> = [], progress: ((Int, Int) -> Void)? = nil) throws -> ApplyResult {
         let name = try TopologyName(validating: t.name)
         let lock = try TopologyLock(name)
         defer { withExtendedLifetime(lock) {} }
         let undo = ApplyUndo()
         do {
-            let r = try applyLocked(t, dryRun: dryRun, undo: undo, progress: progress)
+            let r = try applyLocked(t, dryRun: dryRun, leaveStopped: leaveStopped, undo: undo, progress: progress)
             if dryRun && lock.created { lock.removeFile() }
             return r
         } catch {
@@ -38,13 +41,15 @@ extension Fabric {
     /// `apply` with the topology's lock held: plan, refuse what must be refused, then each phase
     /// in turn — one that runs in the background (``PhaseKind/runsInBackground``) on a thread of
     /// its own until a later phase needs it done. What it makes is recorded in `undo` as it goes.
-    func applyLocked(_ t: Topology, dryRun: Bool, undo: ApplyUndo, progress: ((Int, Int) -> Void)?) throws -> ApplyResult {
+    func applyLocked(_ t: Topology, dryRun: Bool, leaveStopped: Set<String> = [], undo: ApplyUndo, progress: ((Int, Int) -> Void)?) throws -> ApplyResult {
         let start = Date()
         // When every fabric link is already there (a re-apply), the caps' state (every qdisc, each
         // IFB's classes and filters) is read on a thread of its own while the hosts are read; if
         // the plan then changes no fabric link, the caps phase compares against it instead of
         // dumping it all again.
-        let wanted = try desired(t)
+        var desiredHere = try desired(t)
+        for i in desiredHere.vms.indices where leaveStopped.contains(desiredHere.vms[i].host) { desiredHere.vms[i].startIfStopped = false }
+        let wanted = desiredHere
         var capsRead: Background<ShapingState>?
         let planning = try planning(t, desired: wanted) { [handle] links in
             guard !dryRun, !wanted.capGroups.isEmpty else { return }

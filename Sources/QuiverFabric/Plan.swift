@@ -50,9 +50,9 @@ public enum PhaseKind: String, Sendable, CaseIterable, Codable {
     var waitsForRules: Bool { [.moveVNICs, .createVNICs, .guests, .portsUp].contains(self) }
 
     /// The phase works in the hosts, so it waits for every namespace the apply makes (the
-    /// namespaces, switches, moves, VNICs and guest NICs run while they are made; so do the
-    /// rules when every MAC is known from the start).
-    var needsEveryHost: Bool { ![.rules, .namespaces, .switches, .moveVNICs, .createVNICs, .guestNICs].contains(self) }
+    /// namespaces, switches, segments, moves, VNICs and guest NICs run while they are made; so do
+    /// the rules when every MAC is known from the start).
+    var needsEveryHost: Bool { ![.rules, .namespaces, .switches, .segments, .moveVNICs, .createVNICs, .guestNICs].contains(self) }
 }
 
 /// One phase of a plan: its steps, in the order they are sent.

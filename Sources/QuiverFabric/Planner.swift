@@ -137,6 +137,7 @@ package enum Planner {
                     guard let l = byName[t.name] else { continue }
                     if !owned(l) { conflicts.append(Conflict(object: "link \(t.name)", found: foreign(l))) } else if l.alias != t.tag { ops.append(.tagLink(t.name, tag: t.tag)) }
                 }
+                if !running, have != nil, !vm.startIfStopped { continue }
                 if running, tapsOK, have?.record.spec == vm.spec {
                     // NICs found down (an apply killed before its last phase) come up.
                     for t in vm.taps where byName[t.name]?.isUp == false { ops.append(.bringUpPort(t.name)) }

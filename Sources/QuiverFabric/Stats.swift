@@ -32,9 +32,17 @@ public struct TopologyStats: Sendable, Codable, Equatable {
     public var underlayDrops: UInt64? = nil
     /// A node's VXLAN segments and what crossed each.
     public var segments: [SegmentStats] = []
+    /// Every cap class as configured and counted, by tenant (what `/metrics` exports).
+    public var capClasses: [TenantClass] = []
 }
 
 /// One VXLAN segment's counters on a node: "out" is what left towards other nodes.
+/// One of a tenant's cap classes: "aggregate", "default", `host/vnic` or `host/vnic/flow`.
+public struct TenantClass: Sendable, Codable, Equatable {
+    public var tenant: String
+    public var usage: ClassUsage
+}
+
 public struct SegmentStats: Sendable, Codable, Equatable {
     public var tenant: String
     public var link: String
@@ -58,8 +66,10 @@ extension Fabric {
             return r
         }
         let shaper = Shaper(handle: handle)
+        var classes: [TenantClass] = []
         for g in desired.capGroups where links[g.ifbFrom.rawValue] != nil || links[g.ifbTo.rawValue] != nil {
             for c in try shaper.status(g) {
+                classes.append(TenantClass(tenant: g.name, usage: c))
                 guard let i = rows.firstIndex(where: { $0.tenant == g.name && (c.label == "\($0.host)/\($0.vnic)" || c.label.hasPrefix("\($0.host)/\($0.vnic)/")) })
                 else { continue }
                 if c.direction == .toEndpoint { rows[i].capDropsIn += UInt64(c.statistics.drops) } else { rows[i].capDropsOut += UInt64(c.statistics.drops) }
@@ -88,6 +98,7 @@ extension Fabric {
         var out = TopologyStats(vnics: rows, isolationDrops: isolation)
         out.underlayDrops = underlay
         out.segments = segments
+        out.capClasses = classes
         return out
     }
 }

@@ -109,6 +109,8 @@ public struct Topology: Sendable, Equatable {
         public var sshAuthorizedKeys: [String] = []
         /// `qga`, `quiver` or `none`.
         public var agent: String = "quiver"
+        /// What `quiver daemon` does when the guest's qemu is gone.
+        public var restart: RestartPolicy = .onFailure
         /// Where each key is written, for errors that point at it.
         public var keyLocations: [String: SourceLocation] = [:]
 
@@ -122,6 +124,16 @@ public struct Topology: Sendable, Equatable {
             self.accel = accel
             self.cpuCap = cpuCap
         }
+    }
+
+    /// A guest's `restart:`: what the daemon does when its qemu is gone without a `quiver vm stop`
+    /// (like Docker's and systemd's restart policies; libvirt's on_crash/on_poweroff).
+    public enum RestartPolicy: String, Sendable, Equatable, Codable, CaseIterable {
+        /// Restarted even after the guest powered itself off.
+        case always
+        /// Restarted when qemu died (killed, crashed), not when the guest powered itself off.
+        case onFailure = "on-failure"
+        case never
     }
 
     public enum MACSetting: Sendable, Equatable {

@@ -151,6 +151,8 @@ public enum TopologyFields {
         Field("cpus", .integer(1...64), .vmHost, "1–64 (default 1)"),
         Field("accel", .choice(["auto", "kvm", "tcg"]), .vmHost, "`auto` (default), `kvm` or `tcg`"),
         Field("cpu-cap", .integer(1...6400), .vmHost, "percent of one CPU the guest's qemu may use, 1–6400 (as SmartOS `cpu_cap`; default: no cap)"),
+        Field("restart", .choice(["always", "on-failure", "never"]), .vmHost,
+              "what `quiver daemon` does when the guest's qemu is gone without a `quiver vm stop`: `on-failure` (default: restart it unless the guest powered itself off), `always` (restart it then too) or `never` (`docs/DAEMON.md`)"),
     ])
 
     public static let vnic = FieldSection(id: "vnic", title: "`vnics[]`", what: "vnic", fields: [

@@ -56,6 +56,7 @@ extension TopologyParser {
         machine.firmware = choice("firmware", ["bios", "uefi"])
         machine.cloudInit = m[key: "cloud-init"].flatMap { boolean($0, "cloud-init") } ?? (image != nil)
         machine.agent = choice("agent", ["qga", "quiver", "none"]) ?? (image != nil ? "qga" : "quiver")
+        machine.restart = choice("restart", ["always", "on-failure", "never"]).flatMap(Topology.RestartPolicy.init(rawValue:)) ?? .onFailure
         machine.userData = path("user-data")
         for key in ["user-data", "ssh-authorized-keys"] where m[key: key] != nil && !machine.cloudInit {
             report(TopologyError(loc(m[key: key]!), "`\(key)` reaches the guest through its cloud-init seed, and \(host) has `cloud-init: false`",

@@ -37,6 +37,10 @@ public struct TopologyParser {
         return try parse(text, file: path, fileOwner: owner)
     }
 
+    /// The text of the file at `path` and its owner's uid, read as ``load(path:)`` reads it (a
+    /// regular file, bounded, UTF-8); refusals are ``TopologyErrors``.
+    public static func readFile(_ path: String) throws -> (text: String, owner: UInt32) { try read(path) }
+
     static func read(_ path: String) throws -> (String, UInt32) {
         func refuse(_ message: String, _ hint: String? = nil) -> TopologyErrors {
             TopologyErrors(errors: [TopologyError(nil, "\(InvalidValue.quoted(path, limit: 200)) \(message)", hint: hint)])

@@ -6,7 +6,7 @@ import QuiverKernel
 /// sockets, console log, a jailed qemu's log and the (empty) mount point of its root, and Quiver's
 /// `record.json`. All of it is root's: a jailed qemu is handed the sockets and files open. It is a ``TrustedDirectory`` — no
 /// component a link, each owned by the user Quiver runs as and writable by no one else — and it
-/// holds only those five entries, each of its kind: a directory found with anything else (a link
+/// holds only those entries, each of its kind: a directory found with anything else (a link
 /// planted where qemu will write, a file Quiver did not make) is refused, never reused.
 public enum GuestDirectory {
     public static let root = TrustedDirectory.runRoot + "/vms"
@@ -24,6 +24,9 @@ public enum GuestDirectory {
         case log = "qemu.log"
         /// Where a jailed qemu's root is mounted, in its own mount namespace only: empty here.
         case root = "root"
+        /// Written by ``VMLauncher/stop(directory:powerdownTimeout:guestShutdownTimeout:)`` before it
+        /// stops qemu: the guest was stopped on purpose, so the daemon leaves it stopped.
+        case stopRequest = "stopped"
 
         /// The kind of file it is.
         var type: mode_t { self == .qmp || self == .agent || self == .guestAgent ? S_IFSOCK : self == .root ? S_IFDIR : S_IFREG }

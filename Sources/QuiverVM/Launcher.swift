@@ -224,7 +224,7 @@ public enum VMLauncher {
     }
 
     /// The record in `directory`, if any (read only; nothing asked of qemu).
-    static func record(directory: String) -> VMRecord? {
+    public static func record(directory: String) -> VMRecord? {
         guard let dir = try? TrustedDirectory.open(directory, create: false), let data = try? dir.read(GuestDirectory.Entry.record.rawValue) else { return nil }
         return try? JSONDecoder().decode(VMRecord.self, from: data)
     }
@@ -261,6 +261,8 @@ public enum VMLauncher {
         } else {
             return false
         }
+        // On purpose: the daemon's supervisor leaves a guest stopped this way stopped.
+        try? TrustedDirectory.open(directory, create: false)?.write(GuestDirectory.Entry.stopRequest.rawValue, Data("\(Date().timeIntervalSince1970)\n".utf8))
         func gone(within seconds: Double) -> Bool {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {

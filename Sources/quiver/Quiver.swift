@@ -7,7 +7,8 @@ struct Quiver: ParsableCommand {
         commandName: "quiver",
         abstract: "A Crossbow-like virtual network fabric for Linux.",
         subcommands: [ValidateCommand.self, ApplyCommand.self, DestroyCommand.self, ShowCommand.self, ListCommand.self,
-                       GraphCommand.self, StatsCommand.self, VerifyCommand.self, VMCommand.self, LinksCommand.self, CapCommand.self, SchemaCommand.self])
+                       GraphCommand.self, StatsCommand.self, VerifyCommand.self, VMCommand.self, LinksCommand.self, CapCommand.self, SchemaCommand.self,
+                       EnableCommand.self, DisableCommand.self, DaemonCommand.self, StatusCommand.self])
 
     /// Exit codes: 0 ok, 1 failure, 2 usage or validation error.
     static func main() {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Prometheus
+import QuiverDaemon
 import QuiverFabric
 import QuiverTopology
 
@@ -74,7 +74,7 @@ struct StatsCommand: ParsableCommand {
         case .json:
             return try renderJSON(stats)
         case .prometheus:
-            return Self.prometheus(stats)
+            return Metrics.render(stats)
         case .table:
             let rows = stats.flatMap(\.vnics)
             let before = rates.map { Dictionary($0.0.flatMap(\.vnics).map { ($0.link, $0) }, uniquingKeysWith: { a, _ in a }) }
@@ -102,36 +102,5 @@ struct StatsCommand: ParsableCommand {
             }
             return out
         }
-    }
-
-    /// The Prometheus text exposition format, through swift-prometheus.
-    static func prometheus(_ stats: [TopologyStats]) -> String {
-        let registry = PrometheusCollectorRegistry()
-        func add(_ name: String, _ help: String, _ labels: [(String, String)], _ value: UInt64) {
-            // Every name here ends in `_total`, the unit suffix of a counter.
-            let descriptor = MetricNameDescriptor(metricName: String(name.dropLast("_total".count)), unitName: "total", helpText: help)
-            registry.makeCounter(descriptor: descriptor, labels: labels).increment(by: Int64(clamping: value))
-        }
-        for s in stats {
-            for r in s.vnics {
-                let l = [("topology", r.topology), ("tenant", r.tenant), ("host", r.host), ("vnic", r.vnic)]
-                add("quiver_vnic_receive_packets_total", "Packets the VNIC received.", l, r.ipackets)
-                add("quiver_vnic_receive_bytes_total", "Bytes the VNIC received.", l, r.rbytes)
-                add("quiver_vnic_transmit_packets_total", "Packets the VNIC sent.", l, r.opackets)
-                add("quiver_vnic_transmit_bytes_total", "Bytes the VNIC sent.", l, r.obytes)
-                add("quiver_vnic_cap_drops_total", "Packets dropped by bandwidth caps.", l + [("direction", "in")], r.capDropsIn)
-                add("quiver_vnic_cap_drops_total", "Packets dropped by bandwidth caps.", l + [("direction", "out")], r.capDropsOut)
-                for (k, n) in r.spoofDrops.sorted(by: { $0.key < $1.key }) {
-                    add("quiver_vnic_protection_drops_total", "Frames dropped by link protection, by kind.", l + [("kind", k)], n)
-                }
-            }
-            for (tenant, n) in s.isolationDrops.sorted(by: { $0.key < $1.key }) {
-                add("quiver_tenant_isolation_drops_total", "Frames from other tenants kept from this tenant's VNICs.",
-                    [("topology", s.vnics.first?.topology ?? ""), ("tenant", tenant)], n)
-            }
-        }
-        var buffer: [UInt8] = []
-        registry.emit(into: &buffer)
-        return String(decoding: buffer, as: UTF8.self)
     }
 }

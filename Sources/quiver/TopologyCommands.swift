@@ -256,23 +256,32 @@ struct ShowCommand: ParsableCommand {
 }
 
 struct ListCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List applied topologies.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List applied topologies, and which are persistent (`quiver enable`).")
     @Option(name: .short, help: ArgumentHelp("Output format: table or json.", valueName: "format")) var output: OutputFormat = .table
+    @OptionGroup var store: StoreOptions
 
-    struct Row: Encodable { var name: String; var file: String?; var appliedAt: Date?; var namespaces: Int }
+    struct Row: Encodable { var name: String; var file: String?; var appliedAt: Date?; var namespaces: Int; var persistent: Bool }
 
     func run() throws {
         let namespaces = NetworkNamespace.listNamed()
-        let rows = try Journal.all().map { j in
+        let records = try store.store().entries().compactMap { try? $0.record.get() }
+        let persistent = Set(records.map(\.topology))
+        var rows = try Journal.all().map { j in
             Row(name: j.node.map { "\(j.topology)@\($0)" } ?? j.topology, file: j.file, appliedAt: j.appliedAt,
-                namespaces: namespaces.filter { $0.hasPrefix(j.topology + "-") }.count)
+                namespaces: namespaces.filter { $0.hasPrefix(j.topology + "-") }.count, persistent: persistent.contains(j.topology))
+        }
+        // Persistent but not applied here (yet): the daemon applies it at start.
+        for r in records where !rows.contains(where: { $0.name == r.topology || $0.name.hasPrefix(r.topology + "@") }) {
+            rows.append(Row(name: r.topology, file: r.source, appliedAt: nil, namespaces: 0, persistent: true))
         }
         switch output {
         case .json: print(try renderJSON(rows))
         case .table:
-            var t = Table(["NAME", "NAMESPACES", "APPLIED", "FILE"])
+            var t = Table(["NAME", "PERSISTENT", "NAMESPACES", "APPLIED", "FILE"])
             let f = ISO8601DateFormatter()
-            for r in rows { t.add([r.name, "\(r.namespaces)", r.appliedAt.map { f.string(from: $0) } ?? "incomplete", r.file ?? "--"]) }
+            for r in rows {
+                t.add([r.name, r.persistent ? "yes" : "no", "\(r.namespaces)", r.appliedAt.map { f.string(from: $0) } ?? (r.namespaces == 0 && r.persistent ? "not applied" : "incomplete"), r.file ?? "--"])
+            }
             print(t.render())
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuiverDaemon
 import QuiverKernel
 import QuiverVM
 
@@ -46,15 +47,21 @@ struct VMCommand: ParsableCommand {
                 struct Row: Encodable {
                     var name: String; var state: String; var pid: Int32; var accel: String; var backend: String; var nics: [VMNIC]; var notices: [String]
                     var confinement: Confinement?; var agent: AgentStatus
+                    /// The daemon's supervision of it (restarts, last exit), when a daemon runs.
+                    var daemon: GuestWatch?
                 }
                 print(try renderJSON(rows.map { Row(name: $0.0, state: $0.1.state, pid: $0.1.record.pid, accel: $0.1.record.accel.rawValue,
                                                     backend: $0.1.record.backend.rawValue, nics: $0.1.record.nics, notices: $0.1.record.notices,
-                                                    confinement: $0.1.record.confinement, agent: $0.2) }))
+                                                    confinement: $0.1.record.confinement, agent: $0.2,
+                                                    daemon: DaemonStatus.guest(topology: String($0.0.split(separator: "/")[0]), host: String($0.0.split(separator: "/")[1]))) }))
             case .table:
-                var t = Table(["NAME", "STATE", "PID", "ACCEL", "BACKEND", "UID", "CGROUP", "AGENT", "NICS"])
+                var t = Table(["NAME", "STATE", "PID", "RESTARTS", "LAST EXIT", "ACCEL", "BACKEND", "UID", "CGROUP", "AGENT", "NICS"])
                 for (name, s, agent) in rows {
                     let c = s.record.confinement
-                    t.add([name, s.state, String(s.record.pid), s.record.accel.rawValue, s.record.backend.rawValue,
+                    // What a running daemon knows of the guest (restart: policies, docs/DAEMON.md).
+                    let parts = name.split(separator: "/").map(String.init)
+                    let w = DaemonStatus.guest(topology: parts[0], host: parts[1])
+                    t.add([name, s.state, String(s.record.pid), w.map { "\($0.restarts)" } ?? "-", w?.lastExit?.rawValue ?? "-", s.record.accel.rawValue, s.record.backend.rawValue,
                            c.map { String($0.uid) } ?? "root", c.map { _ in "quiver/" + s.record.name } ?? "-",
                            agent.kind == "none" ? "none" : "\(agent.kind): \(agent.state)",
                            s.record.nics.map { "\($0.guestDevice)=\($0.tap)(\($0.device.map { "\($0),"} ?? "")\($0.mac)\($0.queues > 1 ? ",\($0.queues)q" : ""))" }.joined(separator: " ")])
@@ -64,6 +71,9 @@ struct VMCommand: ParsableCommand {
                     if !agent.interfaces.isEmpty {
                         print("\(name): guest reports " + agent.interfaces.filter { $0.name != "lo" }
                             .map { "\($0.name) \($0.mac ?? "-") " + ($0.addresses.isEmpty ? "no address" : $0.addresses.joined(separator: " ")) }.joined(separator: "; "))
+                    }
+                    if let r = DaemonStatus.guest(topology: String(name.split(separator: "/")[0]), host: String(name.split(separator: "/")[1]))?.reason {
+                        print("\(name): daemon: \(r)")
                     }
                     print("\(name): " + (s.record.confinement.map { "jailed: \($0.summary)" } ?? "not confined: qemu runs as root in the host's namespaces"))
                 }
