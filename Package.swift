@@ -96,6 +96,7 @@ let package = Package(
         .testTarget(name: "QuiverVMTests", dependencies: ["QuiverVM", "QuiverKernel", "QuiverNetlink", "QuiverProbe"]),
         .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverFabric", "QuiverProtection", "QuiverTestSupport", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverVM"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "QuiverDaemonTests", dependencies: ["QuiverDaemon", "QuiverFabric", "QuiverTopology", "QuiverKernel", "QuiverNetlink", "QuiverVM", "CNetlink"]),
         // Runs the built `quiver` binary as a user would.
         .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverVM", "QuiverTestSupport"]),
     ]
