@@ -74,6 +74,8 @@ public final class Daemon: @unchecked Sendable {
     private var server: MetricsServer?
     /// What the metrics endpoint reads, from its own thread.
     private let shared = SharedView()
+    /// The status file as last written: an idle turn of the loop writes nothing.
+    private var saved: DaemonStatus?
 
     public init(options: DaemonOptions, logger: Logger) throws {
         self.options = options
@@ -174,11 +176,14 @@ public final class Daemon: @unchecked Sendable {
         let guestList = guests.values.sorted { ($0.topology, $0.host) < ($1.topology, $1.host) }
         shared.set(topologies: topologies, guests: guestList, managed: managed.values.map { ($0.fabric, $0.topology) }, startedAt: started)
         var s = DaemonStatus(pid: getpid(), startedAt: started, configDirectory: options.store.path)
-        s.updatedAt = Date()
         s.topologies = topologies
         s.guests = guestList
         s.unusable = unusable
-        do { try s.save() } catch { log.error("cannot write the status file", metadata: ["error": "\(error)"]) }
+        s.updatedAt = saved?.updatedAt ?? started
+        if s != saved {
+            s.updatedAt = Date()
+            do { try s.save(); saved = s } catch { log.error("cannot write the status file", metadata: ["error": "\(error)"]) }
+        }
         if let dir = options.textfileDirectory, Date() >= nextTextfile {
             nextTextfile = Date().addingTimeInterval(options.textfileInterval)
             do { try TrustedDirectory.open(dir, create: false)?.write("quiver.prom", Data(shared.render().utf8)) } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import QuiverTestSupport
 import QuiverTopology
 import Testing
 
@@ -12,7 +13,7 @@ import Testing
         let log: String
         init(_ args: [String]) throws {
             log = NSTemporaryDirectory() + "quiver-daemon-\(UUID().uuidString.prefix(8)).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             process.executableURL = URL(fileURLWithPath: quiverBinary)
             process.arguments = ["daemon"] + args
             process.standardOutput = FileHandle.nullDevice
@@ -41,22 +42,9 @@ import Testing
         return nil
     }
 
+    /// A witness command line (ip, tc, nft, curl, promtool) through the shell: its status and output.
     func sh(_ line: String) -> (Int32, String) {
-        let r = try? witness(["/bin/sh", "-c", line])
-        return r ?? (-1, "")
-    }
-
-    func witness(_ argv: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let d = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: d, as: UTF8.self))
+        do { return (0, try witnessText(["/bin/sh", "-c", line])) } catch let e as WitnessError { return (e.status, "") } catch { return (-1, "") }
     }
 
     static func topology(_ name: String, subnet: Int) -> String {
@@ -82,7 +70,7 @@ import Testing
         let dir = NSTemporaryDirectory() + "quiver-daemon-\(tag)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let files = names.enumerated().map { i, n in "\(dir)/\(n).yaml" }
+        let files = names.map { "\(dir)/\($0).yaml" }
         for (i, n) in names.enumerated() { try Self.topology(n, subnet: 80 + i).write(toFile: files[i], atomically: true, encoding: .utf8) }
         // Root's own directory under /run (not /tmp, which others may write): the records' home.
         let config = "/run/quiver-test-\(tag)/topologies.d"
