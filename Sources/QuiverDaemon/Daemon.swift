@@ -45,6 +45,10 @@ public final class Daemon: @unchecked Sendable {
         var appliedAt: Date?
         /// Drift repair is paused (a hand-made change the daemon will not fight).
         var paused = false
+        /// Applies that failed in a row, and when the next repair may try again: what a failed
+        /// apply's own rollback changes must not make the next repair at once.
+        var failures = 0
+        var retryAt: Date?
 
         init(record: PersistentRecord, topology: Topology, fabric: Fabric, desired: DesiredFabric) {
             self.record = record
@@ -120,7 +124,7 @@ public final class Daemon: @unchecked Sendable {
     private func waitForEvents() {
         var deadline = min(nextReconcile, nextGuestCheck)
         if options.textfileDirectory != nil { deadline = min(deadline, nextTextfile) }
-        for p in pending.values { deadline = min(deadline, dueTime(p)) }
+        for (key, p) in pending { deadline = min(deadline, dueTime(key, p)) }
         let ms = max(0, Int32(min(deadline.timeIntervalSinceNow * 1000, 60_000).rounded(.up)))
         var fds = ([wake[0]] + watch.descriptors).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         _ = poll(&fds, nfds_t(fds.count), ms)
@@ -128,8 +132,11 @@ public final class Daemon: @unchecked Sendable {
         while read(wake[0], &sink, sink.count) > 0 {}
     }
 
-    func dueTime(_ p: (first: Date, last: Date, found: [String])) -> Date {
-        min(p.first.addingTimeInterval(options.maxDelay), p.last.addingTimeInterval(options.quiet))
+    /// When a pending repair of topology `key` runs: the coalescing window closed, and the
+    /// back-off after failed applies passed.
+    func dueTime(_ key: String, _ p: (first: Date, last: Date, found: [String])) -> Date {
+        max(min(p.first.addingTimeInterval(options.maxDelay), p.last.addingTimeInterval(options.quiet)),
+            managed[key]?.retryAt ?? .distantPast)
     }
 
     /// Notifications become pending repairs (a burst is one repair).
@@ -152,7 +159,7 @@ public final class Daemon: @unchecked Sendable {
 
     private func repairDue() {
         let now = Date()
-        for (key, p) in pending where now >= dueTime(p) {
+        for (key, p) in pending where now >= dueTime(key, p) {
             pending[key] = nil
             guard let m = managed[key], !m.paused else { continue }
             converge(m, found: p.found, since: p.first, kind: "repair")

@@ -24,6 +24,10 @@ extension Daemon {
         let scope = m.status.key
         var meta: Logger.Metadata = ["topology": "\(scope)", "kind": "\(kind)"]
         let begin = Date()
+        // A guest found gone is decided on by its policy first: a repair must not restart
+        // what supervision leaves stopped or has not restarted yet. (At start, guests not
+        // running are started: that is boot, not a restart.)
+        if kind != "start" && kind != "reload" { _ = checkGuests(m, now: begin) }
         do {
             if kind == "repair" || kind == "reconcile", let reason = try handMade(m) {
                 m.paused = true
@@ -70,11 +74,21 @@ extension Daemon {
                 log.debug("nothing to repair", metadata: meta.merging(["found": "\(found.joined(separator: "; "))"]) { $1 })
             }
             if !converged { log.error("did not converge", metadata: meta) }
+            m.failures = 0
+            m.retryAt = nil
         } catch {
+            // What the failed apply removed again comes back as notifications: not drift.
+            _ = watch.drain()
+            pending[scope] = nil
+            m.failures += 1
+            let delay = min(options.reconcileInterval, pow(2, Double(min(m.failures, 20) - 1)))
+            m.retryAt = Date().addingTimeInterval(delay)
             m.status.applied = false
             m.status.problem = "\(kind) failed: \(error)"
-            log.error("apply failed; the next event or reconcile tries again", metadata: meta.merging(["error": "\(error)"]) { $1 })
+            log.error("apply failed; the next event or reconcile tries again", metadata: meta.merging(
+                ["error": "\(error)", "failures": "\(m.failures)", "retry_after_s": "\(Int(delay))"]) { $1 })
         }
+        if kind != "start" && kind != "reload" { noteFailedStarts(m) }
         updateWatch()
     }
 
@@ -97,6 +111,29 @@ extension Daemon {
         return "applied by hand from a file that differs from its persistent record: repair paused (`quiver enable FILE` records it; then SIGHUP)"
     }
 
+    /// `m`'s guests looked at: one found gone is decided on by its restart policy. True when
+    /// one of them is due to be restarted.
+    func checkGuests(_ m: Managed, now: Date) -> Bool {
+        var due = false
+        for vm in m.vms {
+            let key = "\(m.topology.name)/\(vm.host)"
+            guard var g = guests[key] else { continue }
+            let alive = VMLauncher.record(directory: vm.directory).map(VMLauncher.isAlive) ?? false
+            if alive {
+                if g.state != "running" { g.state = "running"; g.reason = nil }
+            } else if g.state == "running" {
+                g.gone(GuestExit.of(directory: vm.directory), now: now, limits: options.restartLimits)
+                var meta: Logger.Metadata = ["topology": "\(g.topology)", "host": "\(g.host)", "exit": "\(g.lastExit!.rawValue)", "state": "\(g.state)"]
+                if let r = g.reason { meta["reason"] = "\(r)" }
+                if let next = g.nextRestart { meta["restart_in_s"] = "\(String(format: "%.1f", next.timeIntervalSince(now)))" }
+                log.notice("guest gone", metadata: meta)
+            }
+            if g.mayStart(now: now) { due = true }
+            guests[key] = g
+        }
+        return due
+    }
+
     /// Guests the apply started count as restarted (not at the daemon's start: that is boot).
     private func noteRestarts(_ m: Managed, _ ops: [QuiverFabric.Operation]) {
         for case .startVM(let host) in ops {
@@ -116,28 +153,26 @@ extension Daemon {
     /// restart is due gets it through an apply of its topology.
     func superviseGuests() {
         let now = Date()
-        var due = Set<String>()
-        for m in managed.values {
-            for vm in m.vms {
-                let key = "\(m.topology.name)/\(vm.host)"
-                guard var g = guests[key] else { continue }
-                let alive = VMLauncher.record(directory: vm.directory).map(VMLauncher.isAlive) ?? false
-                if alive {
-                    if g.state != "running" { g.state = "running"; g.reason = nil }
-                } else if g.state == "running" {
-                    g.gone(GuestExit.of(directory: vm.directory), now: now, limits: options.restartLimits)
-                    var meta: Logger.Metadata = ["topology": "\(g.topology)", "host": "\(g.host)", "exit": "\(g.lastExit!.rawValue)", "state": "\(g.state)"]
-                    if let r = g.reason { meta["reason"] = "\(r)" }
-                    if let next = g.nextRestart { meta["restart_in_s"] = "\(String(format: "%.1f", next.timeIntervalSince(now)))" }
-                    log.notice("guest gone", metadata: meta)
-                }
-                if g.mayStart(now: now) { due.insert(m.status.key) }
-                guests[key] = g
-            }
-        }
+        let due = managed.values.filter { checkGuests($0, now: now) }.map(\.status.key)
         for key in due.sorted() {
             guard let m = managed[key], !m.paused else { continue }
             converge(m, found: ["guest restart due"], since: now, kind: "guest restart")
+        }
+    }
+
+    /// A guest still waiting after the apply meant to restart it did not get going: the attempt
+    /// counts against its limit like a restart that died at once, so a guest that can never start
+    /// is given up on instead of tried on every turn.
+    private func noteFailedStarts(_ m: Managed) {
+        let now = Date()
+        for vm in m.vms {
+            let key = "\(m.topology.name)/\(vm.host)"
+            guard var g = guests[key], g.mayStart(now: now) else { continue }
+            g.startFailed(now: now, limits: options.restartLimits)
+            var meta: Logger.Metadata = ["topology": "\(g.topology)", "host": "\(g.host)", "state": "\(g.state)"]
+            if let r = g.reason { meta["reason"] = "\(r)" }
+            log.error("guest restart failed", metadata: meta)
+            guests[key] = g
         }
     }
 }

@@ -63,7 +63,7 @@ public struct GuestWatch: Sendable, Codable, Equatable {
         guard recent.count < limits.limit else {
             state = "given up"
             nextRestart = nil
-            reason = "restarted \(recent.count) times in \(Int(limits.window)) s and gone again (\(exit.rawValue)): left stopped"
+            reason = "\(recent.count) restarts tried in \(Int(limits.window)) s and gone again (\(exit.rawValue)): left stopped"
             return
         }
         state = "waiting to restart"
@@ -75,6 +75,13 @@ public struct GuestWatch: Sendable, Codable, Equatable {
     /// Whether the next apply may start the guest now.
     public func mayStart(now: Date) -> Bool {
         state == "waiting to restart" && (nextRestart.map { now >= $0 } ?? true)
+    }
+
+    /// The apply meant to restart it, and qemu did not start: an attempt within the window all
+    /// the same (it is not a restart), decided on as a guest gone at once.
+    public mutating func startFailed(now: Date, limits: RestartLimits) {
+        recent.append(now)
+        gone(.failedToStart, now: now, limits: limits)
     }
 
     /// The apply started it again.

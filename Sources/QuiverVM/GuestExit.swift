@@ -11,6 +11,8 @@ public enum GuestExit: String, Sendable, Codable, Equatable {
     case poweredOff = "the guest powered off"
     /// Neither: qemu was killed or crashed, or exited without the guest saying goodbye.
     case died = "qemu died (killed, crashed or exited without a guest power-off)"
+    /// The daemon's restart did not get qemu running (its kernel, disk or options failed it).
+    case failedToStart = "qemu failed to start"
 
     /// The reason for the guest whose run directory is `directory` (its qemu already gone).
     public static func of(directory: String) -> GuestExit {

@@ -42,18 +42,24 @@ struct VMCommand: ParsableCommand {
 
         func run() throws {
             let rows = try VMCommand.all().compactMap { t, h, dir in VMLauncher.status(directory: dir).map { ("\(t)/\(h)", $0, VMLauncher.agentStatus($0)) } }
+            // Guests a running daemon supervises that have no run record (one whose restart
+            // failed, or not started yet): listed too, stopped, with why.
+            let listed = Set(rows.map(\.0))
+            let supervised = DaemonStatus.load().flatMap { $0.running ? $0.status.guests : nil } ?? []
+            let unlisted = supervised.filter { !listed.contains("\($0.topology)/\($0.host)") }
             switch output {
             case .json:
                 struct Row: Encodable {
-                    var name: String; var state: String; var pid: Int32; var accel: String; var backend: String; var nics: [VMNIC]; var notices: [String]
-                    var confinement: Confinement?; var agent: AgentStatus
+                    var name: String; var state: String; var pid: Int32?; var accel: String?; var backend: String?; var nics: [VMNIC] = []; var notices: [String] = []
+                    var confinement: Confinement?; var agent: AgentStatus?
                     /// The daemon's supervision of it (restarts, last exit), when a daemon runs.
                     var daemon: GuestWatch?
                 }
                 print(try renderJSON(rows.map { Row(name: $0.0, state: $0.1.state, pid: $0.1.record.pid, accel: $0.1.record.accel.rawValue,
                                                     backend: $0.1.record.backend.rawValue, nics: $0.1.record.nics, notices: $0.1.record.notices,
                                                     confinement: $0.1.record.confinement, agent: $0.2,
-                                                    daemon: DaemonStatus.guest(topology: String($0.0.split(separator: "/")[0]), host: String($0.0.split(separator: "/")[1]))) }))
+                                                    daemon: DaemonStatus.guest(topology: String($0.0.split(separator: "/")[0]), host: String($0.0.split(separator: "/")[1]))) }
+                    + unlisted.map { Row(name: "\($0.topology)/\($0.host)", state: "stopped", daemon: $0) }))
             case .table:
                 var t = Table(["NAME", "STATE", "PID", "RESTARTS", "LAST EXIT", "ACCEL", "BACKEND", "UID", "CGROUP", "AGENT", "NICS"])
                 for (name, s, agent) in rows {
@@ -66,7 +72,11 @@ struct VMCommand: ParsableCommand {
                            agent.kind == "none" ? "none" : "\(agent.kind): \(agent.state)",
                            s.record.nics.map { "\($0.guestDevice)=\($0.tap)(\($0.device.map { "\($0),"} ?? "")\($0.mac)\($0.queues > 1 ? ",\($0.queues)q" : ""))" }.joined(separator: " ")])
                 }
+                for w in unlisted {
+                    t.add(["\(w.topology)/\(w.host)", "stopped", "-", "\(w.restarts)", w.lastExit?.rawValue ?? "-", "-", "-", "-", "-", "-", "-"])
+                }
                 print(t.render())
+                for w in unlisted { if let r = w.reason { print("\(w.topology)/\(w.host): daemon: \(r)") } }
                 for (name, s, agent) in rows {
                     if !agent.interfaces.isEmpty {
                         print("\(name): guest reports " + agent.interfaces.filter { $0.name != "lo" }

@@ -43,9 +43,26 @@ import Testing
         #expect(delays == [1, 2, 4])
         g.gone(.died, now: now, limits: limits)
         #expect(g.state == "given up")
-        #expect(g.reason?.contains("restarted 3 times in 60 s") == true)
+        #expect(g.reason == "3 restarts tried in 60 s and gone again (qemu died (killed, crashed or exited without a guest power-off)): left stopped")
         #expect(!g.mayStart(now: now.addingTimeInterval(3600)))
         #expect(g.restarts == 3)
+    }
+
+    /// A restart whose qemu never starts counts against the limit, not as a restart.
+    @Test func failedStartsGiveUpAtTheLimit() {
+        var g = GuestWatch(topology: "t", host: "g", policy: .onFailure)
+        g.gone(.died, now: t0, limits: limits)
+        var now = g.nextRestart!
+        g.startFailed(now: now, limits: limits)
+        #expect(g.state == "waiting to restart" && g.lastExit == .failedToStart)
+        #expect(g.nextRestart == now.addingTimeInterval(2))
+        now = g.nextRestart!
+        g.startFailed(now: now, limits: limits)
+        now = g.nextRestart!
+        g.startFailed(now: now, limits: limits)
+        #expect(g.state == "given up")
+        #expect(g.reason == "3 restarts tried in 60 s and gone again (qemu failed to start): left stopped")
+        #expect(g.restarts == 0)
     }
 
     @Test func restartsOutsideTheWindowDoNotCount() {
