@@ -40,9 +40,9 @@ public final class Daemon: @unchecked Sendable {
         let vms: [DesiredFabric.VM]
         let watched: WatchedTopology
         var status: TopologyStatus
-        /// The record's `appliedAt` after the daemon's last apply: another value means someone
+        /// The journal's `applyID` after the daemon's last apply: another value means someone
         /// else applied since.
-        var appliedAt: Date?
+        var applyID: String?
         /// Drift repair is paused (a hand-made change the daemon will not fight).
         var paused = false
         /// Applies that failed in a row, and when the next repair may try again: what a failed
@@ -71,6 +71,8 @@ public final class Daemon: @unchecked Sendable {
     let started = Date()
     var nextReconcile: Date
     var nextGuestCheck = Date()
+    /// The descriptors the last `poll` found readable: only those are read.
+    private var ready = Set<Int32>()
     var nextTextfile = Date()
     private var wake: [Int32] = [-1, -1]
     private let signals = SignalFlags()
@@ -80,6 +82,8 @@ public final class Daemon: @unchecked Sendable {
     private let shared = SharedView()
     /// The status file as last written: an idle turn of the loop writes nothing.
     private var saved: DaemonStatus?
+    /// `/run/quiver/daemon.lock`, held while the daemon runs: one daemon per host.
+    private var instance: Int32 = -1
 
     public init(options: DaemonOptions, logger: Logger) throws {
         self.options = options
@@ -98,6 +102,7 @@ public final class Daemon: @unchecked Sendable {
     /// Runs until SIGTERM or SIGINT, which leave every fabric and guest running.
     public func run() throws {
         installSignals()
+        try holdInstanceLock()
         log.info("quiver daemon starting", metadata: ["pid": "\(getpid())", "config": "\(options.store.path)"])
         loadRecords()
         for m in managed.values.sorted(by: { $0.status.key < $1.status.key }) { converge(m, found: ["daemon start"], since: Date(), kind: "start") }
@@ -112,12 +117,29 @@ public final class Daemon: @unchecked Sendable {
             if signals.takeReload() { reload() }
             takeEvents()
             repairDue()
-            if Date() >= nextGuestCheck { superviseGuests(); nextGuestCheck = Date().addingTimeInterval(options.guestCheckInterval) }
+            if Date() >= nextGuestCheck {
+                superviseGuests()
+                // Without guests there is nothing to look at each second (a reload looks again).
+                let anyGuest = managed.values.contains { !$0.vms.isEmpty }
+                nextGuestCheck = Date().addingTimeInterval(anyGuest ? options.guestCheckInterval : options.reconcileInterval)
+            }
             if Date() >= nextReconcile { reconcileAll() }
             publish()
         }
         server?.close()
         log.info("quiver daemon stopping; fabrics and guests keep running", metadata: ["topologies": "\(managed.count)"])
+    }
+
+    /// One daemon per host: two would fight over the same fabrics and write one status file.
+    private func holdInstanceLock() throws {
+        let dir = try TrustedDirectory.open(TrustedDirectory.runRoot, create: true)!
+        let fd = try dir.openLockFile("daemon.lock")
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            let other = DaemonStatus.load().map { " (pid \($0.status.pid))" } ?? ""
+            throw PersistentStoreError("another quiver daemon is running on this host\(other)", "stop it first (`systemctl stop quiver`, or SIGTERM)")
+        }
+        instance = fd
     }
 
     /// Blocks in `poll` until a notification, a signal, or the nearest deadline.
@@ -128,6 +150,7 @@ public final class Daemon: @unchecked Sendable {
         let ms = max(0, Int32(min(deadline.timeIntervalSinceNow * 1000, 60_000).rounded(.up)))
         var fds = ([wake[0]] + watch.descriptors).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         _ = poll(&fds, nfds_t(fds.count), ms)
+        ready = Set(fds.dropFirst().filter { $0.revents != 0 }.map(\.fd))
         var sink = [UInt8](repeating: 0, count: 64)
         while read(wake[0], &sink, sink.count) > 0 {}
     }
@@ -141,7 +164,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Notifications become pending repairs (a burst is one repair).
     private func takeEvents() {
-        let (events, overrun) = watch.drain()
+        let (events, overrun) = watch.drain(ready: ready)
         let now = Date()
         for e in events where managed[e.key]?.paused == false {
             var p = pending[e.key] ?? (now, now, [])
@@ -246,7 +269,8 @@ final class SharedView: @unchecked Sendable {
     /// Reads every managed topology's counters now, and the daemon's own state.
     func render() -> String {
         let (t, g, m, s) = lock.withLock { (topologies, guests, managed, startedAt) }
-        let stats = m.compactMap { try? $0.0.stats($0.1) }
+        // Queue limits are configuration, not counters: the qdisc dump they need is skipped.
+        let stats = m.compactMap { try? $0.0.stats($0.1, queueLimits: false) }
         return Metrics.render(stats, daemon: Metrics.DaemonView(topologies: t, guests: g, startedAt: s))
     }
 }

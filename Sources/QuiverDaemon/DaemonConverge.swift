@@ -50,7 +50,7 @@ extension Daemon {
                 did += r.plan.operations.map(\.description)
                 noteRestarts(m, r.plan.operations)
             }
-            m.appliedAt = try Journal.load(try TopologyName(validating: name), node: m.topology.node)?.appliedAt
+            m.applyID = try Journal.load(try TopologyName(validating: name), node: m.topology.node)?.applyID
             m.status.applied = converged
             m.status.problem = converged ? nil : "still differs from its record after three applies"
             let seconds = Date().timeIntervalSince(since)
@@ -96,16 +96,15 @@ extension Daemon {
     /// hand since the daemon's last apply. Nil when the daemon may go on.
     private func handMade(_ m: Managed) throws -> String? {
         let journal = try Journal.load(try TopologyName(validating: m.topology.name), node: m.topology.node)
-        guard m.appliedAt != nil else { return nil }
+        guard m.applyID != nil else { return nil }
         guard let journal else {
             return "destroyed by hand while the daemon ran: left alone (`quiver disable \(m.topology.name)`, or SIGHUP to apply it again)"
         }
-        guard journal.appliedAt != m.appliedAt else { return nil }
-        // Applied by hand: of the same file, nothing differs, and the daemon goes on.
-        // (A dry run always plans the caps step: their executor compares, so it cannot tell.)
-        let plan = try m.fabric.apply(m.topology, dryRun: true, leaveStopped: leaveStopped(m, now: Date())).plan
-        if plan.operations.allSatisfy({ if case .applyCaps = $0 { return true }; return false }) {
-            m.appliedAt = journal.appliedAt
+        guard journal.applyID != m.applyID else { return nil }
+        // Applied by hand from the same text as the record: nothing to fight, the daemon goes on.
+        // Any other text — a cap changed, a comment — is the operator's: repair pauses.
+        if journal.source == m.topology.sourceDigest {
+            m.applyID = journal.applyID
             return nil
         }
         return "applied by hand from a file that differs from its persistent record: repair paused (`quiver enable FILE` records it; then SIGHUP)"

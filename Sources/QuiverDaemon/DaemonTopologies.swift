@@ -58,10 +58,11 @@ extension Daemon {
     func reload() {
         let before = managed
         loadRecords()
+        nextGuestCheck = Date()
         for (key, m) in managed.sorted(by: { $0.key < $1.key }) {
             if let old = before[key], old.record == m.record, !old.paused {
                 m.status = old.status
-                m.appliedAt = old.appliedAt
+                m.applyID = old.applyID
                 continue
             }
             converge(m, found: [before[key] == nil ? "record added" : "record changed or resumed"], since: Date(), kind: "reload")

@@ -96,13 +96,15 @@ final class DriftWatch {
     }
 
     /// What the kernel said since the last call: drift events, and the keys of topologies that
-    /// must be re-read in full (a queue overflowed, so something may have been missed).
-    func drain() -> (events: [DriftEvent], overrun: Set<String>) {
+    /// must be re-read in full (a queue overflowed, so something may have been missed). `ready`:
+    /// only these descriptors have something to read (what `poll` said); nil reads every one.
+    func drain(ready: Set<Int32>? = nil) -> (events: [DriftEvent], overrun: Set<String>) {
         var events: [DriftEvent] = []
         var overrun = Set<String>()
-        for (name, var ears) in fabrics {
+        func wanted(_ fd: Int32) -> Bool { ready?.contains(fd) ?? true }
+        for (name, var ears) in fabrics where wanted(ears.route.fileDescriptor) || wanted(ears.nftables.fileDescriptor) {
             let here = watched.filter { ($0.fabricNamespace ?? "") == name }
-            for monitor in [ears.route, ears.nftables] {
+            for monitor in [ears.route, ears.nftables] where wanted(monitor.fileDescriptor) {
                 switch monitor.receive() {
                 case .overrun: overrun.formUnion(here.map(\.key))
                 case .messages(let ms): for m in ms { events += ears.attribution.events(m, watched: here) }
@@ -110,13 +112,13 @@ final class DriftWatch {
             }
             fabrics[name] = ears
         }
-        for (name, monitor) in hosts {
+        for (name, monitor) in hosts where wanted(monitor.fileDescriptor) {
             switch monitor.receive() {
             case .overrun: overrun.formUnion(watched.filter { $0.hostNamespaces.contains(name) }.map(\.key))
             case .messages(let ms): for m in ms { events += HostAttribution.events(m, namespace: name, watched: watched) }
             }
         }
-        events += namespaceChanges()
+        if wanted(inotify) { events += namespaceChanges() }
         return (events, overrun)
     }
 

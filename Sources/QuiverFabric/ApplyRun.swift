@@ -51,6 +51,7 @@ final class ApplyRun {
         undo.hadRecord = record != nil
         journal = record ?? Journal(topology: name, node: topology.node)
         journal.file = URL(fileURLWithPath: topology.file).standardizedFileURL.path
+        journal.source = topology.sourceDigest.isEmpty ? nil : topology.sourceDigest
         if topology.node != nil {
             journal.guests = planning.desired.vms.map(\.host)
             journal.fabricNamespace = fabric.fabricNamespace?.name
@@ -173,6 +174,7 @@ final class ApplyRun {
         journal.pendingNamespaces = []
         journal.pendingLinks = []
         journal.appliedAt = Date()
+        journal.applyID = UUID().uuidString
         try journal.save()
     }
 

@@ -22,6 +22,10 @@ package struct Journal: Codable, Sendable, Equatable {
     /// Fabric links an apply is creating, until it has tagged them.
     package var pendingLinks: [String] = []
     package var appliedAt: Date?
+    /// ``Topology/sourceDigest`` of the file text last applied.
+    package var source: String?
+    /// A new random id per apply: `appliedAt` has whole seconds, two applies in one second differ here.
+    package var applyID: String?
 
     package init(topology: TopologyName, node: String? = nil) {
         self.topology = topology.rawValue
@@ -75,7 +79,7 @@ package struct Journal: Codable, Sendable, Equatable {
         }.compactMap { try load($0.0, node: $0.1) }
     }
 
-    enum CodingKeys: String, CodingKey { case topology, node, guests, fabricNamespace, file, pendingNamespaces, pendingLinks, appliedAt }
+    enum CodingKeys: String, CodingKey { case topology, node, guests, fabricNamespace, file, pendingNamespaces, pendingLinks, appliedAt, source, applyID }
 
     package init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -88,6 +92,8 @@ package struct Journal: Codable, Sendable, Equatable {
         // Records written before links were journaled have none.
         pendingLinks = try c.decodeIfPresent([String].self, forKey: .pendingLinks) ?? []
         appliedAt = try c.decodeIfPresent(Date.self, forKey: .appliedAt)
+        source = try c.decodeIfPresent(String.self, forKey: .source)
+        applyID = try c.decodeIfPresent(String.self, forKey: .applyID)
     }
 }
 

@@ -54,8 +54,9 @@ public struct SegmentStats: Sendable, Codable, Equatable {
 }
 
 extension Fabric {
-    /// Reads every counter with dumps: links (one), tc classes (per tenant IFB), nftables counters (one).
-    public func stats(_ t: Topology) throws -> TopologyStats {
+    /// Reads every counter with dumps: links (one), tc classes (per tenant IFB), qdiscs (one,
+    /// for the leaves' queue limits; `queueLimits: false` skips it), nftables counters (one).
+    public func stats(_ t: Topology, queueLimits: Bool = true) throws -> TopologyStats {
         let desired = try self.desired(t)
         let links = Dictionary(try handle.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var rows: [VNICStats] = desired.vnics.map { v in
@@ -67,11 +68,15 @@ extension Fabric {
         }
         let shaper = Shaper(handle: handle)
         var classes: [TenantClass] = []
-        for g in desired.capGroups where links[g.ifbFrom.rawValue] != nil || links[g.ifbTo.rawValue] != nil {
-            for c in try shaper.status(g) {
+        let groups = desired.capGroups.filter { links[$0.ifbFrom.rawValue] != nil || links[$0.ifbTo.rawValue] != nil }
+        let qdiscs = groups.isEmpty || !queueLimits ? [] : try handle.qdiscs()
+        // A class labelled `host/vnic` or `host/vnic/flow` counts for that VNIC's row.
+        let rowOf = Dictionary(rows.indices.map { ("\(rows[$0].tenant)/\(rows[$0].host)/\(rows[$0].vnic)", $0) }, uniquingKeysWith: { a, _ in a })
+        for g in groups {
+            for c in try shaper.status(g, qdiscs: qdiscs) {
                 classes.append(TenantClass(tenant: g.name, usage: c))
-                guard let i = rows.firstIndex(where: { $0.tenant == g.name && (c.label == "\($0.host)/\($0.vnic)" || c.label.hasPrefix("\($0.host)/\($0.vnic)/")) })
-                else { continue }
+                let parts = c.label.split(separator: "/", maxSplits: 2)
+                guard parts.count >= 2, let i = rowOf["\(g.name)/\(parts[0])/\(parts[1])"] else { continue }
                 if c.direction == .toEndpoint { rows[i].capDropsIn += UInt64(c.statistics.drops) } else { rows[i].capDropsOut += UInt64(c.statistics.drops) }
             }
         }

@@ -34,6 +34,9 @@ public struct Topology: Sendable, Equatable {
     public var segments: [Segment] = []
     /// With `node`: the names of the hosts the file places on other nodes.
     public var hostsElsewhere: Set<String> = []
+    /// FNV-1a 64 of the text it was parsed from, in hex: tells whether two applies were of the
+    /// same file text (the daemon's check for a hand-made apply). Change detection, not ownership.
+    public var sourceDigest: String = ""
 
     /// A machine of a multi-node fabric and the address its VXLAN packets use.
     public struct Node: Sendable, Equatable {

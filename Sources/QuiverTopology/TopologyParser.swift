@@ -23,6 +23,7 @@ public struct TopologyParser {
         var p = TopologyParser(file: file)
         if var topology = p.parseDocument(text), p.errors.isEmpty {
             topology.fileOwner = fileOwner
+            topology.sourceDigest = String(StableHash.fnv1a64(text), radix: 16)
             let problems = TopologyValidator.validate(topology)
             if problems.isEmpty { return topology }
             throw TopologyErrors(capping: problems)

@@ -5,9 +5,10 @@ import Testing
 /// The daemon supervising real guests (the test guest, TCG here): a `kill -9` of qemu with
 /// `restart: on-failure` brings the guest back, with `restart: never` leaves it stopped, and a
 /// guest that cannot start any more (its kernel broken under it) is given up on after the limit,
-/// the reason shown by `quiver vm list` and `quiver status`.
-@Suite(.serialized) struct DaemonGuestsTrafficTests {
-    static func topology(_ name: String, dir: String) -> String {
+/// the reason shown by `quiver vm list` and `quiver status`. Part of DaemonTrafficTests' serialized
+/// suite: one daemon runs per host.
+extension DaemonTrafficTests {
+    static func guestTopology(_ name: String, dir: String) -> String {
         func vm(_ host: String, _ ip: String, _ restart: String) -> String {
             """
                   - name: \(host)
@@ -45,16 +46,6 @@ import Testing
     func pid(_ row: [String: Any]?) -> Int32? { (row?["pid"] as? NSNumber)?.int32Value }
     func daemonField(_ row: [String: Any]?, _ key: String) -> Any? { (row?["daemon"] as? [String: Any])?[key] }
 
-    /// Polls every 100 ms for at most `seconds`; the time it took, or nil.
-    func within(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Double? {
-        let start = Date()
-        while Date().timeIntervalSince(start) < seconds {
-            if try condition() { return Date().timeIntervalSince(start) }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        return nil
-    }
-
     @Test func killedGuestsFollowTheirPolicyAndACrashLoopIsGivenUp() throws {
         try buildTestGuest()
         let tag = String(UUID().uuidString.prefix(4)).lowercased()
@@ -65,7 +56,7 @@ import Testing
         // The guest's files are copies the test may break.
         for f in ["vmlinuz", "initrd.img"] { try FileManager.default.copyItem(atPath: "\(repositoryRoot)/.build-guest/\(f)", toPath: "\(dir)/\(f)") }
         let file = "\(dir)/\(name).yaml"
-        try Self.topology(name, dir: dir).write(toFile: file, atomically: true, encoding: .utf8)
+        try Self.guestTopology(name, dir: dir).write(toFile: file, atomically: true, encoding: .utf8)
         let config = "\(dir)/topologies.d"
         let fabricName = "qcg-\(tag)"
         let fab = ["--fabric-netns", fabricName]
@@ -84,8 +75,8 @@ import Testing
             return
         }
 
-        let daemon = try DaemonTrafficTests.RunningDaemon(["--config-dir", config, "--metrics-address", "none", "--reconcile-interval", "3600",
-                                                           "--restart-backoff", "0.2", "--restart-limit", "3", "--restart-window", "600"])
+        let daemon = try RunningDaemon(["--config-dir", config, "--metrics-address", "none", "--reconcile-interval", "3600",
+                                        "--restart-backoff", "0.2", "--restart-limit", "3", "--restart-window", "600"])
         // The daemon takes the running guests as they are: nothing restarted.
         #expect(within(20) { daemon.text.contains("applied") } != nil, "\(daemon.text)")
         #expect(pid(try guests(name)["g1"]) == pid1)

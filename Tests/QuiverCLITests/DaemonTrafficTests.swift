@@ -103,6 +103,18 @@ import Testing
         }
         #expect(back != nil, "daemon log:\n\(daemon.text)")
         print("daemon: both topologies back \(String(format: "%.2f", back ?? -1)) s after it started")
+        // One daemon per host: a second one refuses to start and names the first.
+        let second = try quiver(["daemon", "--config-dir", config, "--metrics-address", "none"])
+        #expect(second.status != 0 && second.stderr.contains("another quiver daemon is running on this host (pid \(daemon.process.processIdentifier))"), "\(second.stderr)")
+        // The operator's screen: the daemon, then one row per topology, persistent and applied.
+        let screen = try quiver(["status", "--config-dir", config]).stdout
+        let lines = screen.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("daemon: running (pid \(daemon.process.processIdentifier),") == true, "\(screen)")
+        #expect(lines.contains { $0.hasPrefix("TOPOLOGY") && $0.contains("PERSISTENT") && $0.contains("APPLIED") && $0.contains("REPAIRS") }, "\(screen)")
+        for n in names {
+            let row = lines.first { $0.hasPrefix(n + " ") }?.split(separator: " ").map(String.init) ?? []
+            #expect(row.count >= 5 && row[1] == "yes" && row[2] == "yes" && row[4] == "0", "\(n): \(screen)")
+        }
         for f in files {
             let v = try quiver(["verify", f] + fab)
             #expect(v.status == 0, "\(v.stdout)\(v.stderr)")
@@ -111,6 +123,7 @@ import Testing
         try drift(names[0], fabricName: fabricName, daemon: daemon)
         try burst(names[0], daemon: daemon)
         try lockHonoured(names[1], fabricName: fabricName, daemon: daemon)
+        try handAppliedDifferentFile(names[1], file: files[1], config: config, fab: fab, daemon: daemon)
         try metrics(port: port, topology: names[0], file: files[0], fab: fab)
 
         // SIGTERM: the daemon goes, the fabric and its hosts stay.
@@ -170,6 +183,40 @@ import Testing
         flock(fd, LOCK_UN)
         close(fd)
         #expect(within(5) { sh("tc -n \(fabricName) qdisc show dev \(n)-a-t").1.contains("htb") } != nil, "\(daemon.text)")
+    }
+
+    /// A hand apply of a file that differs from the record only in one cap: the daemon does not
+    /// undo it — repair pauses, says why, and leaves the hand-made cap; `enable` + SIGHUP resumes.
+    func handAppliedDifferentFile(_ n: String, file: String, config: String, fab: [String], daemon: RunningDaemon) throws {
+        let changed = file.replacingOccurrences(of: ".yaml", with: "-30m.yaml")
+        try String(contentsOfFile: file, encoding: .utf8).replacingOccurrences(of: "maxbw: 20M", with: "maxbw: 30M")
+            .write(toFile: changed, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: changed) }
+        func ceil30() -> Bool { sh("tc -n \(fab[1]) class show dev \(n)-a-t").1.contains("ceil 30Mbit") }
+        #expect(!ceil30())
+        let hand = try quiver(["apply", changed] + fab)
+        #expect(hand.status == 0, "\(hand.stderr)")
+        #expect(ceil30(), "\(hand.stdout)\n\(sh("tc -n \(fab[1]) class show dev \(n)-a-t").1)")
+        // The hand apply's own notifications reach the daemon: it must pause, not put 20M back.
+        let paused = within(5) { daemon.text.contains("drift repair paused") && daemon.text.contains("topology=\(n)") }
+        #expect(paused != nil, "\(daemon.text)")
+        Thread.sleep(forTimeInterval: 1)
+        #expect(ceil30(), "the daemon undid a hand-made apply")
+        let status = try quiver(["status", "--config-dir", config]).stdout
+        #expect(status.contains("applied by hand from a file that differs from its persistent record"), "\(status)")
+        // Recording the new file and SIGHUP: repair resumes with the new record, the 30M cap kept.
+        #expect(try quiver(["enable", changed, "--config-dir", config] + fab).status == 0)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        let resumed = try within(5) {
+            let out = try quiver(["status", "--config-dir", config, "-o", "json"]).stdout
+            guard let top = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
+                  let rows = top["topologies"] as? [[String: Any]] else { return false }
+            return rows.contains { $0["topology"] as? String == n && $0["problem"] == nil && $0["applied"] as? Bool == true }
+        }
+        #expect(resumed != nil, "\(daemon.text)")
+        #expect(ceil30())
+        #expect(sh("tc -n \(fab[1]) qdisc del dev \(n)-a-t root").0 == 0)
+        #expect(within(5) { ceil30() } != nil, "not repaired after the resume: \(daemon.text)")
     }
 
     /// Debian's Prometheus scrapes the daemon; the VNIC series is there with its labels and grows
