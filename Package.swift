@@ -8,8 +8,9 @@ let package = Package(
         // The engine, for other projects' test suites: bring a fabric up, probe it, tear it down.
         // `import QuiverFabric` is the front door; the other modules are there for what they are.
         .library(name: "Quiver", targets: ["QuiverValues", "QuiverNetlink", "QuiverKernel", "QuiverBandwidth", "QuiverProtection", "QuiverVM",
-                                           "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverDaemon"]),
+                                           "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverDaemon", "QuiverCNI"]),
         .executable(name: "quiver", targets: ["quiver"]),
+        .executable(name: "quiver-cni", targets: ["quiver-cni"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -67,6 +68,9 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // The CNI plugin: caps for a container runtime's attachments (docs/CNI.md).
+        .target(name: "QuiverCNI", dependencies: ["QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverValues"]),
+        .executableTarget(name: "quiver-cni", dependencies: ["QuiverCNI"]),
         .executableTarget(name: "quiver", dependencies: [
             "QuiverDaemon", "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", "QuiverTopology", "QuiverFabric",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -95,6 +99,7 @@ let package = Package(
         .testTarget(name: "QuiverTopologyTests", dependencies: ["QuiverTopology", "QuiverFabric", "QuiverProtection", "QuiverTestSupport", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverVM"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "QuiverDaemonTests", dependencies: ["QuiverDaemon", "QuiverFabric", "QuiverTopology", "QuiverKernel", "QuiverNetlink", "QuiverVM", "CNetlink"]),
+        .testTarget(name: "QuiverCNITests", dependencies: ["QuiverCNI", "quiver-cni", "QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverValues", "QuiverProbe", "QuiverTestSupport"]),
         // Runs the built `quiver` binary as a user would.
         .testTarget(name: "QuiverCLITests", dependencies: ["quiver", "QuiverKernel", "QuiverNetlink", "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverVM", "QuiverTestSupport"]),
     ]

@@ -29,6 +29,9 @@ public struct ShapingReport: Sendable, Equatable {
 public struct Shaper: Sendable {
     public let handle: NetlinkHandle
     public let policy: ShapingPolicy
+    /// Compare only: the report counts what an apply would create, change and delete, and
+    /// nothing is sent (what a CNI `CHECK` asks). An IFB that is missing ends the comparison there.
+    public var compareOnly = false
 
     public init(handle: NetlinkHandle, policy: ShapingPolicy = ShapingPolicy()) {
         self.handle = handle
@@ -65,6 +68,7 @@ public struct Shaper: Sendable {
         for g in groups { create += try missingIFBs(g, snapshot: snapshot, report: &total) }
         var state = state
         if !create.isEmpty {
+            if compareOnly { return total }
             try handle.perform(create)
             snapshot = Snapshot(links: try handle.links(statistics: false), qdiscs: try handle.qdiscs())
             state = nil
@@ -129,6 +133,7 @@ public struct Shaper: Sendable {
         var state = state
         let create = try missingIFBs(group, snapshot: snapshot, report: &report)
         if !create.isEmpty {
+            if compareOnly { return report }
             try handle.perform(create)
             snapshot = Snapshot(links: try handle.links(statistics: false), qdiscs: try handle.qdiscs())
             state = nil
@@ -149,7 +154,8 @@ public struct Shaper: Sendable {
             let index = deviceIndex[m.device]!
             steps += attach(m, ifindex: index, group: group, qdiscs: qdiscsByDevice[index] ?? [], report: &report)
         }
-        try handle.perform(steps)
+        if compareOnly && !steps.isEmpty { return report }  // unbound hooks: their blocks are not there to read
+        if !compareOnly { try handle.perform(steps) }
         // Clsact hooks just bound make their blocks: what was read before they existed is stale.
         try reconcileBlocks(group, from: ifbIndex[.fromEndpoint]!, to: ifbIndex[.toEndpoint]!,
                             state: steps.isEmpty ? state : nil, report: &report)
@@ -242,9 +248,10 @@ public struct Shaper: Sendable {
         let hasRoot = qdiscs.contains { $0.parent == .root && $0.handle == layout.root && $0.kind == .htb(defaultClass: layout.defaultClass.minor) }
         if !hasRoot {
             // Our own IFB: whatever root it has is ours to replace; its children go with it.
+            report.created += 1
+            if compareOnly { return }
             try handle.perform(QdiscRequest.make(.replace, ifindex: ifindex, device: device, handle: layout.root, parent: .root,
                                                  kind: .htb(defaultClass: layout.defaultClass.minor)))
-            report.created += 1
         }
         // Only the HTB's classes: a TBF leaf shows up in the dump with a class of its own.
         let currentClasses = hasRoot
@@ -311,7 +318,7 @@ public struct Shaper: Sendable {
             }
             report.created += wanted.subtracting(present).count
         }
-        try handle.perform(steps)
+        if !compareOnly { try handle.perform(steps) }
     }
 
     /// Binds a member device's clsact hooks to the group's shared blocks: a fabric port's
@@ -351,7 +358,7 @@ public struct Shaper: Sendable {
             steps.append(FilterRequest.addU32(.block(block), priority: prio, protocolNumber: UInt16(ETH_P_ALL), filter: want))
             if have.isEmpty { report.created += 1 } else { report.changed += 1 }
         }
-        try handle.perform(steps)
+        if !compareOnly { try handle.perform(steps) }
     }
 
     // MARK: Remove

@@ -58,7 +58,7 @@ public enum ShapingPlan {
 
     /// Plans one direction. The group must have no ``CapGroup/problems()``.
     public static func layout(_ g: CapGroup, _ d: Direction, policy: ShapingPolicy = ShapingPolicy()) -> IFBLayout {
-        let ceilings = g.members.map { $0.maxbw ?? g.maxbw }
+        let ceilings = g.members.map { $0.maxbw(d) ?? g.maxbw }
         // Without a group cap, the aggregate is what all members together may use.
         // HTB refuses a zero rate: a group whose members are all blocked still gets the minimum.
         let aggregateRate: Bitrate = max(minimumRate, g.maxbw ?? Bitrate(bitsPerSecond: min(Bitrate.maximum.bitsPerSecond,
@@ -84,7 +84,8 @@ public enum ShapingPlan {
         var filters: [IFBLayout.FilterSpec] = []
         for (i, m) in g.members.enumerated() {
             let id = memberClass(i)
-            let ceil = min(m.maxbw ?? unlimited, aggregateRate)
+            let ceil = min(m.maxbw(d) ?? unlimited, aggregateRate)
+            let burst = m.burst(d)
             let macKeys = m.mac.map { d == .fromEndpoint ? U32Key.etherSource($0) : U32Key.etherDestination($0) } ?? []
             if ceil.isBlocked {
                 // maxbw 0: one leaf that drops everything.
@@ -100,20 +101,20 @@ public enum ShapingPlan {
             // The member is an inner class; its traffic goes to one of its leaves:
             //   +1 bulk (prio 1), +2 small packets (prio 0: ACKs, pings, DNS — they do not wait
             //   behind bulk data, which keeps a saturated cap's added latency low), +3… flows.
-            classes.append(.init(id: id, parent: aggregate, htb: policy.htb(rate: rate, ceil: ceil, burst: m.burst), leafQueue: nil, label: m.name))
+            classes.append(.init(id: id, parent: aggregate, htb: policy.htb(rate: rate, ceil: ceil, burst: burst), leafQueue: nil, label: m.name))
             let smallRate = max(minimumRate, Bitrate(bitsPerSecond: rate.bitsPerSecond / 10))
             let bulkRate = max(minimumRate, Bitrate(bitsPerSecond: rate.bitsPerSecond - min(rate.bitsPerSecond, smallRate.bitsPerSecond)))
             let bulk = TCHandle(major: 1, minor: id.minor + 1)
             let small = TCHandle(major: 1, minor: id.minor + 2)
-            classes.append(.init(id: bulk, parent: id, htb: policy.htb(rate: bulkRate, ceil: ceil, priority: 1, burst: m.burst),
+            classes.append(.init(id: bulk, parent: id, htb: policy.htb(rate: bulkRate, ceil: ceil, priority: 1, burst: burst),
                                  leafQueue: policy.leafQueue(for: ceil, limit: bulkLimit), label: m.name + "/other"))
             // Small packets are never TSO super-packets: a plain byte FIFO serves (one qdisc, not two).
-            classes.append(.init(id: small, parent: id, htb: policy.htb(rate: smallRate, ceil: ceil, priority: 0, burst: m.burst),
+            classes.append(.init(id: small, parent: id, htb: policy.htb(rate: smallRate, ceil: ceil, priority: 0, burst: burst),
                                  leafQueue: .bfifo(limit: m.queueLimit ?? policy.queueLimit(for: ceil)), label: m.name + "/small"))
             for (j, f) in m.flows.enumerated() {
                 let fid = TCHandle(major: 1, minor: id.minor + 3 + UInt16(j))
                 let fceil = min(f.maxbw.isBlocked ? minimumRate : f.maxbw, ceil)
-                classes.append(.init(id: fid, parent: id, htb: policy.htb(rate: minimumRate, ceil: fceil, priority: 1, burst: m.burst),
+                classes.append(.init(id: fid, parent: id, htb: policy.htb(rate: minimumRate, ceil: fceil, priority: 1, burst: burst),
                                      leafQueue: policy.leafQueue(for: f.maxbw.isBlocked ? f.maxbw : fceil, limit: f.maxbw.isBlocked ? m.queueLimit : bulkLimit),
                                      label: m.name + "/" + f.name))
                 for (proto, keys) in flowKeys(f, mac: m.mac, direction: d) {

@@ -68,6 +68,15 @@ public struct CapMember: Sendable, Equatable, Codable {
     /// The endpoint is a guest: what it sends comes through qemu, which gives its TCP no
     /// backpressure from the host's queues (nil: not a guest; records made before guests).
     public var guestSender: Bool?
+    /// Ceiling and bucket towards the endpoint (what it receives) when they differ from `maxbw`
+    /// and `burst` (a CNI attachment's `ingressRate`/`ingressBurst`); nil: the same both ways.
+    public var maxbwToEndpoint: Bitrate?
+    public var burstToEndpoint: UInt32?
+
+    /// The ceiling in direction `d`.
+    public func maxbw(_ d: Direction) -> Bitrate? { d == .toEndpoint ? (maxbwToEndpoint ?? maxbw) : maxbw }
+    /// The bucket override in direction `d`.
+    public func burst(_ d: Direction) -> UInt32? { d == .toEndpoint ? (burstToEndpoint ?? burst) : burst }
 
     public init(name: String, device: InterfaceName, mac: MACAddress? = nil, maxbw: Bitrate? = nil, floor: Bitrate? = nil,
                 flows: [FlowCap] = [], burst: UInt32? = nil, queueLimit: UInt32? = nil, facesEndpoint: Bool = false, guestSender: Bool = false) {

@@ -1,0 +1,79 @@
+import Foundation
+import QuiverValues
+
+/// The network configuration a runtime hands the plugin on stdin (SPEC.md, "Network configuration
+/// format" and CONVENTIONS.md), validated into typed values. `prevResult` is kept as it came, to
+/// be passed through unchanged.
+public struct CNIConfig: @unchecked Sendable {
+    /// Versions this plugin speaks, oldest first; the result carries the configuration's.
+    public static let supportedVersions = ["0.4.0", "1.0.0", "1.1.0"]
+
+    public var cniVersion: String
+    public var name: String
+    public var type: String
+    public var bandwidth: CNIBandwidth?
+    /// The previous plugin's result in a chain (nil for a first plugin or a DEL without one).
+    public var prevResult: [String: Any]?
+    /// GC: the attachments that are still in use, as (container id, interface name).
+    public var validAttachments: [(containerID: String, ifname: String)] = []
+
+    /// Keys of this plugin's configuration, beyond the spec's own (an unknown key is an error 2:
+    /// a typo must not silently leave a pod uncapped).
+    static let knownKeys: Set<String> = ["cniVersion", "name", "type", "runtimeConfig", "prevResult", "capabilities", "args",
+                                         "ingressRate", "ingressBurst", "egressRate", "egressBurst", "cni.dev/valid-attachments", "cniVersions"]
+
+    public init(json data: Data, command: CNIEnvironment.Command) throws(CNIError) {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            throw CNIError(.decodeFailure, "the network configuration on stdin is not JSON", details: "\(error.localizedDescription)")
+        }
+        guard let o = object as? [String: Any] else { throw CNIError(.decodeFailure, "the network configuration on stdin is not a JSON object") }
+        guard let v = o["cniVersion"] as? String else {
+            throw CNIError(.invalidConfig, "cniVersion is missing or not a string", details: "one of \(Self.supportedVersions.joined(separator: ", "))")
+        }
+        cniVersion = v
+        if command == .version {
+            name = ""
+            type = ""
+            return
+        }
+        guard Self.supportedVersions.contains(v) else {
+            throw CNIError(.incompatibleVersion, "cniVersion \(InvalidValue.quoted(v, limit: 40)) is not supported",
+                           details: "quiver-cni speaks \(Self.supportedVersions.joined(separator: ", "))")
+        }
+        guard let n = o["name"] as? String, !n.isEmpty else { throw CNIError(.invalidConfig, "name is missing or empty") }
+        guard let t = o["type"] as? String, !t.isEmpty else { throw CNIError(.invalidConfig, "type is missing or empty") }
+        name = n
+        type = t
+        for k in o.keys where !Self.knownKeys.contains(k) {
+            throw CNIError(.unsupportedField, "quiver-cni has no configuration key \(InvalidValue.quoted(k, limit: 60))",
+                           details: "its keys: ingressRate, ingressBurst, egressRate, egressBurst and runtimeConfig.bandwidth (docs/CNI.md)")
+        }
+        if let p = o["prevResult"] {
+            guard let pr = p as? [String: Any] else { throw CNIError(.invalidConfig, "prevResult is not a JSON object") }
+            prevResult = pr
+        }
+        let runtime = o["runtimeConfig"] as? [String: Any]
+        if o["runtimeConfig"] != nil && runtime == nil { throw CNIError(.invalidConfig, "runtimeConfig is not a JSON object") }
+        // The runtime's per-pod values win over the configuration's defaults (CONVENTIONS.md).
+        let fromRuntime = runtime?["bandwidth"]
+        if fromRuntime != nil && !(fromRuntime is [String: Any]) { throw CNIError(.invalidConfig, "runtimeConfig.bandwidth is not a JSON object") }
+        bandwidth = try CNIBandwidth(runtime: fromRuntime as? [String: Any], config: o)
+        if command == .gc {
+            validAttachments = try Self.attachments(o["cni.dev/valid-attachments"])
+        }
+    }
+
+    static func attachments(_ value: Any?) throws(CNIError) -> [(containerID: String, ifname: String)] {
+        guard let value else { return [] }
+        guard let list = value as? [Any] else { throw CNIError(.invalidConfig, "cni.dev/valid-attachments is not a list") }
+        var out: [(String, String)] = []
+        for item in list {
+            guard let a = item as? [String: Any], let id = a["containerID"] as? String, let i = a["ifname"] as? String else {
+                throw CNIError(.invalidConfig, "each of cni.dev/valid-attachments needs containerID and ifname strings")
+            }
+            out.append((id, i))
+        }
+        return out
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import QuiverBandwidth
+import QuiverKernel
+import QuiverNetlink
+import QuiverValues
+
+/// `quiver-cni`: one call of the CNI protocol — environment and stdin in, a result or an error
+/// object out (SPEC.md 1.1.0). Chained after a plugin that made a veth pair (bridge, ptp), it
+/// caps the pair's host side both ways and passes `prevResult` through.
+public enum CNIPlugin {
+    public struct Output {
+        public var stdout: Data
+        /// Notes for people (absurd bursts replaced, what an error means).
+        public var stderr: [String] = []
+        public var exitCode: Int32 = 0
+    }
+
+    /// Runs one call. `host` is the runtime's namespace (where the host-side devices are).
+    public static func run(environment: [String: String], stdin: Data, host: NetworkNamespace? = nil) -> Output {
+        var version = "1.1.0"
+        do {
+            let env = try CNIEnvironment(environment)
+            let config = try CNIConfig(json: stdin, command: env.command)
+            version = config.cniVersion
+            var notes: [String] = []
+            let out = try NetworkNamespace.withLock { try perform(env, config, host: host, notes: &notes) }
+            return Output(stdout: out.map { try! JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) } ?? Data(), stderr: notes)
+        } catch let e as CNIError {
+            return failure(e, version: version)
+        } catch {
+            return failure(CNIError(.ioFailure, "\(error)"), version: version)
+        }
+    }
+
+    static func failure(_ e: CNIError, version: String) -> Output {
+        let v = CNIConfig.supportedVersions.contains(version) ? version : "1.1.0"
+        return Output(stdout: try! JSONSerialization.data(withJSONObject: e.json(cniVersion: v), options: [.sortedKeys]),
+                      stderr: ["quiver-cni: \(e)"], exitCode: 1)
+    }
+
+    static func perform(_ env: CNIEnvironment, _ config: CNIConfig, host: NetworkNamespace?, notes: inout [String]) throws -> [String: Any]? {
+        switch env.command {
+        case .version:
+            return ["cniVersion": "1.1.0", "supportedVersions": CNIConfig.supportedVersions]
+        case .status:
+            // Ready when the runtime's namespace answers netlink and Quiver's run directory is
+            // one Quiver would use.
+            do {
+                _ = try NetlinkHandle(namespace: host).links(statistics: false)
+                _ = try CNIAttachment.records(create: false)
+            } catch {
+                throw CNIError(.notAvailable, "quiver-cni cannot work here", details: "\(error)")
+            }
+            return nil
+        case .add, .check, .del:
+            let a = CNIAttachment(containerID: env.containerID!, ifname: env.ifname!)
+            let handle = try NetlinkHandle(namespace: host)
+            if env.command == .del {
+                try a.remove(on: handle)
+                return nil
+            }
+            notes += config.bandwidth?.ignoredBursts ?? []
+            guard let prev = config.prevResult else {
+                throw CNIError(.invalidConfig, "quiver-cni runs chained: prevResult is missing",
+                               details: "put it after a plugin that makes the interface (bridge, ptp) in a .conflist")
+            }
+            let device = try CNIAttachment.hostDevice(netns: env.netns!, ifname: env.ifname!, host: handle)
+            if let b = config.bandwidth {
+                let g = try a.group(device: device, bandwidth: b)
+                if env.command == .add {
+                    try a.apply(g, on: handle)
+                } else {
+                    let r = try a.differences(g, on: handle)
+                    guard r.isNoOp else {
+                        throw CNIError(.checkFailed, "the caps of \(a.containerID)/\(a.ifname) on \(device.name) are not as configured",
+                                       details: "an apply would create \(r.created), change \(r.changed) and delete \(r.deleted) tc objects")
+                    }
+                }
+            } else if env.command == .add {
+                // No rate: nothing to cap, and nothing left of an earlier ADD's caps.
+                try a.remove(on: handle)
+            }
+            guard env.command == .add else { return nil }
+            var result = prev
+            result["cniVersion"] = config.cniVersion
+            return result
+        case .gc:
+            let handle = try NetlinkHandle(namespace: host)
+            let keep = Set(config.validAttachments.map { "\($0.containerID)/\($0.ifname)" })
+            var stale: [String: CNIAttachment] = [:]
+            for l in try handle.links(statistics: false) where l.kind == "ifb" {
+                guard let tag = l.alias, let a = CNIAttachment.parse(tag: tag), !keep.contains("\(a.containerID)/\(a.ifname)") else { continue }
+                stale[tag] = a
+            }
+            for (_, a) in stale.sorted(by: { $0.key < $1.key }) {
+                try a.remove(on: handle)
+                notes.append("quiver-cni: GC removed the caps of \(a.containerID)/\(a.ifname)")
+            }
+            return nil
+        }
+    }
+}
+
+extension NetworkNamespace {
+    /// Concurrent calls on one node take turns: an exclusive `flock` on `/run/quiver/cni.lock`.
+    static func withLock<T>(_ body: () throws -> T) throws -> T {
+        let dir = try TrustedDirectory.open(TrustedDirectory.runRoot, create: true)!
+        let fd = try dir.openLockFile("cni.lock")
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+        return try body()
+    }
+}

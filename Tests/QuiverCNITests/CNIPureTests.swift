@@ -1,0 +1,111 @@
+import Foundation
+@testable import QuiverCNI
+import QuiverValues
+import Testing
+
+/// The CNI protocol without the kernel: environment, configuration, bandwidth and every error
+/// code a hostile or mistaken runtime input gets; VERSION.
+@Suite struct CNIPureTests {
+    func env(_ c: String, id: String? = "abc123", netns: String? = "/run/netns/x", ifname: String? = "eth0") -> [String: String] {
+        var e = ["CNI_COMMAND": c]
+        if let id { e["CNI_CONTAINERID"] = id }
+        if let netns { e["CNI_NETNS"] = netns }
+        if let ifname { e["CNI_IFNAME"] = ifname }
+        return e
+    }
+
+    func run(_ e: [String: String], _ json: String) -> (Int32, [String: Any]) {
+        let o = CNIPlugin.run(environment: e, stdin: Data(json.utf8))
+        return (o.exitCode, (try? JSONSerialization.jsonObject(with: o.stdout) as? [String: Any]) ?? [:])
+    }
+
+    @Test func versionListsEverySupportedVersion() {
+        let (rc, out) = run(["CNI_COMMAND": "VERSION"], #"{"cniVersion": "0.4.0"}"#)
+        #expect(rc == 0)
+        #expect(out["cniVersion"] as? String == "1.1.0")
+        #expect(out["supportedVersions"] as? [String] == ["0.4.0", "1.0.0", "1.1.0"])
+    }
+
+    @Test func environmentErrorsAreCodeFour() {
+        let config = #"{"cniVersion": "1.1.0", "name": "n", "type": "quiver-cni"}"#
+        let cases: [([String: String], String)] = [
+            ([:], "CNI_COMMAND is not set"),
+            (["CNI_COMMAND": "ADDD"], "CNI_COMMAND \"ADDD\" is not a CNI command"),
+            (env("ADD", id: nil), "CNI_CONTAINERID is not set"),
+            (env("ADD", id: "-rf"), "CNI_CONTAINERID \"-rf\" is not a container id"),
+            (env("ADD", id: "a/../../etc"), "CNI_CONTAINERID \"a/../../etc\" is not a container id"),
+            (env("ADD", netns: nil), "CNI_NETNS is not set"),
+            (env("ADD", netns: "relative/ns"), "CNI_NETNS \"relative/ns\" is not an absolute path"),
+            (env("ADD", ifname: nil), "CNI_IFNAME is not set"),
+            (env("ADD", ifname: "a-name-that-is-far-too-long"), "CNI_IFNAME"),
+            (env("ADD", ifname: "eth0/x"), "CNI_IFNAME"),
+        ]
+        for (e, message) in cases {
+            let (rc, out) = run(e, config)
+            #expect(rc == 1 && out["code"] as? Int == 4, "\(e): \(out)")
+            #expect((out["msg"] as? String)?.hasPrefix(message) == true, "\(e): \(out)")
+        }
+        // DEL works without the namespace (the container may be gone).
+        #expect(throws: Never.self) { try CNIEnvironment(env("DEL", netns: nil)) }
+    }
+
+    @Test func configurationErrorsGetTheSpecsCodes() {
+        let e = env("ADD")
+        let cases: [(String, Int, String)] = [
+            ("not json", 6, "the network configuration on stdin is not JSON"),
+            ("[1, 2]", 6, "the network configuration on stdin is not a JSON object"),
+            (#"{"name": "n", "type": "t"}"#, 7, "cniVersion is missing"),
+            (#"{"cniVersion": "0.3.1", "name": "n", "type": "t"}"#, 1, "cniVersion \"0.3.1\" is not supported"),
+            (#"{"cniVersion": "1.1.0", "type": "t"}"#, 7, "name is missing"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "ingresRate": 1000000}"#, 2, "quiver-cni has no configuration key \"ingresRate\""),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "prevResult": 3}"#, 7, "prevResult is not a JSON object"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": 5}}"#, 7, "runtimeConfig.bandwidth is not a JSON object"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": {"ingressRate": -1}}}"#, 7, "runtimeConfig.bandwidth.ingressRate must be a whole number"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": {"ingressRate": 1000000.5}}}"#, 7, "runtimeConfig.bandwidth.ingressRate must be a whole number"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": {"ingressRate": true}}}"#, 7, "runtimeConfig.bandwidth.ingressRate must be a whole number"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": {"ingressRate": "10M"}}}"#, 7, "runtimeConfig.bandwidth.ingressRate must be a whole number"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "egressRate": 10}"#, 7, "egressRate 10 is out of range"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "egressRate": 1e15}"#, 7, "egressRate 1000000000000000 is out of range"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "ingressBurst": 100000}"#, 7, "ingressBurst/egressBurst without a rate"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "ingressRate": 1000000}"#, 7, "quiver-cni runs chained: prevResult is missing"),
+        ]
+        for (json, code, message) in cases {
+            let (rc, out) = run(e, json)
+            #expect(rc == 1 && out["code"] as? Int == code, "\(json): \(out)")
+            #expect((out["msg"] as? String)?.hasPrefix(message) == true, "\(json): \(out)")
+        }
+    }
+
+    @Test func burstsSaneAreKeptAbsurdAreResized() throws {
+        func bw(_ o: [String: Any]) throws -> CNIBandwidth? { try CNIBandwidth(runtime: o, config: [:]) }
+        // 10 Mbit/s: 100 ms is 1,000,000 bits; 200,000 bits (25,000 bytes) is sane.
+        let sane = try #require(try bw(["ingressRate": 10_000_000, "ingressBurst": 200_000, "egressRate": 5_000_000]))
+        #expect(sane.ingressRate == Bitrate(bitsPerSecond: 10_000_000) && sane.ingressBurstBytes == 25_000)
+        #expect(sane.egressRate == Bitrate(bitsPerSecond: 5_000_000) && sane.egressBurstBytes == nil && sane.ignoredBursts.isEmpty)
+        // Kubernetes' default 2³¹−1 bits, and a burst below one frame: Quiver sizes them.
+        let k8s = try #require(try bw(["ingressRate": 1_000_000, "ingressBurst": 2_147_483_647, "egressRate": 1_000_000, "egressBurst": 800]))
+        #expect(k8s.ingressBurstBytes == nil && k8s.egressBurstBytes == nil)
+        #expect(k8s.ignoredBursts.count == 2 && k8s.ignoredBursts[0].hasPrefix("runtimeConfig.bandwidth.ingressBurst 2147483647 bits"))
+        // Rate 0 leaves that direction uncapped; no rate at all: nothing to do.
+        #expect(try bw(["ingressRate": 0, "egressRate": 2_000_000])?.ingressRate == nil)
+        #expect(try bw([:]) == nil)
+        // The runtime's values win over the configuration's own keys.
+        let both = try #require(try CNIBandwidth(runtime: ["ingressRate": 3_000_000], config: ["ingressRate": 9_000_000]))
+        #expect(both.ingressRate == Bitrate(bitsPerSecond: 3_000_000))
+    }
+
+    @Test func gcAttachmentsAreRead() throws {
+        let c = try CNIConfig(json: Data(#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "cni.dev/valid-attachments": [{"containerID": "a1", "ifname": "eth0"}]}"#.utf8), command: .gc)
+        #expect(c.validAttachments.map { "\($0.containerID)/\($0.ifname)" } == ["a1/eth0"])
+        #expect(throws: CNIError.self) { try CNIConfig(json: Data(#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "cni.dev/valid-attachments": [{"containerID": 3}]}"#.utf8), command: .gc) }
+    }
+
+    @Test func tagsNameTheirAttachment() throws {
+        let a = CNIAttachment(containerID: "c0ffee", ifname: try InterfaceName(validating: "eth1"))
+        #expect(a.tag == "quiver:cni/c0ffee/eth1")
+        #expect(CNIAttachment.parse(tag: a.tag)?.containerID == "c0ffee")
+        for foreign in ["quiver:cap/eth0", "quiver:cni/../eth0", "quiver:cni/a/b/c", "quiver:cni/a/", "quiver:lab/x"] {
+            #expect(CNIAttachment.parse(tag: foreign) == nil, "\(foreign)")
+        }
+    }
+}
