@@ -1,0 +1,172 @@
+import Foundation
+import QuiverNetlink
+import QuiverProbe
+import QuiverTestSupport
+import QuiverValues
+import Testing
+
+/// quiver-cni called as a runtime calls it — environment and stdin, one plugin after another —
+/// chained after Debian's containernetworking-plugins `bridge` + `host-local`, in namespaces the
+/// test owns: one plays the node (the runtime's namespace, where the bridge and host-side veths
+/// are), the others the pods.
+@Suite(.serialized) struct CNIChainTrafficTests {
+    static let cni = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("quiver-cni").path
+    static let plugins = "/usr/lib/cni"
+
+    final class Node {
+        let tag = String(UUID().uuidString.prefix(4)).lowercased()
+        var host: String { "qcn-\(tag)" }
+        var dataDir: String { "/run/quiver-test-cni-\(tag)" }
+        var pods: [String] = []
+        init() throws {
+            _ = try witnessText(["ip", "netns", "add", host])
+            _ = try witnessText(["ip", "-n", host, "link", "set", "lo", "up"])
+        }
+        func pod(_ n: Int) throws -> String {
+            let name = "qcn-\(tag)-p\(n)"
+            _ = try witnessText(["ip", "netns", "add", name])
+            pods.append(name)
+            return name
+        }
+        deinit {
+            for p in pods { _ = try? witnessText(["ip", "netns", "del", p]) }
+            _ = try? witnessText(["ip", "netns", "del", host])
+            try? FileManager.default.removeItem(atPath: dataDir)
+        }
+    }
+
+    /// One plugin call in the node's namespace: exit status, stdout as JSON, stderr.
+    func call(_ node: Node, _ plugin: String, _ command: String, pod: String?, id: String, config: [String: Any]) throws -> (Int32, [String: Any], String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+        p.arguments = ["--net=/run/netns/\(node.host)", plugin]
+        p.environment = ["CNI_COMMAND": command, "CNI_CONTAINERID": id, "CNI_IFNAME": "eth0", "CNI_PATH": Self.plugins, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
+            .merging(pod.map { ["CNI_NETNS": "/run/netns/\($0)"] } ?? [:]) { $1 }
+        let input = Pipe(), out = Pipe(), err = Pipe()
+        p.standardInput = input
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: config))
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let json = (try? JSONSerialization.jsonObject(with: o) as? [String: Any]) ?? [:]
+        return (p.terminationStatus, json, String(decoding: e, as: UTF8.self))
+    }
+
+    func bridgeConfig(_ node: Node) -> [String: Any] {
+        ["cniVersion": "1.0.0", "name": "qcn", "type": "bridge", "bridge": "qcnbr0", "isGateway": false, "ipMasq": false,
+         "ipam": ["type": "host-local", "subnet": "10.222.0.0/24", "dataDir": node.dataDir]]
+    }
+
+    func quiverConfig(_ prev: [String: Any]?, ingress: Int, egress: Int, burst: Int? = 2_147_483_647) -> [String: Any] {
+        var bw: [String: Any] = ["ingressRate": ingress, "egressRate": egress]
+        if let burst { bw["ingressBurst"] = burst; bw["egressBurst"] = burst }
+        var c: [String: Any] = ["cniVersion": "1.0.0", "name": "qcn", "type": "quiver-cni", "runtimeConfig": ["bandwidth": bw]]
+        if let prev { c["prevResult"] = prev }
+        return c
+    }
+
+    /// The chain's ADD for one pod: bridge, then quiver-cni with bridge's result.
+    func add(_ node: Node, pod: String, id: String, ingress: Int, egress: Int) throws -> (bridge: [String: Any], quiver: (Int32, [String: Any], String)) {
+        let (rc, bridge, err) = try call(node, "\(Self.plugins)/bridge", "ADD", pod: pod, id: id, config: bridgeConfig(node))
+        #expect(rc == 0, "bridge ADD: \(err) \(bridge)")
+        return (bridge, try call(node, Self.cni, "ADD", pod: pod, id: id, config: quiverConfig(bridge, ingress: ingress, egress: egress)))
+    }
+
+    func hostVeth(_ result: [String: Any]) -> String? {
+        (result["interfaces"] as? [[String: Any]])?.first { $0["sandbox"] == nil && ($0["name"] as? String)?.hasPrefix("veth") == true }?["name"] as? String
+    }
+
+    func address(_ result: [String: Any]) throws -> IPAddress {
+        let ip = ((result["ips"] as? [[String: Any]])?.first?["address"] as? String) ?? ""
+        return try IPAddress(String(ip.split(separator: "/").first ?? ""))
+    }
+
+    /// Links of the node tagged by quiver-cni, as `ip` shows them (name → alias).
+    func taggedIFBs(_ node: Node) throws -> [String] {
+        try witnessText(["ip", "-n", node.host, "-d", "link", "show", "type", "ifb"]).split(separator: "\n")
+            .filter { $0.contains("alias quiver:cni/") }.map { String($0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    @Test func chainedAfterBridgeCapsBothWaysChecksDeletesAndCollects() throws {
+        guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/bridge") else {
+            Issue.record("containernetworking-plugins is not installed (scripts/setup.sh installs it)")
+            return
+        }
+        let node = try Node()
+        let p1 = try node.pod(1), p2 = try node.pod(2), p3 = try node.pod(3)
+        // pod1: 10M in, 20M out, with Kubernetes' default burst of 2³¹−1 bits; pod2 uncapped-ish.
+        let (b1, q1) = try add(node, pod: p1, id: "pod1", ingress: 10_000_000, egress: 20_000_000)
+        #expect(q1.0 == 0, "quiver-cni ADD: \(q1.2) \(q1.1)")
+        #expect(q1.2.contains("runtimeConfig.bandwidth.ingressBurst 2147483647 bits"), "the absurd burst is said on stderr: \(q1.2)")
+        // The result is bridge's, passed through, in the configuration's version.
+        var expected = b1
+        expected["cniVersion"] = "1.0.0"
+        #expect(NSDictionary(dictionary: q1.1).isEqual(to: expected), "\(q1.1) vs \(b1)")
+        let (b2, q2) = try add(node, pod: p2, id: "pod2", ingress: 1_000_000_000, egress: 1_000_000_000)
+        #expect(q2.0 == 0, "\(q2.2)")
+        let a1 = try address(b1), a2 = try address(b2)
+        #expect(try taggedIFBs(node).count == 4)
+
+        // Caps both ways, within 10 %, on the wire between the two pods (goodput: ~0.95 of it).
+        let into1 = try TCPBulk(from: .named(p2), to: .named(p1), address: a1, duration: 3).run()
+        let out1 = try TCPBulk(from: .named(p1), to: .named(p2), address: a2, duration: 3).run()
+        print("quiver-cni: pod1 receives \(Int(into1.bitsPerSecond / 1000)) kbit/s (cap 10M), sends \(Int(out1.bitsPerSecond / 1000)) kbit/s (cap 20M)")
+        #expect(into1.bitsPerSecond > 8_500_000 && into1.bitsPerSecond < 10_500_000)
+        #expect(out1.bitsPerSecond > 17_000_000 && out1.bitsPerSecond < 21_000_000)
+
+        // CHECK passes; after a class is deleted by hand it fails, with the spec's error object.
+        let check = quiverConfig(b1, ingress: 10_000_000, egress: 20_000_000)
+        let c1 = try call(node, Self.cni, "CHECK", pod: p1, id: "pod1", config: check)
+        #expect(c1.0 == 0, "\(c1.2) \(c1.1)")
+        guard let veth1 = hostVeth(b1) else { Issue.record("no host veth in \(b1)"); return }
+        let index = try witnessText(["ip", "netns", "exec", node.host, "cat", "/sys/class/net/\(veth1)/ifindex"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        for prio in ["15", "16"] { _ = try witnessText(["tc", "-n", node.host, "filter", "del", "dev", "qct\(index)", "parent", "1:", "prio", prio]) }
+        _ = try witnessText(["tc", "-n", node.host, "class", "del", "dev", "qct\(index)", "classid", "1:102"])
+        let c2 = try call(node, Self.cni, "CHECK", pod: p1, id: "pod1", config: check)
+        #expect(c2.0 != 0 && c2.1["code"] as? Int == 101, "\(c2.1)")
+        #expect((c2.1["msg"] as? String)?.contains("are not as configured") == true, "\(c2.1)")
+        // A different configured rate fails CHECK too.
+        #expect(try call(node, Self.cni, "CHECK", pod: p2, id: "pod2", config: quiverConfig(b2, ingress: 5_000_000, egress: 1_000_000_000)).0 != 0)
+        // ADD again repairs it.
+        #expect(try call(node, Self.cni, "ADD", pod: p1, id: "pod1", config: check).0 == 0)
+        #expect(try call(node, Self.cni, "CHECK", pod: p1, id: "pod1", config: check).0 == 0)
+
+        // A foreign root qdisc on pod3's host interface: ADD is a conflict, nothing changes.
+        let (rc3, b3, e3) = try call(node, "\(Self.plugins)/bridge", "ADD", pod: p3, id: "pod3", config: bridgeConfig(node))
+        #expect(rc3 == 0, "\(e3)")
+        guard let veth3 = hostVeth(b3) else { Issue.record("no host veth in \(b3)"); return }
+        _ = try witnessText(["tc", "-n", node.host, "qdisc", "add", "dev", veth3, "root", "tbf", "rate", "1mbit", "burst", "10k", "latency", "10ms"])
+        let before = try taggedIFBs(node)
+        let q3 = try call(node, Self.cni, "ADD", pod: p3, id: "pod3", config: quiverConfig(b3, ingress: 5_000_000, egress: 5_000_000))
+        #expect(q3.0 != 0 && q3.1["code"] as? Int == 100, "\(q3.1)")
+        #expect((q3.1["msg"] as? String)?.contains("root tbf qdisc") == true, "\(q3.1)")
+        #expect(try taggedIFBs(node) == before)
+        #expect(try witnessText(["tc", "-n", node.host, "qdisc", "show", "dev", veth3]).contains("tbf"))
+
+        // GC with only pod2 (and pod3) valid: pod1's caps go, pod2's stay; nothing else is touched.
+        let gc: [String: Any] = ["cniVersion": "1.1.0", "name": "qcn", "type": "quiver-cni",
+                                 "cni.dev/valid-attachments": [["containerID": "pod2", "ifname": "eth0"], ["containerID": "pod3", "ifname": "eth0"]]]
+        let g = try call(node, Self.cni, "GC", pod: nil, id: "", config: gc)
+        #expect(g.0 == 0, "\(g.2) \(g.1)")
+        let left = try taggedIFBs(node)
+        #expect(left.count == 2 && left.allSatisfy { $0.contains("quiver:cni/pod2/eth0") }, "\(left)")
+        #expect(!(try witnessText(["tc", "-n", node.host, "qdisc", "show", "dev", veth1]).contains("clsact")), "pod1's hooks left behind")
+        #expect(try witnessText(["tc", "-n", node.host, "qdisc", "show", "dev", veth3]).contains("tbf"), "GC touched a foreign qdisc")
+
+        // DEL (quiver-cni first, then bridge: a chain's DEL runs in reverse), twice; and once more
+        // after the pod's namespace is gone.
+        for _ in 0..<2 {
+            let d = try call(node, Self.cni, "DEL", pod: p2, id: "pod2", config: quiverConfig(b2, ingress: 1_000_000_000, egress: 1_000_000_000))
+            #expect(d.0 == 0, "\(d.2) \(d.1)")
+        }
+        #expect(try taggedIFBs(node).isEmpty)
+        for (pod, id) in [(p1, "pod1"), (p2, "pod2"), (p3, "pod3")] {
+            #expect(try call(node, "\(Self.plugins)/bridge", "DEL", pod: pod, id: id, config: bridgeConfig(node)).0 == 0)
+        }
+        #expect(try call(node, Self.cni, "DEL", pod: nil, id: "pod1", config: quiverConfig(nil, ingress: 10_000_000, egress: 20_000_000)).0 == 0)
+    }
+}
