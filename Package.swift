@@ -80,7 +80,8 @@ let package = Package(
         // Benchmarks run by hand through bench/*; they race Quiver against iproute2 in one run, so
         // they live under bench/, outside the product's Sources/.
         .executableTarget(name: "quiver-bench",
-                          dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverVM"],
+                          dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverVM",
+                                         "QuiverTestSupport"],
                           path: "bench/QuiverBench"),
 
         // The fuzzing harness (scripts/fuzz.sh builds it with -sanitize=fuzzer; an ordinary build

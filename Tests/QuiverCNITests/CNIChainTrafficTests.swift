@@ -11,7 +11,7 @@ import Testing
 /// are), the others the pods.
 @Suite(.serialized) struct CNIChainTrafficTests {
     static let cni = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("quiver-cni").path
-    static let plugins = "/usr/lib/cni"
+    static let plugins = CNICall.pluginDirectory
 
     final class Node {
         let tag = String(UUID().uuidString.prefix(4)).lowercased()
@@ -35,25 +35,9 @@ import Testing
         }
     }
 
-    /// One plugin call in the node's namespace: exit status, stdout as JSON, stderr.
     func call(_ node: Node, _ plugin: String, _ command: String, pod: String?, id: String, config: [String: Any]) throws -> (Int32, [String: Any], String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
-        p.arguments = ["--net=/run/netns/\(node.host)", plugin]
-        p.environment = ["CNI_COMMAND": command, "CNI_CONTAINERID": id, "CNI_IFNAME": "eth0", "CNI_PATH": Self.plugins, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
-            .merging(pod.map { ["CNI_NETNS": "/run/netns/\($0)"] } ?? [:]) { $1 }
-        let input = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = input
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: config))
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let json = (try? JSONSerialization.jsonObject(with: o) as? [String: Any]) ?? [:]
-        return (p.terminationStatus, json, String(decoding: e, as: UTF8.self))
+        let c = try CNICall(plugin, command, node: node.host, pod: pod, containerID: id, config: config)
+        return (c.status, c.result, c.stderr)
     }
 
     func bridgeConfig(_ node: Node) -> [String: Any] {
@@ -76,14 +60,9 @@ import Testing
         return (bridge, try call(node, Self.cni, "ADD", pod: pod, id: id, config: quiverConfig(bridge, ingress: ingress, egress: egress)))
     }
 
-    func hostVeth(_ result: [String: Any]) -> String? {
-        (result["interfaces"] as? [[String: Any]])?.first { $0["sandbox"] == nil && ($0["name"] as? String)?.hasPrefix("veth") == true }?["name"] as? String
-    }
+    func hostVeth(_ result: [String: Any]) -> String? { CNICall.hostVeth(result) }
 
-    func address(_ result: [String: Any]) throws -> IPAddress {
-        let ip = ((result["ips"] as? [[String: Any]])?.first?["address"] as? String) ?? ""
-        return try IPAddress(String(ip.split(separator: "/").first ?? ""))
-    }
+    func address(_ result: [String: Any]) throws -> IPAddress { try IPAddress(CNICall.address(result)) }
 
     /// Links of the node tagged by quiver-cni, as `ip` shows them (name → alias).
     func taggedIFBs(_ node: Node) throws -> [String] {

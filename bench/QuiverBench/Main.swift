@@ -8,13 +8,16 @@ struct QuiverBench {
     static func main() throws {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let suite = args.first else {
-            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | apply [N ...] | isolation [N ...] | vm [ROUNDS] | vm-jail [ROUNDS] | vm-image [ROUNDS]")
+            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | cni [RATE ...] | apply [N ...] | isolation [N ...] | vm [ROUNDS] | vm-jail [ROUNDS] | vm-image [ROUNDS]")
             exit(2)
         }
         switch suite {
         case "links":
             let sizes = args.dropFirst().compactMap { Int($0) }
             try LinksBenchmark.run(sizes: sizes.isEmpty ? [100, 1000] : sizes)
+        case "cni":
+            let rates = try args.dropFirst().map { try Bitrate($0) }
+            try CNIBenchmark.run(rates: rates.isEmpty ? [.mbit(1), .mbit(10), .mbit(100), .gbit(1)] : rates)
         case "bandwidth":
             let rates = try args.dropFirst().map { try Bitrate($0) }
             try BandwidthBenchmark.run(rates: rates.isEmpty ? [.mbit(1), .mbit(5), .mbit(10), .mbit(50), .mbit(100), .gbit(1), .gbit(5)] : rates)
