@@ -19,6 +19,8 @@ public struct CNIAttachment: Sendable {
     public static let tagPrefix = "quiver:cni/"
     public var tag: String { Self.tagPrefix + containerID + "/" + ifname.rawValue }
     var recordName: String { containerID + "@" + ifname.rawValue + ".json" }
+    /// Its member name in a tenant's group.
+    var memberName: String { containerID + "/" + ifname.rawValue }
 
     /// The attachment a tag names, if it is one of this plugin's.
     static func parse(tag: String) -> CNIAttachment? {
@@ -32,7 +34,7 @@ public struct CNIAttachment: Sendable {
 
     /// The host side of the container's interface: the container's `ifname` is a veth (or
     /// another link with a peer) whose `IFLA_LINK` is the peer's index in this namespace.
-    static func hostDevice(netns: String, ifname: InterfaceName, host: NetlinkHandle) throws -> Link {
+    static func hostDevice(netns: String, ifname: InterfaceName, host: NetlinkHandle) throws -> (host: Link, container: Link) {
         let ns = NetworkNamespace(path: netns)
         guard ns.exists else { throw CNIError(.unknownContainer, "the network namespace \(InvalidValue.quoted(netns, limit: 80)) does not exist") }
         let inside = try NetlinkHandle(namespace: ns)
@@ -43,7 +45,7 @@ public struct CNIAttachment: Sendable {
             throw CNIError(.invalidConfig, "\(ifname) in the container has no peer in the runtime's namespace",
                            details: "quiver-cni caps a veth pair's host side (after bridge or ptp); \(ifname) is a \(link.kind ?? "device")")
         }
-        return hostSide
+        return (hostSide, link)
     }
 
     /// The group for `device` with `bandwidth`: egress (what the container sends) is the

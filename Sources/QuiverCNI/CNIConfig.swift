@@ -12,6 +12,10 @@ public struct CNIConfig: @unchecked Sendable {
     public var name: String
     public var type: String
     public var bandwidth: CNIBandwidth?
+    /// `tenant`: the attachment shares this tenant's aggregate cap on the node.
+    public var tenant: CNITenant?
+    /// `floor`: the attachment's guaranteed rate within its tenant.
+    public var floor: Bitrate?
     /// The previous plugin's result in a chain (nil for a first plugin or a DEL without one).
     public var prevResult: [String: Any]?
     /// GC: the attachments that are still in use, as (container id, interface name).
@@ -20,7 +24,8 @@ public struct CNIConfig: @unchecked Sendable {
     /// Keys of this plugin's configuration, beyond the spec's own (an unknown key is an error 2:
     /// a typo must not silently leave a pod uncapped).
     static let knownKeys: Set<String> = ["cniVersion", "name", "type", "runtimeConfig", "prevResult", "capabilities", "args",
-                                         "ingressRate", "ingressBurst", "egressRate", "egressBurst", "cni.dev/valid-attachments", "cniVersions"]
+                                         "ingressRate", "ingressBurst", "egressRate", "egressBurst", "cni.dev/valid-attachments", "cniVersions",
+                                         "tenant", "floor"]
 
     public init(json data: Data, command: CNIEnvironment.Command) throws(CNIError) {
         let object: Any
@@ -47,7 +52,7 @@ public struct CNIConfig: @unchecked Sendable {
         type = t
         for k in o.keys where !Self.knownKeys.contains(k) {
             throw CNIError(.unsupportedField, "quiver-cni has no configuration key \(InvalidValue.quoted(k, limit: 60))",
-                           details: "its keys: ingressRate, ingressBurst, egressRate, egressBurst and runtimeConfig.bandwidth (docs/CNI.md)")
+                           details: "its keys: ingressRate, ingressBurst, egressRate, egressBurst, tenant, floor and runtimeConfig.bandwidth (docs/CNI.md)")
         }
         if let p = o["prevResult"] {
             guard let pr = p as? [String: Any] else { throw CNIError(.invalidConfig, "prevResult is not a JSON object") }
@@ -59,6 +64,13 @@ public struct CNIConfig: @unchecked Sendable {
         let fromRuntime = runtime?["bandwidth"]
         if fromRuntime != nil && !(fromRuntime is [String: Any]) { throw CNIError(.invalidConfig, "runtimeConfig.bandwidth is not a JSON object") }
         bandwidth = try CNIBandwidth(runtime: fromRuntime as? [String: Any], config: o)
+        if let t = o["tenant"] { tenant = try CNITenant(json: t) }
+        if let f = o["floor"] {
+            guard let t = tenant else { throw CNIError(.invalidConfig, "floor needs a tenant", details: "a floor is a share of a tenant's aggregate cap") }
+            let r = try CNITenant.rate(f, "floor")
+            guard r <= t.maxbw else { throw CNIError(.invalidConfig, "floor \(r) is above tenant \(t.name)'s maxbw \(t.maxbw)") }
+            floor = r
+        }
         if command == .gc {
             validAttachments = try Self.attachments(o["cni.dev/valid-attachments"])
         }

@@ -57,6 +57,7 @@ public enum CNIPlugin {
             let handle = try NetlinkHandle(namespace: host)
             if env.command == .del {
                 try a.remove(on: handle)
+                try CNITenant.leave(a.memberName, on: handle)
                 return nil
             }
             notes += config.bandwidth?.ignoredBursts ?? []
@@ -64,8 +65,10 @@ public enum CNIPlugin {
                 throw CNIError(.invalidConfig, "quiver-cni runs chained: prevResult is missing",
                                details: "put it after a plugin that makes the interface (bridge, ptp) in a .conflist")
             }
-            let device = try CNIAttachment.hostDevice(netns: env.netns!, ifname: env.ifname!, host: handle)
-            if let b = config.bandwidth {
+            let (device, inside) = try CNIAttachment.hostDevice(netns: env.netns!, ifname: env.ifname!, host: handle)
+            if let t = config.tenant {
+                try tenantMember(a, t, config, device: device, containerMAC: inside.mac, handle: handle, check: env.command == .check)
+            } else if let b = config.bandwidth {
                 let g = try a.group(device: device, bandwidth: b)
                 if env.command == .add {
                     try a.apply(g, on: handle)
@@ -87,6 +90,12 @@ public enum CNIPlugin {
         case .gc:
             let handle = try NetlinkHandle(namespace: host)
             let keep = Set(config.validAttachments.map { "\($0.containerID)/\($0.ifname)" })
+            for g in try CNITenant.all() {
+                for m in g.members where !keep.contains(m.name) {
+                    try CNITenant.leave(m.name, on: handle)
+                    notes.append("quiver-cni: GC took \(m.name) out of \(g.name)")
+                }
+            }
             var stale: [String: CNIAttachment] = [:]
             for l in try handle.links(statistics: false) where l.kind == "ifb" {
                 guard let tag = l.alias, let a = CNIAttachment.parse(tag: tag), !keep.contains("\(a.containerID)/\(a.ifname)") else { continue }
@@ -98,6 +107,33 @@ public enum CNIPlugin {
             }
             return nil
         }
+    }
+}
+
+extension CNIPlugin {
+    /// ADD or CHECK of an attachment of `tenant`: a member of the tenant's group with its own
+    /// rates (the tenant's cap where none is given) and floor. Its caps of an earlier ADD
+    /// without a tenant go.
+    static func tenantMember(_ a: CNIAttachment, _ t: CNITenant, _ config: CNIConfig, device: Link, containerMAC: MACAddress?,
+                             handle: NetlinkHandle, check: Bool) throws {
+        guard let mac = containerMAC else { throw CNIError(.invalidConfig, "the container's \(a.ifname) has no MAC address", details: "tenant members are told apart by MAC") }
+        let b = config.bandwidth
+        var m = CapMember(name: a.memberName, device: try InterfaceName(validating: device.name), mac: mac, maxbw: b?.egressRate,
+                          floor: config.floor, burst: b?.egressBurstBytes)
+        m.maxbwToEndpoint = b?.ingressRate
+        m.burstToEndpoint = b?.ingressBurstBytes
+        if check {
+            let r = try t.join(m, on: handle, compareOnly: true)
+            let recorded = try CNITenant.load(t.name)?.members.first { $0.name == m.name }
+            guard r.isNoOp, recorded == m else {
+                throw CNIError(.checkFailed, "the caps of \(a.containerID)/\(a.ifname) in tenant \(t.name) are not as configured",
+                               details: recorded == m ? "an apply would create \(r.created), change \(r.changed) and delete \(r.deleted) tc objects"
+                                   : "the tenant's group holds this attachment with other values, or not at all")
+            }
+            return
+        }
+        try a.remove(on: handle)
+        _ = try t.join(m, on: handle)
     }
 }
 

@@ -67,7 +67,7 @@ import Testing
     /// Links of the node tagged by quiver-cni, as `ip` shows them (name → alias).
     func taggedIFBs(_ node: Node) throws -> [String] {
         try witnessText(["ip", "-n", node.host, "-d", "link", "show", "type", "ifb"]).split(separator: "\n")
-            .filter { $0.contains("alias quiver:cni/") }.map { String($0.trimmingCharacters(in: .whitespaces)) }
+            .filter { $0.contains("alias quiver:cni/") || $0.contains("alias quiver:cni-tenant/") }.map { String($0.trimmingCharacters(in: .whitespaces)) }
     }
 
     @Test func chainedAfterBridgeCapsBothWaysChecksDeletesAndCollects() throws {
@@ -147,5 +147,63 @@ import Testing
             #expect(try call(node, "\(Self.plugins)/bridge", "DEL", pod: pod, id: id, config: bridgeConfig(node)).0 == 0)
         }
         #expect(try call(node, Self.cni, "DEL", pod: nil, id: "pod1", config: quiverConfig(nil, ingress: 10_000_000, egress: 20_000_000)).0 == 0)
+    }
+
+    /// `tenant`: two pods share the tenant's 30M each way, pod1 with a 20M floor; both sending at
+    /// once to a third pod get 30M together and pod1 its floor. CHECK sees the group; DEL of one
+    /// leaves the other capped; DEL of the last removes the tenant's IFBs.
+    @Test func tenantAggregateAndFloorAcrossAttachments() throws {
+        guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/bridge") else {
+            Issue.record("containernetworking-plugins is not installed (scripts/setup.sh installs it)")
+            return
+        }
+        let node = try Node()
+        let pods = try (1...3).map { try node.pod($0) }
+        func tenantConfig(_ prev: [String: Any]?, floor: String?) -> [String: Any] {
+            var c: [String: Any] = ["cniVersion": "1.1.0", "name": "qcn", "type": "quiver-cni", "tenant": ["name": "acme", "maxbw": "30M"]]
+            if let floor { c["floor"] = floor }
+            if let prev { c["prevResult"] = prev }
+            return c
+        }
+        var results: [[String: Any]] = []
+        for (i, p) in pods.enumerated() {
+            let (rc, b, err) = try call(node, "\(Self.plugins)/bridge", "ADD", pod: p, id: "t\(i)", config: bridgeConfig(node))
+            #expect(rc == 0, "\(err)")
+            results.append(b)
+        }
+        for i in 0..<2 {
+            let q = try call(node, Self.cni, "ADD", pod: pods[i], id: "t\(i)", config: tenantConfig(results[i], floor: i == 0 ? "20M" : nil))
+            #expect(q.0 == 0, "\(q.2) \(q.1)")
+        }
+        let ifbs = try taggedIFBs(node)
+        #expect(ifbs.count == 2 && ifbs.allSatisfy { $0.contains("alias quiver:cni-tenant/acme") }, "\(ifbs)")
+        #expect(try call(node, Self.cni, "CHECK", pod: pods[0], id: "t0", config: tenantConfig(results[0], floor: "20M")).0 == 0)
+        #expect(try call(node, Self.cni, "CHECK", pod: pods[0], id: "t0", config: tenantConfig(results[0], floor: "10M")).1["code"] as? Int == 101)
+
+        let sink = try address(results[2])
+        final class Rates: @unchecked Sendable { var v = [Double](repeating: 0, count: 2); let lock = NSLock() }
+        let rates = Rates()
+        let threads = (0..<2).map { i in
+            Thread {
+                let r = (try? TCPBulk(from: .named(pods[i]), to: .named(pods[2]), address: sink, port: UInt16(5400 + i), duration: 4, warmup: 1.5).run().bitsPerSecond) ?? 0
+                rates.lock.withLock { rates.v[i] = r }
+            }
+        }
+        threads.forEach { $0.start() }
+        Thread.sleep(forTimeInterval: 6)
+        let (r0, r1) = rates.lock.withLock { (rates.v[0], rates.v[1]) }
+        print("quiver-cni tenant acme 30M: pod1 (floor 20M) \(Int(r0 / 1000)) kbit/s, pod2 \(Int(r1 / 1000)) kbit/s, together \(Int((r0 + r1) / 1000))")
+        #expect(r0 + r1 > 25_500_000 && r0 + r1 < 31_500_000)
+        #expect(r0 > 17_000_000, "pod1's floor")
+
+        // DEL of pod1: pod2 stays in the tenant's group; DEL of pod2: the tenant's IFBs go.
+        #expect(try call(node, Self.cni, "DEL", pod: pods[0], id: "t0", config: tenantConfig(nil, floor: "20M")).0 == 0)
+        #expect(try taggedIFBs(node).count == 2)
+        #expect(try call(node, Self.cni, "CHECK", pod: pods[1], id: "t1", config: tenantConfig(results[1], floor: nil)).0 == 0)
+        let g = try call(node, Self.cni, "GC", pod: nil, id: "", config: ["cniVersion": "1.1.0", "name": "qcn", "type": "quiver-cni", "cni.dev/valid-attachments": [[String: Any]]()])
+        #expect(g.0 == 0, "\(g.2)")
+        #expect(try taggedIFBs(node).isEmpty, "GC left the tenant's IFBs")
+        #expect(try call(node, Self.cni, "DEL", pod: pods[1], id: "t1", config: tenantConfig(nil, floor: nil)).0 == 0)
+        for (i, p) in pods.enumerated() { _ = try call(node, "\(Self.plugins)/bridge", "DEL", pod: p, id: "t\(i)", config: bridgeConfig(node)) }
     }
 }

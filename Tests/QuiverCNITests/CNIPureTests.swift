@@ -68,6 +68,15 @@ import Testing
             (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "egressRate": 1e15}"#, 7, "egressRate 1000000000000000 is out of range"),
             (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "ingressBurst": 100000}"#, 7, "ingressBurst/egressBurst without a rate"),
             (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "ingressRate": 1000000}"#, 7, "quiver-cni runs chained: prevResult is missing"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "tenant": "acme"}"#, 7, "tenant must be an object with a name"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "tenant": {"name": "Acme!", "maxbw": "30M"}}"#, 7, "tenant name \"Acme!\" is not one quiver-cni accepts"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "tenant": {"name": "a-very-long-name", "maxbw": "30M"}}"#, 7, "tenant name \"a-very-long-name\""),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "tenant": {"name": "acme"}}"#, 7, "tenant acme needs maxbw"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "tenant": {"name": "acme", "maxbw": "30M", "max": 1}}"#, 2, "tenant has no key \"max\""),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "tenant": {"name": "acme", "maxbw": "30Q"}}"#, 7, "tenant.maxbw: unknown bandwidth unit"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "tenant": {"name": "acme", "maxbw": 0}}"#, 7, "tenant.maxbw must be a rate"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "floor": "10M"}"#, 7, "floor needs a tenant"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "tenant": {"name": "acme", "maxbw": "30M"}, "floor": "50M"}"#, 7, "floor 50M is above tenant acme's maxbw 30M"),
         ]
         for (json, code, message) in cases {
             let (rc, out) = run(e, json)
