@@ -69,7 +69,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // The CNI plugin: caps for a container runtime's attachments (docs/CNI.md).
-        .target(name: "QuiverCNI", dependencies: ["QuiverBandwidth", "QuiverKernel", "QuiverNetlink", "QuiverValues"]),
+        .target(name: "QuiverCNI", dependencies: ["QuiverBandwidth", "QuiverProtection", "QuiverKernel", "QuiverNetlink", "QuiverValues"]),
         .executableTarget(name: "quiver-cni", dependencies: ["QuiverCNI"]),
         .executableTarget(name: "quiver", dependencies: [
             "QuiverDaemon", "QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverVM", "QuiverTopology", "QuiverFabric",

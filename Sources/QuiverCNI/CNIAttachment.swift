@@ -6,7 +6,7 @@ import QuiverValues
 
 /// One container interface's caps: a one-member cap group on the host-side device, its two IFBs
 /// tagged `quiver:cni/CONTAINERID/IFNAME` — the tag is how DEL and GC find exactly what ADD made.
-/// A record of the group under `/run/quiver/cni/` is a cache for DEL; the kernel stays the truth.
+/// A record of the group under `/run/quiver/cni/net-INODE/` is a cache for DEL; the kernel stays the truth.
 public struct CNIAttachment: Sendable {
     public var containerID: String
     public var ifname: InterfaceName
@@ -30,7 +30,14 @@ public struct CNIAttachment: Sendable {
         return CNIAttachment(containerID: String(rest[0]), ifname: i)
     }
 
-    static func records(create: Bool) throws -> TrustedDirectory? { try TrustedDirectory.run(["cni"], create: create) }
+    /// `/run/quiver/cni/net-INODE/`: the records of the runtime's network namespace (this
+    /// process's) — a node's; namespaces that stand in for several nodes on one machine keep
+    /// theirs apart.
+    static func records(create: Bool) throws -> TrustedDirectory? {
+        var st = stat()
+        guard stat("/proc/self/ns/net", &st) == 0 else { throw CNIError(.ioFailure, "cannot read this process's network namespace") }
+        return try TrustedDirectory.run(["cni", "net-\(st.st_ino)"], create: create)
+    }
 
     /// The host side of the container's interface: the container's `ifname` is a veth (or
     /// another link with a peer) whose `IFLA_LINK` is the peer's index in this namespace.

@@ -1,4 +1,5 @@
 import Foundation
+import QuiverProtection
 import QuiverValues
 
 /// The network configuration a runtime hands the plugin on stdin (SPEC.md, "Network configuration
@@ -16,6 +17,11 @@ public struct CNIConfig: @unchecked Sendable {
     public var tenant: CNITenant?
     /// `floor`: the attachment's guaranteed rate within its tenant.
     public var floor: Bitrate?
+    /// Main-plugin mode: the switch quiver-cni puts the host side on, and the IPAM plugin.
+    public var switchName: InterfaceName?
+    public var ipamType: String?
+    /// `protection`: as in topology files (main-plugin mode).
+    public var protection: [ProtectionKind] = []
     /// The previous plugin's result in a chain (nil for a first plugin or a DEL without one).
     public var prevResult: [String: Any]?
     /// GC: the attachments that are still in use, as (container id, interface name).
@@ -25,7 +31,7 @@ public struct CNIConfig: @unchecked Sendable {
     /// a typo must not silently leave a pod uncapped).
     static let knownKeys: Set<String> = ["cniVersion", "name", "type", "runtimeConfig", "prevResult", "capabilities", "args",
                                          "ingressRate", "ingressBurst", "egressRate", "egressBurst", "cni.dev/valid-attachments", "cniVersions",
-                                         "tenant", "floor"]
+                                         "tenant", "floor", "switch", "ipam", "protection"]
 
     public init(json data: Data, command: CNIEnvironment.Command) throws(CNIError) {
         let object: Any
@@ -52,7 +58,7 @@ public struct CNIConfig: @unchecked Sendable {
         type = t
         for k in o.keys where !Self.knownKeys.contains(k) {
             throw CNIError(.unsupportedField, "quiver-cni has no configuration key \(InvalidValue.quoted(k, limit: 60))",
-                           details: "its keys: ingressRate, ingressBurst, egressRate, egressBurst, tenant, floor and runtimeConfig.bandwidth (docs/CNI.md)")
+                           details: "its keys: ingressRate, ingressBurst, egressRate, egressBurst, tenant, floor, switch, ipam, protection and runtimeConfig.bandwidth (docs/CNI.md)")
         }
         if let p = o["prevResult"] {
             guard let pr = p as? [String: Any] else { throw CNIError(.invalidConfig, "prevResult is not a JSON object") }
@@ -71,9 +77,36 @@ public struct CNIConfig: @unchecked Sendable {
             guard r <= t.maxbw else { throw CNIError(.invalidConfig, "floor \(r) is above tenant \(t.name)'s maxbw \(t.maxbw)") }
             floor = r
         }
+        try readMainPlugin(o)
         if command == .gc {
             validAttachments = try Self.attachments(o["cni.dev/valid-attachments"])
         }
+    }
+
+    /// `switch`, `ipam` and `protection`: main-plugin mode's keys.
+    mutating func readMainPlugin(_ o: [String: Any]) throws(CNIError) {
+        if let p = o["protection"] {
+            guard let list = p as? [Any] else { throw CNIError(.invalidConfig, "protection must be a list", details: #"e.g. ["mac-nospoof", "ip-nospoof"]"#) }
+            for item in list {
+                guard let s = item as? String, let k = ProtectionKind(rawValue: s) else {
+                    throw CNIError(.invalidConfig, "protection \(InvalidValue.quoted("\(item)", limit: 40)) is not one Quiver has",
+                                   details: ProtectionKind.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                if !protection.contains(k) { protection.append(k) }
+            }
+        }
+        guard let sw = o["switch"] else {
+            if !protection.isEmpty { throw CNIError(.unsupportedField, "protection needs main-plugin mode (a switch)", details: "chained after another plugin, quiver-cni caps only") }
+            return
+        }
+        guard let name = sw as? String else { throw CNIError(.invalidConfig, "switch must be a bridge name") }
+        do { switchName = try InterfaceName(validating: name) } catch { throw CNIError(.invalidConfig, "switch: \(error)") }
+        guard let ipam = o["ipam"] as? [String: Any], let t = ipam["type"] as? String else {
+            throw CNIError(.invalidConfig, "a switch needs ipam with a type", details: #"e.g. "ipam": {"type": "host-local", "subnet": "10.22.0.0/24"}"#)
+        }
+        let ok = !t.isEmpty && t.count <= 64 && t.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0) } && t != "." && t != ".."
+        guard ok else { throw CNIError(.invalidConfig, "ipam type \(InvalidValue.quoted(t, limit: 60)) is not a plugin name", details: "letters, digits, '_', '-', '.'; no path") }
+        ipamType = t
     }
 
     static func attachments(_ value: Any?) throws(CNIError) -> [(containerID: String, ifname: String)] {

@@ -23,7 +23,12 @@ public enum CNIPlugin {
             let config = try CNIConfig(json: stdin, command: env.command)
             version = config.cniVersion
             var notes: [String] = []
-            let out = try NetworkNamespace.withLock { try perform(env, config, host: host, notes: &notes) }
+            let out = try NetworkNamespace.withLock { () throws -> [String: Any]? in
+                if let sw = config.switchName, [.add, .del, .check].contains(env.command) {
+                    return try main(env, config, CNISwitch(name: sw), environment: environment, stdin: stdin, host: host, notes: &notes)
+                }
+                return try perform(env, config, host: host, notes: &notes)
+            }
             return Output(stdout: out.map { try! JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) } ?? Data(), stderr: notes)
         } catch let e as CNIError {
             return failure(e, version: version)
@@ -111,6 +116,29 @@ public enum CNIPlugin {
 }
 
 extension CNIPlugin {
+    /// Main-plugin mode: the pair, the addresses, the switch's rules — and the caps, as chained.
+    static func main(_ env: CNIEnvironment, _ config: CNIConfig, _ sw: CNISwitch, environment: [String: String], stdin: Data,
+                     host: NetworkNamespace?, notes: inout [String]) throws -> [String: Any]? {
+        let a = CNIAttachment(containerID: env.containerID!, ifname: env.ifname!)
+        let handle = try NetlinkHandle(namespace: host)
+        switch env.command {
+        case .add:
+            let result = try CNIMainPlugin.add(a, config, sw, environment: environment, stdin: stdin, netns: env.netns!, host: host, notes: &notes)
+            var chained = config
+            chained.prevResult = result
+            _ = try perform(CNIEnvironment(command: .add, containerID: a.containerID, netns: env.netns, ifname: a.ifname), chained, host: host, notes: &notes)
+            return result
+        case .check:
+            try CNIMainPlugin.check(a, config, sw, netns: env.netns!, host: host)
+            return try perform(env, config, host: host, notes: &notes)
+        default:
+            try a.remove(on: handle)
+            try CNITenant.leave(a.memberName, on: handle)
+            try CNIMainPlugin.del(a, config, sw, environment: environment, stdin: stdin, host: host, notes: &notes)
+            return nil
+        }
+    }
+
     /// ADD or CHECK of an attachment of `tenant`: a member of the tenant's group with its own
     /// rates (the tenant's cap where none is given) and floor. Its caps of an earlier ADD
     /// without a tenant go.

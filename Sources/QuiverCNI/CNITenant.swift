@@ -8,7 +8,7 @@ import QuiverValues
 /// group — R each way in aggregate, each attachment a member with its own rates and its
 /// `floor` — on two IFBs `qtf-N`/`qtt-N` tagged `quiver:cni-tenant/N`, as a topology's tenant
 /// shares its switch's. Members are told apart by their container MAC. The group is recorded
-/// in `/run/quiver/cni/tenant-N.json` (a cache: the kernel is the truth, the tag the owner).
+/// in `/run/quiver/cni/net-INODE/tenant-N.json` (a cache: the kernel is the truth, the tag the owner).
 public struct CNITenant: Sendable, Equatable {
     public var name: String
     public var maxbw: Bitrate
