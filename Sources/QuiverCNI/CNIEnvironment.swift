@@ -30,6 +30,9 @@ public struct CNIEnvironment: Sendable, Equatable {
         }
         command = c
         let attachment = [.add, .del, .check].contains(c)
+        // VERSION, STATUS and GC name no attachment: what a runtime puts in the other variables
+        // then is not read (libcni's version probe sets them all to "dummy").
+        guard attachment else { return }
         if let id = env["CNI_CONTAINERID"], !id.isEmpty {
             guard Self.validContainerID(id) else {
                 throw CNIError(.invalidEnvironment, "CNI_CONTAINERID \(InvalidValue.quoted(id, limit: 80)) is not a container id",

@@ -24,6 +24,10 @@ import Testing
         #expect(rc == 0)
         #expect(out["cniVersion"] as? String == "1.1.0")
         #expect(out["supportedVersions"] as? [String] == ["0.4.0", "1.0.0", "1.1.0"])
+        // libcni probes the version with every other variable set to "dummy".
+        let probe = run(["CNI_COMMAND": "VERSION", "CNI_NETNS": "dummy", "CNI_CONTAINERID": "dummy", "CNI_IFNAME": "dummy", "CNI_PATH": "dummy"],
+                        #"{"cniVersion": "1.0.0"}"#)
+        #expect(probe.0 == 0 && probe.1["supportedVersions"] != nil, "\(probe.1)")
     }
 
     @Test func environmentErrorsAreCodeFour() {
