@@ -2,7 +2,8 @@ import Foundation
 import QuiverTestSupport
 import Testing
 
-/// The daemon supervising real guests (the test guest, TCG here): a `kill -9` of qemu with
+/// The daemon supervising real guests (the test guest, TCG here): after a simulated reboot both
+/// guests come back; then a `kill -9` of qemu with
 /// `restart: on-failure` brings the guest back, with `restart: never` leaves it stopped, and a
 /// guest that cannot start any more (its kernel broken under it) is given up on after the limit,
 /// the reason shown by `quiver vm list` and `quiver status`. Part of DaemonTrafficTests' serialized
@@ -48,13 +49,14 @@ extension DaemonTrafficTests {
 
     @Test func killedGuestsFollowTheirPolicyAndACrashLoopIsGivenUp() throws {
         try buildTestGuest()
+        let fm = FileManager.default
         let tag = String(UUID().uuidString.prefix(4)).lowercased()
         let name = "s\(tag)"
         let dir = "/run/quiver-test-\(tag)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: dir) }
         // The guest's files are copies the test may break.
-        for f in ["vmlinuz", "initrd.img"] { try FileManager.default.copyItem(atPath: "\(repositoryRoot)/.build-guest/\(f)", toPath: "\(dir)/\(f)") }
+        for f in ["vmlinuz", "initrd.img"] { try fm.copyItem(atPath: "\(repositoryRoot)/.build-guest/\(f)", toPath: "\(dir)/\(f)") }
         let file = "\(dir)/\(name).yaml"
         try Self.guestTopology(name, dir: dir).write(toFile: file, atomically: true, encoding: .utf8)
         let config = "\(dir)/topologies.d"
@@ -69,17 +71,29 @@ extension DaemonTrafficTests {
         #expect(enable.status == 0, "\(enable.stderr)")
         let apply = try quiver(["apply", file] + fab)
         #expect(apply.status == 0, "\(apply.stderr)")
-        let first = try guests(name)
-        guard let pid1 = pid(first["g1"]), let pid2 = pid(first["g2"]) else {
-            Issue.record("guests not running after apply: \(first)")
-            return
-        }
+        let before = try guests(name)
+        #expect(before["g1"]?["state"] as? String == "running" && before["g2"]?["state"] as? String == "running", "\(before)")
+        // A reboot, simulated: the fabric and its guests gone, their run directories with them.
+        #expect(try quiver(["destroy", name] + fab).status == 0)
+        #expect(try guests(name).isEmpty && !fm.fileExists(atPath: "/run/quiver/vms/\(name)"))
 
         let daemon = try RunningDaemon(["--config-dir", config, "--metrics-address", "none", "--reconcile-interval", "3600",
                                         "--restart-backoff", "0.2", "--restart-limit", "3", "--restart-window", "600"])
-        // The daemon takes the running guests as they are: nothing restarted.
-        #expect(within(20) { daemon.text.contains("applied") } != nil, "\(daemon.text)")
-        #expect(pid(try guests(name)["g1"]) == pid1)
+        // Boot: both guests start again — `restart: never` too, since a boot is not a restart
+        // (as SmartOS autoboots a zone) — and boot to their agents.
+        var first: [String: [String: Any]] = [:]
+        let booted = try within(120) {
+            first = try guests(name)
+            return ["g1", "g2"].allSatisfy { first[$0]?["state"] as? String == "running" }
+                && ["g1", "g2"].allSatisfy { h in (try? quiver(["vm", "console", "\(name)/\(h)", "--no-follow"]).stdout.contains("quiver-guest: ready \(name)-\(h)")) == true }
+        }
+        #expect(booted != nil, "guests not back after the simulated reboot: \(first)\n\(daemon.text)")
+        print("daemon: after a simulated reboot both guests boot again in \(booted.map { String(format: "%.1f s", $0) } ?? "-")")
+        guard let pid1 = pid(first["g1"]), let pid2 = pid(first["g2"]) else {
+            Issue.record("guests not running: \(first)")
+            return
+        }
+        #expect(daemonField(first["g1"], "restarts") as? Int == 0, "a boot is not a restart")
 
         // on-failure: killed → running again, in a new qemu, counted.
         #expect(kill(pid1, SIGKILL) == 0)
@@ -93,8 +107,8 @@ extension DaemonTrafficTests {
         print("daemon: g1 (restart: on-failure) killed with SIGKILL → running again in \(t1.map { String(format: "%.1f s", $0) } ?? "-")")
         #expect(daemonField(back["g1"], "lastExit") as? String == "qemu died (killed, crashed or exited without a guest power-off)")
         // The new qemu boots the guest to its agent again.
-        let booted = try within(90) { try quiver(["vm", "console", "\(name)/g1", "--no-follow"]).stdout.contains("quiver-guest: ready \(name)-g1") }
-        #expect(booted != nil, "g1 did not boot again")
+        let rebooted = try within(90) { try quiver(["vm", "console", "\(name)/g1", "--no-follow"]).stdout.contains("quiver-guest: ready \(name)-g1") }
+        #expect(rebooted != nil, "g1 did not boot again")
 
         // never: killed → stays stopped, and says why.
         #expect(kill(pid2, SIGKILL) == 0)
