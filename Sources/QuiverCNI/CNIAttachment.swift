@@ -6,7 +6,7 @@ import QuiverValues
 
 /// One container interface's caps: a one-member cap group on the host-side device, its two IFBs
 /// tagged `quiver:cni/CONTAINERID/IFNAME` — the tag is how DEL and GC find exactly what ADD made.
-/// A record of the group under `/run/quiver/cni/net-INODE/` is a cache for DEL; the kernel stays the truth.
+/// A record of the group (``CNIRecords``) is a cache for DEL; the kernel stays the truth.
 public struct CNIAttachment: Sendable {
     public var containerID: String
     public var ifname: InterfaceName
@@ -28,15 +28,6 @@ public struct CNIAttachment: Sendable {
         let rest = tag.dropFirst(tagPrefix.count).split(separator: "/", omittingEmptySubsequences: false)
         guard rest.count == 2, CNIEnvironment.validContainerID(String(rest[0])), let i = try? InterfaceName(validating: String(rest[1])) else { return nil }
         return CNIAttachment(containerID: String(rest[0]), ifname: i)
-    }
-
-    /// `/run/quiver/cni/net-INODE/`: the records of the runtime's network namespace (this
-    /// process's) — a node's; namespaces that stand in for several nodes on one machine keep
-    /// theirs apart.
-    static func records(create: Bool) throws -> TrustedDirectory? {
-        var st = stat()
-        guard stat("/proc/self/ns/net", &st) == 0 else { throw CNIError(.ioFailure, "cannot read this process's network namespace") }
-        return try TrustedDirectory.run(["cni", "net-\(st.st_ino)"], create: create)
     }
 
     /// The host side of the container's interface: the container's `ifname` is a veth (or
@@ -69,13 +60,10 @@ public struct CNIAttachment: Sendable {
 
     /// Makes the caps (or changes them in place) and records the group.
     func apply(_ g: CapGroup, on host: NetlinkHandle) throws {
-        _ = try Self.records(create: true)
-        do { try Shaper(handle: host).apply(g) } catch let e as OwnershipConflict {
-            throw CNIError(.conflict, "\(e)", details: "quiver-cni changed nothing; remove what is there, or leave this interface to its owner")
-        }
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        try Self.records(create: true)!.write(recordName, try e.encode(g))
+        // A records directory that cannot be made stops it before anything changes.
+        _ = try CNIRecords.directory(create: true)
+        try CNIRecords.shaping { try Shaper(handle: host).apply(g) }
+        try CNIRecords.write(recordName, g)
     }
 
     /// What an apply of `g` would change: nothing for a CHECK that passes.
@@ -88,7 +76,7 @@ public struct CNIAttachment: Sendable {
     /// Removes what ADD made, found by tag: the hooks on the host device (when it is still
     /// there and bound to this attachment's blocks) and the two IFBs. Nothing there is fine.
     func remove(on host: NetlinkHandle) throws {
-        let recorded = try Self.records(create: false)?.read(recordName).flatMap { try? JSONDecoder().decode(CapGroup.self, from: $0) }
+        let recorded = try CNIRecords.read(recordName, as: CapGroup.self)
         let links = try host.links(statistics: false)
         if let g = recorded, g.ownerTag == tag, let dev = g.members.first?.device, let l = links.first(where: { $0.name == dev.rawValue }) {
             let hooks = try host.qdiscs(ifindex: l.index).first { $0.parent == .ingressParent }
@@ -99,6 +87,6 @@ public struct CNIAttachment: Sendable {
         for l in links where l.alias == tag && l.kind == "ifb" {
             try host.deleteLink(try InterfaceName(validating: l.name))
         }
-        _ = try Self.records(create: false)?.remove(recordName)
+        try CNIRecords.remove(recordName)
     }
 }

@@ -23,15 +23,14 @@ enum CNIMainPlugin {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: plugin)
         p.environment = environment
-        let input = Pipe(), out = Pipe(), err = Pipe()
+        let input = Pipe(), out = Pipe()
         p.standardInput = input
         p.standardOutput = out
-        p.standardError = err
+        p.standardError = FileHandle.nullDevice
         try p.run()
         input.fileHandleForWriting.write(stdin)
         try input.fileHandleForWriting.close()
         let o = out.fileHandleForReading.readDataToEndOfFile()
-        _ = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         let result = (try? JSONSerialization.jsonObject(with: o) as? [String: Any]) ?? [:]
         guard p.terminationStatus == 0 else {

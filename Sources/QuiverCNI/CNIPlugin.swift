@@ -23,7 +23,7 @@ public enum CNIPlugin {
             let config = try CNIConfig(json: stdin, command: env.command)
             version = config.cniVersion
             var notes: [String] = []
-            let out = try NetworkNamespace.withLock { () throws -> [String: Any]? in
+            let out = try withNodeLock { () throws -> [String: Any]? in
                 if let sw = config.switchName, [.add, .del, .check].contains(env.command) {
                     return try main(env, config, CNISwitch(name: sw), environment: environment, stdin: stdin, host: host, notes: &notes)
                 }
@@ -52,7 +52,7 @@ public enum CNIPlugin {
             // one Quiver would use.
             do {
                 _ = try NetlinkHandle(namespace: host).links(statistics: false)
-                _ = try CNIAttachment.records(create: false)
+                _ = try CNIRecords.directory(create: false)
             } catch {
                 throw CNIError(.notAvailable, "quiver-cni cannot work here", details: "\(error)")
             }
@@ -62,7 +62,7 @@ public enum CNIPlugin {
             let handle = try NetlinkHandle(namespace: host)
             if env.command == .del {
                 try a.remove(on: handle)
-                try CNITenant.leave(a.memberName, on: handle)
+                try CNITenant.leave([a.memberName], on: handle)
                 return nil
             }
             notes += config.bandwidth?.ignoredBursts ?? []
@@ -95,12 +95,9 @@ public enum CNIPlugin {
         case .gc:
             let handle = try NetlinkHandle(namespace: host)
             let keep = Set(config.validAttachments.map { "\($0.containerID)/\($0.ifname)" })
-            for g in try CNITenant.all() {
-                for m in g.members where !keep.contains(m.name) {
-                    try CNITenant.leave(m.name, on: handle)
-                    notes.append("quiver-cni: GC took \(m.name) out of \(g.name)")
-                }
-            }
+            let gone = try CNITenant.all().flatMap { g in g.members.filter { !keep.contains($0.name) }.map { (g.name, $0.name) } }
+            try CNITenant.leave(Set(gone.map(\.1)), on: handle)
+            for (group, member) in gone { notes.append("quiver-cni: GC took \(member) out of \(group)") }
             var stale: [String: CNIAttachment] = [:]
             for l in try handle.links(statistics: false) where l.kind == "ifb" {
                 guard let tag = l.alias, let a = CNIAttachment.parse(tag: tag), !keep.contains("\(a.containerID)/\(a.ifname)") else { continue }
@@ -120,20 +117,18 @@ extension CNIPlugin {
     static func main(_ env: CNIEnvironment, _ config: CNIConfig, _ sw: CNISwitch, environment: [String: String], stdin: Data,
                      host: NetworkNamespace?, notes: inout [String]) throws -> [String: Any]? {
         let a = CNIAttachment(containerID: env.containerID!, ifname: env.ifname!)
-        let handle = try NetlinkHandle(namespace: host)
         switch env.command {
         case .add:
             let result = try CNIMainPlugin.add(a, config, sw, environment: environment, stdin: stdin, netns: env.netns!, host: host, notes: &notes)
             var chained = config
             chained.prevResult = result
-            _ = try perform(CNIEnvironment(command: .add, containerID: a.containerID, netns: env.netns, ifname: a.ifname), chained, host: host, notes: &notes)
+            _ = try perform(env, chained, host: host, notes: &notes)
             return result
         case .check:
             try CNIMainPlugin.check(a, config, sw, netns: env.netns!, host: host)
             return try perform(env, config, host: host, notes: &notes)
         default:
-            try a.remove(on: handle)
-            try CNITenant.leave(a.memberName, on: handle)
+            _ = try perform(env, config, host: host, notes: &notes)  // the caps
             try CNIMainPlugin.del(a, config, sw, environment: environment, stdin: stdin, host: host, notes: &notes)
             return nil
         }
@@ -165,9 +160,9 @@ extension CNIPlugin {
     }
 }
 
-extension NetworkNamespace {
+extension CNIPlugin {
     /// Concurrent calls on one node take turns: an exclusive `flock` on `/run/quiver/cni.lock`.
-    static func withLock<T>(_ body: () throws -> T) throws -> T {
+    static func withNodeLock<T>(_ body: () throws -> T) throws -> T {
         let dir = try TrustedDirectory.open(TrustedDirectory.runRoot, create: true)!
         let fd = try dir.openLockFile("cni.lock")
         defer { close(fd) }

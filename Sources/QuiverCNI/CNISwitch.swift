@@ -7,7 +7,7 @@ import QuiverValues
 /// Main-plugin mode's switch: a bridge on the node that quiver-cni makes (tagged
 /// `quiver:cni-switch/NAME`) or one a Quiver topology made (tag `quiver:…`); never a foreign one.
 /// Its ports' isolation and protection are one nftables `bridge` table, `cni-NAME`, rebuilt from
-/// the switch's record (`/run/quiver/cni/net-INODE/switch-NAME.json`) on every ADD and DEL — tenants as in
+/// the switch's record (`switch-NAME.json`, ``CNIRecords``) on every ADD and DEL — tenants as in
 /// topology files: a port's frames reach only ports of its tenant.
 struct CNISwitch {
     var name: InterfaceName
@@ -39,14 +39,12 @@ struct CNISwitch {
     }
 
     func ports() throws -> [Port] {
-        try CNIAttachment.records(create: false)?.read(recordName).flatMap { try? JSONDecoder().decode([Port].self, from: $0) } ?? []
+        try CNIRecords.read(recordName, as: [Port].self) ?? []
     }
 
     /// Records `ports` and makes the switch's table hold exactly their rules (none: no table).
     func install(_ ports: [Port], on host: NetworkNamespace?) throws {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        try CNIAttachment.records(create: true)!.write(recordName, try e.encode(ports))
+        try CNIRecords.write(recordName, ports)
         let firewall = try Firewall(namespace: host)
         guard !ports.isEmpty else {
             try firewall.remove(table: table, ownerTag: tag)

@@ -8,7 +8,7 @@ import QuiverValues
 /// group — R each way in aggregate, each attachment a member with its own rates and its
 /// `floor` — on two IFBs `qtf-N`/`qtt-N` tagged `quiver:cni-tenant/N`, as a topology's tenant
 /// shares its switch's. Members are told apart by their container MAC. The group is recorded
-/// in `/run/quiver/cni/net-INODE/tenant-N.json` (a cache: the kernel is the truth, the tag the owner).
+/// as `tenant-N.json` (``CNIRecords``: a cache; the kernel is the truth, the tag the owner).
 public struct CNITenant: Sendable, Equatable {
     public var name: String
     public var maxbw: Bitrate
@@ -19,7 +19,10 @@ public struct CNITenant: Sendable, Equatable {
     }
 
     public var tag: String { "quiver:cni-tenant/" + name }
-    var recordName: String { "tenant-\(name).json" }
+    var recordName: String { Self.recordName(name) }
+    static func recordName(_ tenant: String) -> String { "tenant-\(tenant).json" }
+    /// The tenant a group made by ``group(members:)`` is of.
+    static func tenant(of g: CapGroup) -> String { String(g.name.dropFirst("cni-tenant/".count)) }
 
     /// From the configuration's `tenant` object; names are 1–11 of `a-z 0-9 -`, starting with
     /// a letter or digit (they become IFB names).
@@ -61,21 +64,12 @@ public struct CNITenant: Sendable, Equatable {
                  ifbTo: try InterfaceName(validating: "qtt-" + name), maxbw: maxbw, members: members, ownerTag: tag)
     }
 
-    static func load(_ name: String) throws -> CapGroup? {
-        try CNIAttachment.records(create: false)?.read("tenant-\(name).json").flatMap { try? JSONDecoder().decode(CapGroup.self, from: $0) }
-    }
+    static func load(_ name: String) throws -> CapGroup? { try CNIRecords.read(recordName(name), as: CapGroup.self) }
 
     /// Every tenant group recorded on this node.
     static func all() throws -> [CapGroup] {
-        guard let dir = try CNIAttachment.records(create: false) else { return [] }
-        return try dir.entries().filter { $0.hasPrefix("tenant-") && $0.hasSuffix(".json") }
-            .compactMap { try dir.read($0).flatMap { try? JSONDecoder().decode(CapGroup.self, from: $0) } }
-    }
-
-    static func save(_ g: CapGroup) throws {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
-        try CNIAttachment.records(create: true)!.write("tenant-\(g.name.dropFirst("cni-tenant/".count)).json", try e.encode(g))
+        guard let dir = try CNIRecords.directory(create: false) else { return [] }
+        return try dir.entries().filter { $0.hasPrefix("tenant-") && $0.hasSuffix(".json") }.compactMap { try CNIRecords.read($0, as: CapGroup.self) }
     }
 
     /// `member` joins (or changes in) the tenant's group; the group is applied — or, with
@@ -87,31 +81,30 @@ public struct CNITenant: Sendable, Equatable {
         let g = try group(members: members)
         var s = Shaper(handle: host)
         s.compareOnly = compareOnly
-        let r: ShapingReport
-        do { r = try s.apply(g) } catch let e as OwnershipConflict {
-            throw CNIError(.conflict, "\(e)", details: "quiver-cni changed nothing; remove what is there, or leave this interface to its owner")
-        }
-        if !compareOnly { try Self.save(g) }
+        let r = try CNIRecords.shaping { try s.apply(g) }
+        if !compareOnly { try CNIRecords.write(recordName, g) }
         return r
     }
 
-    /// Takes attachment `name` out of every tenant group it is in: its device is detached (if
-    /// still there), the rest of the group applied again; a group left empty is removed.
-    static func leave(_ member: String, on host: NetlinkHandle) throws {
-        for g in try all() where g.members.contains(where: { $0.name == member }) {
-            let s = Shaper(handle: host)
-            for m in g.members where m.name == member { _ = try? s.detach(device: m.device) }
+    /// Takes the attachments `members` out of every tenant group they are in: their devices are
+    /// detached (if still there), the rest of each group applied again; a group left empty is
+    /// removed.
+    static func leave(_ members: Set<String>, on host: NetlinkHandle) throws {
+        let groups = try all().filter { $0.members.contains { members.contains($0.name) } }
+        guard !groups.isEmpty else { return }
+        // Devices already gone (their pods deleted) leave with them.
+        let present = Set(try host.links(statistics: false).map(\.name))
+        let s = Shaper(handle: host)
+        for g in groups {
+            for m in g.members where members.contains(m.name) { _ = try? s.detach(device: m.device) }
             var rest = g
-            rest.members.removeAll { $0.name == member }
-            // Devices already gone (their pods deleted) leave with it.
-            let present = Set(try host.links(statistics: false).map(\.name))
-            rest.members.removeAll { !present.contains($0.device.rawValue) }
+            rest.members.removeAll { members.contains($0.name) || !present.contains($0.device.rawValue) }
             if rest.members.isEmpty {
                 try s.remove(rest)
-                _ = try CNIAttachment.records(create: false)?.remove("tenant-\(g.name.dropFirst("cni-tenant/".count)).json")
+                try CNIRecords.remove(recordName(tenant(of: g)))
             } else {
                 try s.apply(rest)
-                try save(rest)
+                try CNIRecords.write(recordName(tenant(of: g)), rest)
             }
         }
     }
