@@ -105,7 +105,7 @@ public final class Daemon: @unchecked Sendable {
         try holdInstanceLock()
         log.info("quiver daemon starting", metadata: ["pid": "\(getpid())", "config": "\(options.store.path)"])
         loadRecords()
-        for m in managed.values.sorted(by: { $0.status.key < $1.status.key }) { converge(m, found: ["daemon start"], since: Date(), kind: "start") }
+        for m in managed.values.sorted(by: { $0.status.key < $1.status.key }) { converge(m, found: ["daemon start"], since: Date(), kind: .start) }
         updateWatch()
         if let address = options.metrics {
             server = try MetricsServer(address) { [shared] in shared.render() }
@@ -185,13 +185,13 @@ public final class Daemon: @unchecked Sendable {
         for (key, p) in pending where now >= dueTime(key, p) {
             pending[key] = nil
             guard let m = managed[key], !m.paused else { continue }
-            converge(m, found: p.found, since: p.first, kind: "repair")
+            converge(m, found: p.found, since: p.first, kind: .repair)
         }
     }
 
     private func reconcileAll() {
         for m in managed.values.sorted(by: { $0.status.key < $1.status.key }) where !m.paused {
-            converge(m, found: ["periodic reconcile"], since: Date(), kind: "reconcile")
+            converge(m, found: ["periodic reconcile"], since: Date(), kind: .reconcile)
         }
         nextReconcile = Date().addingTimeInterval(options.reconcileInterval)
     }

@@ -5,6 +5,19 @@ import QuiverKernel
 import QuiverTopology
 import QuiverVM
 
+/// Why the daemon applies a topology.
+enum ConvergeKind: String {
+    /// The daemon's start, or a SIGHUP that added or changed the record: a boot, not a repair —
+    /// guests not running are started, and nothing counts as drift.
+    case start, reload
+    case repair, reconcile
+    case guestRestart = "guest restart"
+
+    var isBoot: Bool { self == .start || self == .reload }
+    /// Someone may have applied or destroyed it by hand since the daemon's last apply.
+    var checksHandMade: Bool { self == .repair || self == .reconcile }
+}
+
 /// Bringing one topology back to its record: apply, then prove it with an apply that changes nothing.
 extension Daemon {
     /// Hosts whose stopped guest the apply must leave stopped: supervision decided so, or their
@@ -19,17 +32,17 @@ extension Daemon {
     /// Applies `m` until an apply changes nothing (at most three rounds), and says what it found
     /// and did. Another apply made by hand since the daemon's last one, that the record would
     /// undo, pauses repair instead: a conflict is logged, not fought.
-    func converge(_ m: Managed, found: [String], since: Date, kind: String) {
+    func converge(_ m: Managed, found: [String], since: Date, kind: ConvergeKind) {
         let name = m.topology.name
         let scope = m.status.key
-        var meta: Logger.Metadata = ["topology": "\(scope)", "kind": "\(kind)"]
+        var meta: Logger.Metadata = ["topology": "\(scope)", "kind": "\(kind.rawValue)"]
         let begin = Date()
         // A guest found gone is decided on by its policy first: a repair must not restart
-        // what supervision leaves stopped or has not restarted yet. (At start, guests not
-        // running are started: that is boot, not a restart.)
-        if kind != "start" && kind != "reload" { _ = checkGuests(m, now: begin) }
+        // what supervision leaves stopped or has not restarted yet. (A boot starts guests not
+        // running; a guest restart comes from supervision, which just looked.)
+        if kind.checksHandMade { _ = checkGuests(m, now: begin) }
         do {
-            if kind == "repair" || kind == "reconcile", let reason = try handMade(m) {
+            if kind.checksHandMade, let reason = try handMade(m) {
                 m.paused = true
                 m.status.problem = reason
                 log.warning("drift repair paused", metadata: meta.merging(["why": "\(reason)"]) { $1 })
@@ -55,12 +68,12 @@ extension Daemon {
             m.status.problem = converged ? nil : "still differs from its record after three applies"
             let seconds = Date().timeIntervalSince(since)
             meta["ms"] = "\(Int(seconds * 1000))"
-            if kind == "reconcile" || kind == "start" || kind == "reload" {
+            if kind == .reconcile || kind.isBoot {
                 m.status.reconciles += 1
                 m.status.lastReconcile = Date()
                 m.status.lastReconcileSeconds = Date().timeIntervalSince(begin)
             }
-            if !did.isEmpty && kind != "start" && kind != "reload" {
+            if !did.isEmpty && !kind.isBoot {
                 m.status.repairs += 1
                 m.status.lastRepair = Date()
                 m.status.lastRepairSeconds = seconds
@@ -68,7 +81,7 @@ extension Daemon {
                 m.status.lastRepairDid = Array(did.prefix(50))
                 log.notice("repaired drift", metadata: meta.merging(["found": "\(found.joined(separator: "; "))",
                                                                       "did": "\(did.prefix(20).joined(separator: "; "))", "steps": "\(did.count)"]) { $1 })
-            } else if kind == "start" || kind == "reload" {
+            } else if kind.isBoot {
                 log.info("applied", metadata: meta.merging(["steps": "\(did.count)"]) { $1 })
             } else {
                 log.debug("nothing to repair", metadata: meta.merging(["found": "\(found.joined(separator: "; "))"]) { $1 })
@@ -84,11 +97,11 @@ extension Daemon {
             let delay = min(options.reconcileInterval, pow(2, Double(min(m.failures, 20) - 1)))
             m.retryAt = Date().addingTimeInterval(delay)
             m.status.applied = false
-            m.status.problem = "\(kind) failed: \(error)"
+            m.status.problem = "\(kind.rawValue) failed: \(error)"
             log.error("apply failed; the next event or reconcile tries again", metadata: meta.merging(
                 ["error": "\(error)", "failures": "\(m.failures)", "retry_after_s": "\(Int(delay))"]) { $1 })
         }
-        if kind != "start" && kind != "reload" { noteFailedStarts(m) }
+        if !kind.isBoot { noteFailedStarts(m) }
         updateWatch()
     }
 
@@ -155,7 +168,7 @@ extension Daemon {
         let due = managed.values.filter { checkGuests($0, now: now) }.map(\.status.key)
         for key in due.sorted() {
             guard let m = managed[key], !m.paused else { continue }
-            converge(m, found: ["guest restart due"], since: now, kind: "guest restart")
+            converge(m, found: ["guest restart due"], since: now, kind: .guestRestart)
         }
     }
 

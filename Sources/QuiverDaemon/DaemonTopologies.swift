@@ -65,7 +65,7 @@ extension Daemon {
                 m.applyID = old.applyID
                 continue
             }
-            converge(m, found: [before[key] == nil ? "record added" : "record changed or resumed"], since: Date(), kind: "reload")
+            converge(m, found: [before[key] == nil ? "record added" : "record changed or resumed"], since: Date(), kind: .reload)
         }
         for key in before.keys where managed[key] == nil {
             log.info("no longer persistent: left running, no longer repaired", metadata: ["topology": "\(key)"])
