@@ -54,56 +54,8 @@ public struct SegmentStats: Sendable, Codable, Equatable {
 }
 
 extension Fabric {
-    /// Reads every counter with dumps: links (one), tc classes (per tenant IFB), qdiscs (one,
-    /// for the leaves' queue limits; `queueLimits: false` skips it), nftables counters (one).
+    /// Every counter of `t`, read now (``StatsReader``).
     public func stats(_ t: Topology, queueLimits: Bool = true) throws -> TopologyStats {
-        let desired = try self.desired(t)
-        let links = Dictionary(try handle.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        var rows: [VNICStats] = desired.vnics.map { v in
-            var r = VNICStats(topology: t.name, tenant: v.tenant, host: v.host, vnic: v.name.rawValue, link: v.hostDevice.rawValue)
-            if let l = links[v.hostDevice.rawValue], KernelNames(t).owns(l), let s = l.statistics {
-                (r.ipackets, r.rbytes, r.opackets, r.obytes) = v.endpointCounters(s)
-            }
-            return r
-        }
-        let shaper = Shaper(handle: handle)
-        var classes: [TenantClass] = []
-        let groups = desired.capGroups.filter { links[$0.ifbFrom.rawValue] != nil || links[$0.ifbTo.rawValue] != nil }
-        let qdiscs = groups.isEmpty || !queueLimits ? [] : try handle.qdiscs()
-        // A class labelled `host/vnic` or `host/vnic/flow` counts for that VNIC's row.
-        let rowOf = Dictionary(rows.indices.map { ("\(rows[$0].tenant)/\(rows[$0].host)/\(rows[$0].vnic)", $0) }, uniquingKeysWith: { a, _ in a })
-        for g in groups {
-            for c in try shaper.status(g, qdiscs: qdiscs) {
-                classes.append(TenantClass(tenant: g.name, usage: c))
-                let parts = c.label.split(separator: "/", maxSplits: 2)
-                guard parts.count >= 2, let i = rowOf["\(g.name)/\(parts[0])/\(parts[1])"] else { continue }
-                if c.direction == .toEndpoint { rows[i].capDropsIn += UInt64(c.statistics.drops) } else { rows[i].capDropsOut += UInt64(c.statistics.drops) }
-            }
-        }
-        var isolation: [String: UInt64] = [:]
-        var underlay: UInt64?
-        let names = KernelNames(t)
-        let segments: [SegmentStats] = desired.segments.map { g in
-            var r = SegmentStats(tenant: g.tenant, link: g.device.rawValue, vni: g.vni)
-            if let l = links[g.device.rawValue], names.owns(l), let s = l.statistics { (r.ipackets, r.rbytes, r.opackets, r.obytes) = (s.rxPackets, s.rxBytes, s.txPackets, s.txBytes) }
-            return r
-        }
-        if case .installed = try FirewallState.read(firewall, table: names.firewallTable, ownerTag: names.tagPrefix) {
-            let counters = try firewall.counters(table: names.firewallTable)
-            if !desired.segments.isEmpty { underlay = counters[UnderlayGuard.counter]?.packets ?? 0 }
-            for (i, v) in desired.vnics.enumerated() {
-                for k in ProtectionKind.allCases where v.protection.contains(k) {
-                    rows[i].spoofDrops[k.counter] = counters[Ruleset.counter(device: v.hostDevice.rawValue, k)]?.packets ?? 0
-                }
-            }
-            for tenant in Set(desired.vnics.map(\.tenant)) {
-                isolation[tenant] = counters[Ruleset.isolationCounter(tenant)]?.packets ?? 0
-            }
-        }
-        var out = TopologyStats(vnics: rows, isolationDrops: isolation)
-        out.underlayDrops = underlay
-        out.segments = segments
-        out.capClasses = classes
-        return out
+        try StatsReader(self, t).read(queueLimits: queueLimits)
     }
 }
