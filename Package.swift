@@ -81,7 +81,7 @@ let package = Package(
         // they live under bench/, outside the product's Sources/.
         .executableTarget(name: "quiver-bench",
                           dependencies: ["QuiverKernel", "QuiverNetlink", "QuiverBandwidth", "QuiverProtection", "QuiverProbe", "QuiverTopology", "QuiverFabric", "QuiverVM",
-                                         "QuiverTestSupport"],
+                                         "QuiverDaemon", "QuiverTestSupport"],
                           path: "bench/QuiverBench"),
 
         // The fuzzing harness (scripts/fuzz.sh builds it with -sanitize=fuzzer; an ordinary build

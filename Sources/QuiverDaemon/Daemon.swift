@@ -216,7 +216,7 @@ public final class Daemon: @unchecked Sendable {
         }
         if let dir = options.textfileDirectory, Date() >= nextTextfile {
             nextTextfile = Date().addingTimeInterval(options.textfileInterval)
-            do { try TrustedDirectory.open(dir, create: false)?.write("quiver.prom", Data(shared.render().utf8)) } catch {
+            do { try TrustedDirectory.open(dir, create: false)?.write("quiver.prom", Data(shared.render().bytes())) } catch {
                 log.error("cannot write the textfile", metadata: ["directory": "\(dir)", "error": "\(error)"])
             }
         }
@@ -255,6 +255,9 @@ final class SharedView: @unchecked Sendable {
     private var topologies: [TopologyStatus] = []
     private var guests: [GuestWatch] = []
     private var managed: [(Fabric, Topology)] = []
+    /// The readers of the last render (the metrics thread's own, under their own lock).
+    private let readerLock = NSLock()
+    private var readers: [StatsReader] = []
     private var startedAt = Date()
 
     func set(topologies: [TopologyStatus], guests: [GuestWatch], managed: [(Fabric, Topology)], startedAt: Date) {
@@ -266,11 +269,19 @@ final class SharedView: @unchecked Sendable {
         }
     }
 
-    /// Reads every managed topology's counters now, and the daemon's own state.
-    func render() -> String {
+    /// Reads every managed topology's counters now, and the daemon's own state. A topology's
+    /// reader is kept while the loop hands over the same topology in the same namespace, so a
+    /// scrape does not plan the fabric again.
+    func render() -> PrometheusText.Exposition {
         let (t, g, m, s) = lock.withLock { (topologies, guests, managed, startedAt) }
+        let known = readerLock.withLock { readers }
+        let current: [StatsReader] = m.compactMap { f, topo in
+            if let r = known.first(where: { $0.topology == topo && $0.fabric.fabricNamespace == f.fabricNamespace }) { return r }
+            return try? StatsReader(f, topo)
+        }
+        readerLock.withLock { readers = current }
         // Queue limits are configuration, not counters: the qdisc dump they need is skipped.
-        let stats = m.compactMap { try? $0.0.stats($0.1, queueLimits: false) }
-        return Metrics.render(stats, daemon: Metrics.DaemonView(topologies: t, guests: g, startedAt: s))
+        let stats = current.compactMap { try? $0.read(queueLimits: false) }
+        return Metrics.exposition(stats, daemon: Metrics.DaemonView(topologies: t, guests: g, startedAt: s))
     }
 }

@@ -55,7 +55,7 @@ public final class MetricsServer: Sendable {
     /// Where it listens (with the port the kernel chose for port 0).
     public let boundPort: Int
 
-    public init(_ address: MetricsAddress, render: @escaping @Sendable () -> String) throws {
+    public init(_ address: MetricsAddress, render: @escaping @Sendable () -> PrometheusText.Exposition) throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
@@ -83,10 +83,10 @@ public final class MetricsServer: Sendable {
 private final class MetricsHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
-    let render: @Sendable () -> String
+    let render: @Sendable () -> PrometheusText.Exposition
     private var head: HTTPRequestHead?
 
-    init(render: @escaping @Sendable () -> String) { self.render = render }
+    init(render: @escaping @Sendable () -> PrometheusText.Exposition) { self.render = render }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -96,22 +96,22 @@ private final class MetricsHandler: ChannelInboundHandler {
             guard let h = head else { return }
             head = nil
             let path = h.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? h.uri
-            let (status, body, type): (HTTPResponseStatus, String, String)
+            let (status, body, type): (HTTPResponseStatus, PrometheusText.Exposition, String)
             if h.method != .GET && h.method != .HEAD {
-                (status, body, type) = (.methodNotAllowed, "only GET\n", "text/plain; charset=utf-8")
+                (status, body, type) = (.methodNotAllowed, .plain("only GET\n"), "text/plain; charset=utf-8")
             } else if path == "/metrics" {
                 (status, body, type) = (.ok, render(), "text/plain; version=0.0.4; charset=utf-8")
             } else {
-                (status, body, type) = (.notFound, "quiver daemon: metrics are at /metrics\n", "text/plain; charset=utf-8")
+                (status, body, type) = (.notFound, .plain("quiver daemon: metrics are at /metrics\n"), "text/plain; charset=utf-8")
             }
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: type)
-            headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+            headers.add(name: "Content-Length", value: "\(body.count)")
             if !h.isKeepAlive { headers.add(name: "Connection", value: "close") }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: status, headers: headers))), promise: nil)
             if h.method != .HEAD {
-                var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
-                buffer.writeString(body)
+                var buffer = context.channel.allocator.buffer(capacity: body.count)
+                body.write { buffer.writeBytes($0) }
                 context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             }
             let keepAlive = h.isKeepAlive

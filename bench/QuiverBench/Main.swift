@@ -54,6 +54,10 @@ struct QuiverBench {
             try ImageBenchmark.caps(caps, samples: 3)
         case "vm-image":
             try ImageBenchmark.run(rounds: Int(args.dropFirst().first ?? "5") ?? 5)
+        case "metrics":
+            let a = Array(args.dropFirst())
+            guard a.count >= 2 else { print("usage: quiver-bench metrics FILE FABRIC-NETNS [ROUNDS]"); exit(2) }
+            try MetricsBenchmark.run(file: a[0], fabric: a[1], rounds: a.count > 2 ? Int(a[2]) ?? 10 : 10)
         case "links-variants":
             try LinksBenchmark.variants(n: Int(args.dropFirst().first ?? "1000") ?? 1000)
         default:
