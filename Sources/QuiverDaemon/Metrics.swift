@@ -23,8 +23,9 @@ public enum Metrics {
         String(decoding: exposition(stats, daemon: daemon).bytes(), as: UTF8.self)
     }
 
-    /// The same text as the endpoint sends it. Each topology's rows in two halves, written on two threads into texts of their own and
-    /// joined family by family (``PrometheusText/Exposition``): 1000 VNICs are 5 MB of text.
+    /// The same text as the endpoint sends it. Each topology's rows in two halves, written on
+    /// two threads into texts of their own and joined family by family
+    /// (``PrometheusText/Exposition``): 1000 VNICs are 5 MB of text.
     public static func exposition(_ stats: [TopologyStats], daemon: DaemonView? = nil) -> PrometheusText.Exposition {
         let vnics = stats.reduce(0) { $0 + $1.vnics.count }, classes = stats.reduce(0) { $0 + $1.capClasses.count }
         var parts = [PrometheusText(), PrometheusText()]

@@ -95,9 +95,7 @@ public struct PrometheusText {
     }
 
     mutating func add(_ f: Family, _ labels: Labels, _ value: Double) {
-        families[f.index].sample(labels) { out in
-            if value >= 0, value < 9.007e15, value == value.rounded() { Self.decimal(UInt64(value), into: &out) } else { out.append(contentsOf: Self.number(value).utf8) }
-        }
+        families[f.index].sample(labels) { Self.number(value, into: &$0) }
     }
 
     /// `v` in decimal, without an intermediate String or array.
@@ -126,7 +124,7 @@ public struct PrometheusText {
     /// It is handed out piece by piece (``write(_:)``), so the endpoint copies 5 MB once, into
     /// its socket buffer, instead of joining them first.
     public struct Exposition {
-        private var order: [(name: String, heading: [UInt8], texts: [[UInt8]])] = []
+        private var order: [(heading: [UInt8], texts: [[UInt8]])] = []
         /// Its length in bytes.
         public private(set) var count = 0
 
@@ -136,7 +134,7 @@ public struct PrometheusText {
                 for f in p.families where !f.lines.isEmpty {
                     if slot[f.name] == nil {
                         slot[f.name] = order.count
-                        order.append((f.name, Self.heading(f), []))
+                        order.append((Self.heading(f), []))
                         count += order[order.count - 1].heading.count
                     }
                     order[slot[f.name]!].texts.append(f.lines)
@@ -148,7 +146,7 @@ public struct PrometheusText {
         /// A body that is not an exposition (the endpoint's other answers).
         static func plain(_ text: String) -> Exposition {
             var e = Exposition([])
-            e.order = [("", Array(text.utf8), [])]
+            e.order = [(Array(text.utf8), [])]
             e.count = e.order[0].heading.count
             return e
         }
@@ -198,9 +196,19 @@ public struct PrometheusText {
     /// A sample value: whole numbers without a fraction, the rest as Swift prints a Double
     /// (which Prometheus' parser reads), and the format's spellings of NaN and infinities.
     static func number(_ v: Double) -> String {
-        if v.isNaN { return "NaN" }
-        if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
-        if v == v.rounded(), abs(v) < 9.007e15 { return String(Int64(v)) }
-        return "\(v)"
+        var out: [UInt8] = []
+        number(v, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The same, appended (a whole number ≥ 0 — what most gauges are — without a String).
+    static func number(_ v: Double, into out: inout [UInt8]) {
+        if v.isNaN { return out.append(contentsOf: "NaN".utf8) }
+        if v.isInfinite { return out.append(contentsOf: (v > 0 ? "+Inf" : "-Inf").utf8) }
+        if v == v.rounded(), abs(v) < 9.007e15 {
+            if v < 0 { out.append(UInt8(ascii: "-")) }
+            return decimal(UInt64(abs(v)), into: &out)
+        }
+        out.append(contentsOf: "\(v)".utf8)
     }
 }

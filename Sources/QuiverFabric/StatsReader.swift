@@ -30,8 +30,10 @@ public final class StatsReader: @unchecked Sendable {
     let rowOfLabel: [[String: Int]]
     /// The nftables counter of each VNIC's protection kinds: (row, kind's name, counter name).
     let protectionCounters: [(row: Int, kind: String, counter: String)]
-    /// The devices a read looks up: VNIC host sides, segments, tenant IFBs.
+    /// The devices a read looks up: VNIC host sides, segments, tenant IFBs; and the IFBs alone
+    /// (counted even when untagged, as before: their names are the topology's).
     let wanted: Set<String>
+    let ifbs: Set<String>
 
     private struct LinkIndex {
         /// Every index in the namespace at the last link dump.
@@ -62,8 +64,8 @@ public final class StatsReader: @unchecked Sendable {
         protectionCounters = desired.vnics.enumerated().flatMap { i, v in
             ProtectionKind.allCases.filter { v.protection.contains($0) }.map { (i, $0.counter, Ruleset.counter(device: v.hostDevice.rawValue, $0)) }
         }
-        wanted = Set(desired.vnics.map(\.hostDevice.rawValue) + desired.segments.map(\.device.rawValue)
-                     + desired.capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] })
+        ifbs = Set(desired.capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] })
+        wanted = ifbs.union(desired.vnics.map(\.hostDevice.rawValue) + desired.segments.map(\.device.rawValue))
     }
 
     /// Index and counters of each wanted device that is there (VNICs and segments: owned ones).
@@ -76,7 +78,6 @@ public final class StatsReader: @unchecked Sendable {
             }
         }
         let links = try handle.links()
-        let ifbs = Set(desired.capGroups.flatMap { [$0.ifbFrom.rawValue, $0.ifbTo.rawValue] })
         var out: [String: (index: Int32, statistics: LinkStatistics)] = [:]
         for l in links where wanted.contains(l.name) && (ifbs.contains(l.name) || names.owns(l)) {
             out[l.name] = (l.index, l.statistics ?? LinkStatistics())
@@ -103,9 +104,9 @@ public final class StatsReader: @unchecked Sendable {
         let groups = desired.capGroups.indices.filter { links[desired.capGroups[$0].ifbFrom.rawValue] != nil || links[desired.capGroups[$0].ifbTo.rawValue] != nil }
         let qdiscs = groups.isEmpty || !queueLimits ? [] : try fabric.handle.qdiscs()
         let ifindexes = links.mapValues(\.index)
-        // The class dumps (one per IFB) and the nftables counters are independent reads, most of
-        // their time spent in the kernel building the dump: two threads, each with its own
-        // socket, take them from one queue. Results land in their group's slot, so the output
+        // The class dumps (one per IFB) and the nftables counters are independent reads: two
+        // threads, each with its own socket, take them from one queue. (The class dumps take the
+        // kernel's rtnl mutex one at a time; what overlaps is decoding, and the nft dump.) Results land in their group's slot, so the output
         // keeps the plan's order.
         let slots = ResultSlots<Dump>(count: groups.count + 1)
         let handles = [fabric.handle, groups.count > 1 ? try secondHandle() : fabric.handle]

@@ -17,19 +17,19 @@ enum MetricsBenchmark {
         var reader: StatsReader?
         setup = try measure { reader = try StatsReader(f, t) }
         guard let reader else { return }
-        var samples = 0
+        var size = 0
         for _ in 0..<rounds {
             links.append(try measure { _ = try f.handle.links() })
             var stats: TopologyStats?
             reads.append(try measure { stats = try reader.read(queueLimits: false) })
-            renders.append(measure { samples = Metrics.exposition([stats!]).count })
+            renders.append(measure { size = Metrics.exposition([stats!]).count })
             scrapes.append(try measure { _ = Metrics.exposition([try reader.read(queueLimits: false)]).count })
         }
         func row(_ name: String, _ xs: [Double]) {
             let s = xs.map { $0 * 1000 }.sorted()
             print(name.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %6.1f–%6.1f (%6.1f)", s.first ?? 0, s.last ?? 0, s[s.count / 2]))
         }
-        print("# quiver-bench metrics \(t.name): \(rounds) rounds, \(samples) bytes of text; reader set-up \(String(format: "%.1f", setup * 1000)) ms (once per topology)")
+        print("# quiver-bench metrics \(t.name): \(rounds) rounds, \(size) bytes of text; reader set-up \(String(format: "%.1f", setup * 1000)) ms (once per topology)")
         print("PHASE                              ms min–max (median)")
         row("link dump", links)
         row("counter read (links, tc, nft)", reads)
