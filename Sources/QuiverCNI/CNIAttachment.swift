@@ -46,14 +46,14 @@ public struct CNIAttachment: Sendable {
         return (hostSide, link)
     }
 
-    /// The group for `device` with `bandwidth`: egress (what the container sends) is the
-    /// `from` direction, ingress (what it receives) the `to` one; a direction not given is
-    /// uncapped.
-    func group(device: Link, bandwidth: CNIBandwidth) throws -> CapGroup {
+    /// The group for `device` with `bandwidth` and `flows`: egress (what the container sends) is
+    /// the `from` direction, ingress (what it receives) the `to` one; a direction not given is
+    /// uncapped (its flows still are).
+    func group(device: Link, bandwidth: CNIBandwidth?, flows: [FlowCap] = []) throws -> CapGroup {
         let dev = try InterfaceName(validating: device.name)
-        var m = CapMember(name: ifname.rawValue, device: dev, maxbw: bandwidth.egressRate ?? .maximum, burst: bandwidth.egressBurstBytes)
-        m.maxbwToEndpoint = bandwidth.ingressRate ?? .maximum
-        m.burstToEndpoint = bandwidth.ingressBurstBytes
+        var m = CapMember(name: ifname.rawValue, device: dev, maxbw: bandwidth?.egressRate ?? .maximum, flows: flows, burst: bandwidth?.egressBurstBytes)
+        m.maxbwToEndpoint = bandwidth?.ingressRate ?? .maximum
+        m.burstToEndpoint = bandwidth?.ingressBurstBytes
         return CapGroup(name: "cni/" + ifname.rawValue, ifbFrom: try InterfaceName(validating: "qcf\(device.index)"),
                         ifbTo: try InterfaceName(validating: "qct\(device.index)"), members: [m], ownerTag: tag)
     }

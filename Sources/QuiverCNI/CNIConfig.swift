@@ -20,8 +20,10 @@ public struct CNIConfig: @unchecked Sendable {
     /// Main-plugin mode: the switch quiver-cni puts the host side on, and the IPAM plugin.
     public var switchName: InterfaceName?
     public var ipamType: String?
-    /// `protection`: as in topology files (main-plugin mode).
+    /// `protection`: as in topology files.
     public var protection: [ProtectionKind] = []
+    /// `flows`: as in topology files, caps of parts of the attachment's traffic.
+    public var flows: [FlowCap] = []
     /// The previous plugin's result in a chain (nil for a first plugin or a DEL without one).
     public var prevResult: [String: Any]?
     /// GC: the attachments that are still in use, as (container id, interface name).
@@ -31,7 +33,7 @@ public struct CNIConfig: @unchecked Sendable {
     /// a typo must not silently leave a pod uncapped).
     static let knownKeys: Set<String> = ["cniVersion", "name", "type", "runtimeConfig", "prevResult", "capabilities", "args",
                                          "ingressRate", "ingressBurst", "egressRate", "egressBurst", "cni.dev/valid-attachments", "cniVersions",
-                                         "tenant", "floor", "switch", "ipam", "protection"]
+                                         "tenant", "floor", "switch", "ipam", "protection", "flows"]
 
     public init(json data: Data, command: CNIEnvironment.Command) throws(CNIError) {
         let object: Any
@@ -58,7 +60,7 @@ public struct CNIConfig: @unchecked Sendable {
         type = t
         for k in o.keys where !Self.knownKeys.contains(k) {
             throw CNIError(.unsupportedField, "quiver-cni has no configuration key \(InvalidValue.quoted(k, limit: 60))",
-                           details: "its keys: ingressRate, ingressBurst, egressRate, egressBurst, tenant, floor, switch, ipam, protection and runtimeConfig.bandwidth (docs/CNI.md)")
+                           details: "its keys: ingressRate, ingressBurst, egressRate, egressBurst, tenant, floor, flows, protection, switch, ipam and runtimeConfig.bandwidth (docs/CNI.md)")
         }
         if let p = o["prevResult"] {
             guard let pr = p as? [String: Any] else { throw CNIError(.invalidConfig, "prevResult is not a JSON object") }
@@ -77,13 +79,14 @@ public struct CNIConfig: @unchecked Sendable {
             guard r <= t.maxbw else { throw CNIError(.invalidConfig, "floor \(r) is above tenant \(t.name)'s maxbw \(t.maxbw)") }
             floor = r
         }
+        if let f = o["flows"] { flows = try CNIFlows.parse(f) }
         try readMainPlugin(o)
         if command == .gc {
             validAttachments = try Self.attachments(o["cni.dev/valid-attachments"])
         }
     }
 
-    /// `switch`, `ipam` and `protection`: main-plugin mode's keys.
+    /// `protection`, and main-plugin mode's keys `switch` and `ipam`.
     mutating func readMainPlugin(_ o: [String: Any]) throws(CNIError) {
         if let p = o["protection"] {
             guard let list = p as? [Any] else { throw CNIError(.invalidConfig, "protection must be a list", details: #"e.g. ["mac-nospoof", "ip-nospoof"]"#) }
@@ -95,10 +98,7 @@ public struct CNIConfig: @unchecked Sendable {
                 if !protection.contains(k) { protection.append(k) }
             }
         }
-        guard let sw = o["switch"] else {
-            if !protection.isEmpty { throw CNIError(.unsupportedField, "protection needs main-plugin mode (a switch)", details: "chained after another plugin, quiver-cni caps only") }
-            return
-        }
+        guard let sw = o["switch"] else { return }
         guard let name = sw as? String else { throw CNIError(.invalidConfig, "switch must be a bridge name") }
         do { switchName = try InterfaceName(validating: name) } catch { throw CNIError(.invalidConfig, "switch: \(error)") }
         guard let ipam = o["ipam"] as? [String: Any], let t = ipam["type"] as? String else {

@@ -2,6 +2,7 @@ import Foundation
 import QuiverBandwidth
 import QuiverKernel
 import QuiverNetlink
+import QuiverProtection
 import QuiverValues
 
 /// `quiver-cni`: one call of the CNI protocol — environment and stdin in, a result or an error
@@ -63,6 +64,7 @@ public enum CNIPlugin {
             if env.command == .del {
                 try a.remove(on: handle)
                 try CNITenant.leave([a.memberName], on: handle)
+                try a.removeGuard(host: host)
                 return nil
             }
             notes += config.bandwidth?.ignoredBursts ?? []
@@ -71,10 +73,19 @@ public enum CNIPlugin {
                                details: "put it after a plugin that makes the interface (bridge, ptp) in a .conflist")
             }
             let (device, inside) = try CNIAttachment.hostDevice(netns: env.netns!, ifname: env.ifname!, host: handle)
+            // Chained protection (in main-plugin mode the switch's table holds it). A table of its
+            // name that is not this attachment's stops the ADD before the caps change anything.
+            var guardRules: PortGuard?
+            if config.switchName == nil, !config.protection.isEmpty {
+                guard let mac = inside.mac else { throw CNIError(.invalidConfig, "the container's \(a.ifname) has no MAC address") }
+                guardRules = try a.portGuard(device: device, mac: mac, allowed: try CNIAttachment.containerAddresses(prev, ifname: a.ifname),
+                                             protection: config.protection, host: handle)
+            }
+            if config.switchName == nil { try a.guardTableIsNotForeign(host: host) }
             if let t = config.tenant {
                 try tenantMember(a, t, config, device: device, containerMAC: inside.mac, handle: handle, check: env.command == .check)
-            } else if let b = config.bandwidth {
-                let g = try a.group(device: device, bandwidth: b)
+            } else if config.bandwidth != nil || !config.flows.isEmpty {
+                let g = try a.group(device: device, bandwidth: config.bandwidth, flows: config.flows)
                 if env.command == .add {
                     try a.apply(g, on: handle)
                 } else {
@@ -85,9 +96,10 @@ public enum CNIPlugin {
                     }
                 }
             } else if env.command == .add {
-                // No rate: nothing to cap, and nothing left of an earlier ADD's caps.
+                // No rate and no flow: nothing to cap, and nothing left of an earlier ADD's caps.
                 try a.remove(on: handle)
             }
+            if config.switchName == nil { try a.protect(guardRules, check: env.command == .check, host: host) }
             guard env.command == .add else { return nil }
             var result = prev
             result["cniVersion"] = config.cniVersion
@@ -106,6 +118,10 @@ public enum CNIPlugin {
             for (_, a) in stale.sorted(by: { $0.key < $1.key }) {
                 try a.remove(on: handle)
                 notes.append("quiver-cni: GC removed the caps of \(a.containerID)/\(a.ifname)")
+            }
+            for (table, a) in try CNIAttachment.staleGuards(keep: keep, host: host) {
+                try a.removeGuard(host: host)
+                notes.append("quiver-cni: GC removed the protection rules of \(a.containerID)/\(a.ifname) (table bridge \(table))")
             }
             return nil
         }
@@ -142,7 +158,7 @@ extension CNIPlugin {
         guard let mac = containerMAC else { throw CNIError(.invalidConfig, "the container's \(a.ifname) has no MAC address", details: "tenant members are told apart by MAC") }
         let b = config.bandwidth
         var m = CapMember(name: a.memberName, device: try InterfaceName(validating: device.name), mac: mac, maxbw: b?.egressRate,
-                          floor: config.floor, burst: b?.egressBurstBytes)
+                          floor: config.floor, flows: config.flows, burst: b?.egressBurstBytes)
         m.maxbwToEndpoint = b?.ingressRate
         m.burstToEndpoint = b?.ingressBurstBytes
         if check {

@@ -51,13 +51,7 @@ public struct Firewall: Sendable {
     /// The topology's tables (bridge; netdev for macvtaps; inet for a node's underlay guard),
     /// each nil if absent; throws if one exists and is not ours.
     public func tables(_ table: String, ownerTag: String) throws -> (bridge: NFTTable?, netdev: NFTTable?, inet: NFTTable?) {
-        func ours(_ family: NFTFamily) throws -> NFTTable? {
-            guard let t = try handle.nftTable(family, table) else { return nil }
-            guard t.comment?.hasPrefix(ownerTag + " ") == true else {
-                throw ForeignTableError(family: family, table: table, comment: t.comment)
-            }
-            return t
-        }
+        func ours(_ family: NFTFamily) throws -> NFTTable? { try ownedTable(family, table, ownerTag: ownerTag) }
         return (try ours(Ruleset.family), try ours(Ruleset.macvtapFamily), try ours(UnderlayGuard.family))
     }
 

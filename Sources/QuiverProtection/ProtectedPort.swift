@@ -74,4 +74,12 @@ public struct ProtectedPort: Sendable, Equatable {
 
     /// Its neighbour discovery link-layer addresses are checked (in the table's shared chain).
     var checksLinkLayerOptions: Bool { hasNeighbourDiscoveryChain && protection.contains(.macNospoof) }
+
+    /// The chains and counters its protection makes: `vnic/DEV`; `/ip4 /ip6 /arp`, and with IPv6
+    /// `/ip6-unspecified /dad /na`; `/nd`; `/lladdr`; a counter per kind.
+    var protectionObjects: Int {
+        let ip = protection.contains(.ipNospoof)
+        return protection.isEmpty ? 0 : 1 + (ip ? 3 + (ipv6 ? 3 : 0) : 0) + (hasNeighbourDiscoveryChain ? 1 : 0)
+            + (checksLinkLayerOptions ? 1 : 0) + protection.count
+    }
 }

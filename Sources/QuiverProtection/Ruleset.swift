@@ -410,14 +410,8 @@ public struct Ruleset: Sendable, Equatable {
     /// How many chains, sets and counters the tables hold when installed (the kernel's
     /// `NFTA_TABLE_USE`, bridge and netdev added up): a cheap check that nobody deleted parts.
     public var expectedUse: UInt32 {
-        func perPort(_ p: ProtectedPort) -> Int {
-            let ip = p.protection.contains(.ipNospoof)
-            // vnic/DEV; /ip4 /ip6 /arp, and with IPv6 /ip6-unspecified /dad /na; /nd; a counter per kind.
-            return p.protection.isEmpty ? 0 : 1 + (ip ? 3 + (p.ipv6 ? 3 : 0) : 0) + (p.hasNeighbourDiscoveryChain ? 1 : 0)
-                + (p.checksLinkLayerOptions ? 1 : 0) + p.protection.count
-        }
-        // The shared `nd-lladdr` chain with its set and map, in each table that has such a VNIC.
-        func shared(_ ports: [ProtectedPort]) -> Int { ports.contains(where: \.checksLinkLayerOptions) ? 3 : 0 }
+        func perPort(_ p: ProtectedPort) -> Int { p.protectionObjects }
+        func shared(_ ports: [ProtectedPort]) -> Int { Self.sharedObjects(ports) }
         var n = (underlay == nil ? 0 : UnderlayGuard.use) + 2 + 2 + 3 * tenants(.bridgePort).count + bridgePorts.map(perPort).reduce(0, +) + shared(bridgePorts)
         if hasMacvtaps {
             // bridge: `origin`, `local`, `isolate-local`, and mark/N + tenant/N/local per tenant;
@@ -427,6 +421,10 @@ public struct Ruleset: Sendable, Equatable {
         }
         return UInt32(n)
     }
+
+    /// The shared `nd-lladdr` chain with its set and map, in each table that has a VNIC whose
+    /// neighbour discovery link-layer addresses are checked.
+    static func sharedObjects(_ ports: [ProtectedPort]) -> Int { ports.contains(where: \.checksLinkLayerOptions) ? 3 : 0 }
 
     /// The whole transaction: make sure each table exists, delete it with everything in it, and
     /// build it again — atomically, so there is never a moment without rules and never a

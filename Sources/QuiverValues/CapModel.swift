@@ -45,6 +45,27 @@ public struct FlowCap: Sendable, Equatable, Codable {
     }
 }
 
+extension FlowCap {
+    /// Every problem with one VNIC's flows (`owner` names it in the messages), or none.
+    public static func problems(_ flows: [FlowCap], of owner: String) -> [String] {
+        var out: [String] = []
+        if flows.count > CapGroup.maxFlowsPerMember {
+            out.append("\(owner): \(flows.count) flows; at most \(CapGroup.maxFlowsPerMember) per VNIC")
+        }
+        var names = Set<String>()
+        for f in flows {
+            if !names.insert(f.name).inserted { out.append("\(owner): flow \(f.name) is defined twice") }
+            if (f.localPort != nil || f.remotePort != nil), f.transport == nil || f.transport == .icmp {
+                out.append("\(owner): flow \(f.name) matches a port, so its transport must be tcp or udp")
+            }
+            if let l = f.localIP, let r = f.remoteIP, l.address.isV4 != r.address.isV4 {
+                out.append("\(owner): flow \(f.name) mixes an IPv4 and an IPv6 prefix")
+            }
+        }
+        return out
+    }
+}
+
 /// One VNIC in a cap group: its host-side device and the MAC its endpoint uses.
 public struct CapMember: Sendable, Equatable, Codable {
     public var name: String
@@ -152,19 +173,7 @@ public struct CapGroup: Sendable, Equatable, Codable {
             }
             if let b = m.burst, b < 1514 { out.append("\(m.name): burst \(b) is smaller than one frame (1514 bytes)") }
             if let q = m.queueLimit, q < 1514 { out.append("\(m.name): queue \(q) is smaller than one frame (1514 bytes)") }
-            if m.flows.count > CapGroup.maxFlowsPerMember {
-                out.append("\(m.name): \(m.flows.count) flows; at most \(CapGroup.maxFlowsPerMember) per VNIC")
-            }
-            var names = Set<String>()
-            for f in m.flows {
-                if !names.insert(f.name).inserted { out.append("\(m.name): flow \(f.name) is defined twice") }
-                if (f.localPort != nil || f.remotePort != nil), f.transport == nil || f.transport == .icmp {
-                    out.append("\(m.name): flow \(f.name) matches a port, so its transport must be tcp or udp")
-                }
-                if let l = f.localIP, let r = f.remoteIP, l.address.isV4 != r.address.isV4 {
-                    out.append("\(m.name): flow \(f.name) mixes an IPv4 and an IPv6 prefix")
-                }
-            }
+            out += FlowCap.problems(m.flows, of: m.name)
         }
         if let cap = maxbw, floors > cap.bitsPerSecond {
             out.append("cap group \(name): floors add up to \(Bitrate(bitsPerSecond: floors)), above its maxbw \(cap)")

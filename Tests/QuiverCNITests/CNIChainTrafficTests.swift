@@ -1,4 +1,5 @@
 import Foundation
+@testable import QuiverCNI
 import QuiverNetlink
 import QuiverProbe
 import QuiverTestSupport
@@ -205,5 +206,137 @@ import Testing
         #expect(try taggedIFBs(node).isEmpty, "GC left the tenant's IFBs")
         #expect(try call(node, Self.cni, "DEL", pod: pods[1], id: "t1", config: tenantConfig(nil, floor: nil)).0 == 0)
         for (i, p) in pods.enumerated() { _ = try call(node, "\(Self.plugins)/bridge", "DEL", pod: p, id: "t\(i)", config: bridgeConfig(node)) }
+    }
+
+    /// Chained `protection` and `flows`: pod1's host veth gets its own bridge table, which drops
+    /// (and counts) frames with another source MAC or IP and passes its own; a flow to pod1's
+    /// port 5601 has its own 5M cap inside the 40M one. CHECK sees the table; a deleted one fails
+    /// it and ADD repairs it; a foreign table of its name is a conflict with nothing changed; DEL
+    /// and GC remove exactly the attachment's table.
+    @Test func chainedProtectionDropsSpoofsAndFlowsHaveTheirOwnCaps() throws {
+        guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/bridge") else {
+            Issue.record("containernetworking-plugins is not installed (scripts/setup.sh installs it)")
+            return
+        }
+        let node = try Node()
+        let p1 = try node.pod(1), p2 = try node.pod(2), p3 = try node.pod(3)
+        func protectedConfig(_ prev: [String: Any]?) -> [String: Any] {
+            var c = quiverConfig(prev, ingress: 40_000_000, egress: 40_000_000, burst: nil)
+            c["protection"] = ["mac-nospoof", "ip-nospoof"]
+            c["flows"] = [["name": "slow", "transport": "tcp", "local-port": 5601, "maxbw": "5M"]]
+            return c
+        }
+        var bridged: [[String: Any]] = []
+        for (i, p) in [p1, p2, p3].enumerated() {
+            let (rc, b, err) = try call(node, "\(Self.plugins)/bridge", "ADD", pod: p, id: "cp\(i + 1)", config: bridgeConfig(node))
+            #expect(rc == 0, "bridge ADD: \(err)")
+            bridged.append(b)
+        }
+        let q1 = try call(node, Self.cni, "ADD", pod: p1, id: "cp1", config: protectedConfig(bridged[0]))
+        #expect(q1.0 == 0, "\(q1.2) \(q1.1)")
+        var expected = bridged[0]
+        expected["cniVersion"] = "1.0.0"
+        #expect(NSDictionary(dictionary: q1.1).isEqual(to: expected), "the result is bridge's, passed through")
+        let eth0 = try InterfaceName(validating: "eth0")
+        let table = CNIAttachment(containerID: "cp1", ifname: eth0).guardTable
+        guard let veth1 = hostVeth(bridged[0]) else { Issue.record("no host veth in \(bridged[0])"); return }
+        let listed = try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "table", "bridge", table])
+        #expect(listed.contains("comment \"quiver:cni/cp1/eth0 ") && listed.contains("iifname \"\(veth1)\" goto vnic/\(veth1)"), "\(listed)")
+
+        // Frames from pod1: its own pass; another source IP or MAC is dropped on its host veth and counted.
+        let a1 = try address(bridged[0]), a2 = try address(bridged[1])
+        let mac1 = try #require(try NetlinkHandle(namespace: .named(p1)).link(named: "eth0").mac)
+        let mac2 = try #require(try NetlinkHandle(namespace: .named(p2)).link(named: "eth0").mac)
+        let sender = try PacketSocket(in: .named(p1), device: "eth0"), receiver = try PacketSocket(in: .named(p2), device: "eth0")
+        func counter(_ kind: String) throws -> Int {
+            let text = try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "counter", "bridge", table, "\(veth1)/\(kind)"])
+            return text.split(whereSeparator: { $0.isWhitespace }).drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) } ?? -1
+        }
+        let cases: [(String, MACAddress, IPAddress, Int, String?)] = [
+            ("own", mac1, a1, 20, nil),
+            ("spoofed IP", mac1, try IPAddress("10.222.0.250"), 0, "ip"),
+            ("spoofed MAC", MACAddress(0x02, 0xde, 0xad, 0, 0, 1), a1, 0, "mac"),
+        ]
+        for (what, mac, ip, seen, kind) in cases {
+            let before = try kind.map(counter) ?? 0
+            let marker = Frames.marker()
+            receiver.drain()
+            #expect(sender.send(Frames.udp4(dstMAC: mac2, srcMAC: mac, src: ip, dst: a2, marker), count: 20) == 20)
+            #expect(receiver.count(containing: marker, expected: 20) == seen, "\(what): pod2 saw the wrong number of frames")
+            if let kind { let after = try counter(kind); #expect(after == before + 20, "\(what): counter \(kind) went from \(before) to \(after)") }
+        }
+        // pod1 still reaches pod2 (ARP and IP from its own addresses pass).
+        #expect(try UDPRoundTrip(from: .named(p1), to: .named(p2), address: a2, count: 10, interval: 0.01).run().lost == 0)
+
+        // The flow: TCP to pod1's port 5601 gets 5M; another port the attachment's 40M.
+        let flow = try TCPBulk(from: .named(p2), to: .named(p1), address: a1, port: 5601, duration: 3).run()
+        let rest = try TCPBulk(from: .named(p2), to: .named(p1), address: a1, port: 5602, duration: 3).run()
+        print("quiver-cni chained flow: port 5601 \(Int(flow.bitsPerSecond / 1000)) kbit/s (flow cap 5M), port 5602 \(Int(rest.bitsPerSecond / 1000)) kbit/s (cap 40M)")
+        #expect(flow.bitsPerSecond > 4_250_000 && flow.bitsPerSecond < 5_250_000)
+        #expect(rest.bitsPerSecond > 34_000_000 && rest.bitsPerSecond < 42_000_000)
+
+        // CHECK passes; without the table it fails; ADD makes it again.
+        #expect(try call(node, Self.cni, "CHECK", pod: p1, id: "cp1", config: protectedConfig(bridged[0])).0 == 0)
+        var noFlow = protectedConfig(bridged[0])
+        noFlow["flows"] = nil
+        #expect(try call(node, Self.cni, "CHECK", pod: p1, id: "cp1", config: noFlow).1["code"] as? Int == 101, "a flow less is a difference")
+        _ = try witnessText(["ip", "netns", "exec", node.host, "nft", "delete", "table", "bridge", table])
+        let bad = try call(node, Self.cni, "CHECK", pod: p1, id: "cp1", config: protectedConfig(bridged[0]))
+        #expect(bad.0 != 0 && bad.1["code"] as? Int == 101 && (bad.1["msg"] as? String)?.contains("protection rules") == true, "\(bad.1)")
+        #expect(try call(node, Self.cni, "ADD", pod: p1, id: "cp1", config: protectedConfig(bridged[0])).0 == 0)
+        #expect(try call(node, Self.cni, "CHECK", pod: p1, id: "cp1", config: protectedConfig(bridged[0])).0 == 0)
+
+        // A foreign bridge table with pod2's table name: ADD is a conflict; no caps, no rules made.
+        let table2 = CNIAttachment(containerID: "cp2", ifname: eth0).guardTable
+        _ = try witnessText(["ip", "netns", "exec", node.host, "nft", "add", "table", "bridge", table2, "{", "comment", "\"someone else\"", ";", "}"])
+        let ifbsBefore = try taggedIFBs(node)
+        let q2 = try call(node, Self.cni, "ADD", pod: p2, id: "cp2", config: protectedConfig(bridged[1]))
+        #expect(q2.0 != 0 && q2.1["code"] as? Int == 100, "\(q2.1)")
+        #expect(try taggedIFBs(node) == ifbsBefore)
+        #expect(try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "table", "bridge", table2]).contains("someone else"))
+        // DEL of pod2 leaves the foreign table alone.
+        #expect(try call(node, Self.cni, "DEL", pod: p2, id: "cp2", config: protectedConfig(nil)).0 == 0)
+        #expect(try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "table", "bridge", table2]).contains("someone else"))
+
+        // GC with pod1 gone from the valid list: its table and caps go; pod3's stay, the foreign table too.
+        let q3 = try call(node, Self.cni, "ADD", pod: p3, id: "cp3", config: protectedConfig(bridged[2]))
+        #expect(q3.0 == 0, "\(q3.2)")
+        let table3 = CNIAttachment(containerID: "cp3", ifname: eth0).guardTable
+        let gc: [String: Any] = ["cniVersion": "1.1.0", "name": "qcn", "type": "quiver-cni", "cni.dev/valid-attachments": [["containerID": "cp3", "ifname": "eth0"]]]
+        let g = try call(node, Self.cni, "GC", pod: nil, id: "", config: gc)
+        #expect(g.0 == 0 && g.2.contains("GC removed the protection rules of cp1/eth0"), "\(g.2)")
+        let tables = try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "tables", "bridge"])
+        #expect(!tables.contains(table) && tables.contains(table3) && tables.contains(table2), "\(tables)")
+        // DEL of pod3, twice: its table goes.
+        for _ in 0..<2 { #expect(try call(node, Self.cni, "DEL", pod: p3, id: "cp3", config: protectedConfig(nil)).0 == 0) }
+        #expect(!(try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "tables", "bridge"]).contains(table3)))
+        #expect(try taggedIFBs(node).isEmpty)
+        for (i, p) in [p1, p2, p3].enumerated() { _ = try call(node, "\(Self.plugins)/bridge", "DEL", pod: p, id: "cp\(i + 1)", config: bridgeConfig(node)) }
+    }
+
+    /// After `ptp` the host side is routed, not a bridge port: protection is refused (code 7)
+    /// before anything is made; caps alone still work there.
+    @Test func protectionAfterPtpIsRefusedWithNothingMade() throws {
+        guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/ptp") else {
+            Issue.record("containernetworking-plugins is not installed (scripts/setup.sh installs it)")
+            return
+        }
+        let node = try Node()
+        let pod = try node.pod(1)
+        let ptp: [String: Any] = ["cniVersion": "1.0.0", "name": "qcn", "type": "ptp", "ipMasq": false,
+                                  "ipam": ["type": "host-local", "subnet": "10.223.0.0/24", "dataDir": node.dataDir]]
+        let (rc, prev, err) = try call(node, "\(Self.plugins)/ptp", "ADD", pod: pod, id: "pt1", config: ptp)
+        #expect(rc == 0, "ptp ADD: \(err)")
+        var c = quiverConfig(prev, ingress: 10_000_000, egress: 10_000_000)
+        c["protection"] = ["ip-nospoof"]
+        let q = try call(node, Self.cni, "ADD", pod: pod, id: "pt1", config: c)
+        #expect(q.0 != 0 && q.1["code"] as? Int == 7 && (q.1["msg"] as? String)?.contains("on a bridge") == true, "\(q.1)")
+        #expect(try taggedIFBs(node).isEmpty)
+        #expect(try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "tables"]).isEmpty)
+        c["protection"] = nil
+        #expect(try call(node, Self.cni, "ADD", pod: pod, id: "pt1", config: c).0 == 0)
+        #expect(try taggedIFBs(node).count == 2)
+        #expect(try call(node, Self.cni, "DEL", pod: pod, id: "pt1", config: c).0 == 0)
+        _ = try call(node, "\(Self.plugins)/ptp", "DEL", pod: pod, id: "pt1", config: ptp)
     }
 }

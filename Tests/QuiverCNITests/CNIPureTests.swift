@@ -107,6 +107,67 @@ import Testing
         #expect(both.ingressRate == Bitrate(bitsPerSecond: 3_000_000))
     }
 
+    /// `flows`: every hostile or mistaken value and the error it gets; a good list is read into
+    /// the topology files' flow model.
+    @Test func flowsAreReadAsInTopologyFilesAndBadOnesRefused() throws {
+        let e = env("ADD")
+        func config(_ flows: String) -> String { #"{"cniVersion": "1.1.0", "name": "n", "type": "t", "flows": "# + flows + "}" }
+        let fourteen = (0..<14).map { #"{"name": "f\#($0)", "maxbw": "1M"}"# }.joined(separator: ", ")
+        let cases: [(String, Int, String)] = [
+            (#""slow""#, 7, "flows must be a list"),
+            ("[3]", 7, "flows[0] is not an object"),
+            (#"[{"name": "a", "maxbw": "1M", "port": 80}]"#, 2, "flows[0] has no key \"port\""),
+            (#"[{"maxbw": "1M"}]"#, 7, "flows[0] needs a name"),
+            (#"[{"name": "", "maxbw": "1M"}]"#, 7, "flows[0].name \"\" is not a flow name"),
+            (#"[{"name": "a b;rm", "maxbw": "1M"}]"#, 7, "flows[0].name \"a b;rm\" is not a flow name"),
+            (#"[{"name": "a"}]"#, 7, "flow a has no maxbw"),
+            (#"[{"name": "a", "maxbw": "fast"}]"#, 7, "flow a: maxbw:"),
+            (#"[{"name": "a", "maxbw": -5}]"#, 7, "flow a: maxbw must be a rate"),
+            (#"[{"name": "a", "maxbw": "1M", "transport": "sctp"}]"#, 7, "flow a: transport \"sctp\" is not tcp, udp or icmp"),
+            (#"[{"name": "a", "maxbw": "1M", "transport": "tcp", "local-port": 0}]"#, 7, "flow a: local-port must be a port from 1 to 65535"),
+            (#"[{"name": "a", "maxbw": "1M", "transport": "tcp", "remote-port": 65536}]"#, 7, "flow a: remote-port must be a port from 1 to 65535"),
+            (#"[{"name": "a", "maxbw": "1M", "transport": "tcp", "remote-port": "80"}]"#, 7, "flow a: remote-port must be a port"),
+            (#"[{"name": "a", "maxbw": "1M", "transport": "tcp", "remote-port": 80.5}]"#, 7, "flow a: remote-port must be a port"),
+            (#"[{"name": "a", "maxbw": "1M", "remote-ip": "10.0.0.300/24"}]"#, 7, "flow a: remote-ip:"),
+            (#"[{"name": "a", "maxbw": "1M", "remote-ip": 10}]"#, 7, "flow a: remote-ip must be a prefix"),
+            (#"[{"name": "a", "maxbw": "1M", "remote-port": 80}]"#, 7, "flows: flow a matches a port, so its transport must be tcp or udp"),
+            (#"[{"name": "a", "maxbw": "1M", "transport": "icmp", "local-port": 80}]"#, 7, "flows: flow a matches a port, so its transport must be tcp or udp"),
+            (#"[{"name": "a", "maxbw": "1M", "local-ip": "10.0.0.0/8", "remote-ip": "fd00::/8"}]"#, 7, "flows: flow a mixes an IPv4 and an IPv6 prefix"),
+            (#"[{"name": "a", "maxbw": "1M"}, {"name": "a", "maxbw": "2M"}]"#, 7, "flows: flow a is defined twice"),
+            ("[" + fourteen + "]", 7, "flows: 14 flows; at most 13 per VNIC"),
+        ]
+        for (flows, code, message) in cases {
+            let (rc, out) = run(e, config(flows))
+            #expect(rc == 1 && out["code"] as? Int == code, "\(flows): \(out)")
+            #expect((out["msg"] as? String)?.hasPrefix(message) == true, "\(flows): \(out)")
+        }
+        let c = try CNIConfig(json: Data(config(#"[{"name": "rsync", "transport": "tcp", "remote-ip": "10.9.0.0/16", "remote-port": 873, "maxbw": "5M"},"#
+                                               + #" {"name": "off", "transport": "udp", "local-port": 9, "maxbw": 0}, {"name": "b", "maxbw": 2000000}]"#).utf8), command: .add)
+        #expect(c.flows == [FlowCap(name: "rsync", transport: .tcp, remoteIP: try IPPrefix("10.9.0.0/16"), remotePort: 873, maxbw: try Bitrate("5M")),
+                            FlowCap(name: "off", transport: .udp, localPort: 9, maxbw: Bitrate(bitsPerSecond: 0)),
+                            FlowCap(name: "b", maxbw: Bitrate(bitsPerSecond: 2_000_000))])
+    }
+
+    /// Chained protection allows the addresses `prevResult` gives the container's interface —
+    /// not those of another interface in the result — each as a host prefix.
+    @Test func chainedProtectionTakesTheContainerInterfacesAddresses() throws {
+        let eth0 = try InterfaceName(validating: "eth0")
+        let prev: [String: Any] = [
+            "interfaces": [["name": "cni0", "mac": "02:00:00:00:00:01"], ["name": "veth1", "mac": "02:00:00:00:00:02"],
+                           ["name": "eth0", "mac": "02:00:00:00:00:03", "sandbox": "/run/netns/p"], ["name": "eth1", "sandbox": "/run/netns/p"]],
+            "ips": [["address": "10.1.0.5/24", "interface": 2], ["address": "fd00::5/64", "interface": 2],
+                    ["address": "10.2.0.5/24", "interface": 3], ["address": "10.3.0.1/24", "interface": 0], ["address": "10.4.0.1/24", "interface": 9]],
+        ]
+        #expect(try CNIAttachment.containerAddresses(prev, ifname: eth0).map(\.description) == ["10.1.0.5/32", "fd00::5/128"])
+        // 0.4.0-style results may give no interface index: every address is the container's.
+        #expect(try CNIAttachment.containerAddresses(["ips": [["version": "4", "address": "10.1.0.5/24"]]], ifname: eth0).map(\.description) == ["10.1.0.5/32"])
+        #expect(throws: CNIError.self) { try CNIAttachment.containerAddresses(["ips": [["address": "10.1.0.500/24"]]], ifname: eth0) }
+        // protection is accepted chained now; an unknown kind is refused.
+        #expect(throws: Never.self) { try CNIConfig(json: Data(#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "protection": ["mac-nospoof"]}"#.utf8), command: .add) }
+        let (rc, out) = run(env("ADD"), #"{"cniVersion": "1.1.0", "name": "n", "type": "t", "protection": ["mac-spoof"]}"#)
+        #expect(rc == 1 && out["code"] as? Int == 7 && (out["msg"] as? String)?.hasPrefix("protection \"mac-spoof\" is not one Quiver has") == true, "\(out)")
+    }
+
     @Test func gcAttachmentsAreRead() throws {
         let c = try CNIConfig(json: Data(#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "cni.dev/valid-attachments": [{"containerID": "a1", "ifname": "eth0"}]}"#.utf8), command: .gc)
         #expect(c.validAttachments.map { "\($0.containerID)/\($0.ifname)" } == ["a1/eth0"])

@@ -96,7 +96,7 @@ public enum NFTExpression: Sendable, Equatable {
     /// A `meta mark` value as the kernel keeps it in a register (host byte order).
     public static func markBytes(_ mark: UInt32) -> [UInt8] { withUnsafeBytes(of: mark) { Array($0) } }
 
-    static func interfaceName(_ name: String) -> [UInt8] {
+    public static func interfaceName(_ name: String) -> [UInt8] {
         var b = Array(name.utf8.prefix(15))
         b += [UInt8](repeating: 0, count: 16 - b.count)
         return b

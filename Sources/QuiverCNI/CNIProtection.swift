@@ -1,0 +1,97 @@
+import Foundation
+import QuiverKernel
+import QuiverNetlink
+import QuiverProtection
+import QuiverValues
+
+/// Chained `protection`: the attachment's own `bridge` table (``PortGuard``), whose prerouting
+/// chain takes the frames of the host-side device another plugin put on its bridge, named
+/// `qcni-HASH` (HASH: of the tag) and tagged `quiver:cni/CONTAINERID/IFNAME` in its comment — the
+/// full tag, not the hash, proves it is this attachment's. The MAC is the container interface's
+/// as the kernel has it; the allowed addresses are `prevResult`'s addresses of that interface.
+extension CNIAttachment {
+    var guardTable: String { "qcni-" + String(format: "%08x", StableHash.fnv1a32(tag)) }
+
+    /// The addresses `prevResult` gives the container's `ifname` (an entry of `ips` whose
+    /// `interface` is the index of an entry of `interfaces` with that name and a `sandbox`; every
+    /// entry when none says), each as a host prefix.
+    static func containerAddresses(_ prev: [String: Any], ifname: InterfaceName) throws(CNIError) -> [IPPrefix] {
+        let interfaces = prev["interfaces"] as? [[String: Any]] ?? []
+        var out: [IPPrefix] = []
+        for ip in prev["ips"] as? [[String: Any]] ?? [] {
+            if let i = ip["interface"] as? Int {
+                guard interfaces.indices.contains(i), interfaces[i]["name"] as? String == ifname.rawValue,
+                      (interfaces[i]["sandbox"] as? String).map({ !$0.isEmpty }) == true else { continue }
+            }
+            let text = ip["address"] as? String ?? ""
+            do { out.append(try IPPrefix(text).address.hostPrefix) } catch {
+                throw CNIError(.invalidConfig, "prevResult's address \(InvalidValue.quoted(text, limit: 60)): \(error)")
+            }
+        }
+        return out
+    }
+
+    /// The guard for `device`, which must be a bridge port: a routed host side (`ptp`) has no
+    /// bridge hook, and its netdev ingress hook misses what a cap re-injects (``PortGuard``).
+    func portGuard(device: Link, mac: MACAddress, allowed: [IPPrefix], protection: [ProtectionKind], host: NetlinkHandle) throws -> PortGuard {
+        guard let master = device.masterIndex, try host.links(statistics: false).first(where: { $0.index == master })?.kind == "bridge" else {
+            throw CNIError(.invalidConfig, "protection needs \(device.name), the host side of \(containerID)/\(ifname), on a bridge",
+                           details: "chained, quiver-cni protects bridge ports (after the bridge plugin); a routed host side such as ptp's is not one")
+        }
+        return PortGuard(table: guardTable, ownerTag: tag, port: ProtectedPort(
+            device: device.name, tenant: "cni", mac: mac, protection: Set(protection), allowed: allowed,
+            // The runtime, not Quiver, decides whether the container speaks IPv6; a kernel that
+            // gives it a link-local address sends neighbour discovery and MLD from it.
+            ipv6: true))
+    }
+
+    /// ADD: installs the guard (changes nothing when it is current); CHECK: fails unless the
+    /// kernel holds exactly it. With no protection configured, ADD removes an earlier guard and
+    /// CHECK fails while one is left.
+    func protect(_ g: PortGuard?, check: Bool, host: NetworkNamespace?) throws {
+        let firewall = try Firewall(namespace: host)
+        do {
+            guard let g else {
+                if check {
+                    if try firewall.handle.nftTable(PortGuard.family, guardTable).map({ $0.comment?.hasPrefix(tag + " ") == true }) == true {
+                        throw CNIError(.checkFailed, "\(containerID)/\(ifname) has protection rules (table bridge \(guardTable)) that are not configured")
+                    }
+                } else {
+                    try firewall.removePortGuard(table: guardTable, ownerTag: tag)
+                }
+                return
+            }
+            if check {
+                guard try firewall.isCurrent(g) else {
+                    throw CNIError(.checkFailed, "the protection rules of \(containerID)/\(ifname) on \(g.port.device) are not as configured",
+                                   details: "table bridge \(g.table) is missing or differs; ADD makes it again")
+                }
+            } else {
+                try firewall.install(g)
+            }
+        } catch let e as ForeignTableError {
+            throw CNIError(.conflict, "\(e)")
+        }
+    }
+
+    /// A table of the guard's name that is not this attachment's is a conflict (code 100).
+    func guardTableIsNotForeign(host: NetworkNamespace?) throws {
+        do { _ = try Firewall(namespace: host).ownedTable(PortGuard.family, guardTable, ownerTag: tag) } catch let e as ForeignTableError {
+            throw CNIError(.conflict, "\(e)", details: "quiver-cni changed nothing")
+        }
+    }
+
+    /// DEL: the guard goes if it is this attachment's; a table of that name that is not is left.
+    func removeGuard(host: NetworkNamespace?) throws {
+        do { try Firewall(namespace: host).removePortGuard(table: guardTable, ownerTag: tag) } catch is ForeignTableError {}
+    }
+
+    /// GC: every guard tagged by quiver-cni for an attachment not in `keep`, by its comment's tag.
+    static func staleGuards(keep: Set<String>, host: NetworkNamespace?) throws -> [(table: String, attachment: CNIAttachment)] {
+        try Firewall(namespace: host).handle.nftTables(PortGuard.family).compactMap { t in
+            guard let tag = t.comment?.split(separator: " ").first.map(String.init), let a = parse(tag: tag),
+                  t.name == a.guardTable, !keep.contains(a.memberName) else { return nil }
+            return (t.name, a)
+        }
+    }
+}
