@@ -90,7 +90,7 @@ let package = Package(
                           path: "Tests/QuiverFuzz", exclude: ["Seeds", "topology.dict", "lsan.supp"]),
 
         // Test helpers shared by the test targets (witness commands).
-        .target(name: "QuiverTestSupport", path: "Tests/QuiverTestSupport"),
+        .target(name: "QuiverTestSupport", dependencies: ["QuiverValues"], path: "Tests/QuiverTestSupport"),
         .testTarget(name: "QuiverNetlinkTests", dependencies: ["QuiverNetlink", "CNetlink"]),
         .testTarget(name: "QuiverKernelTests", dependencies: ["QuiverKernel", "QuiverNetlink", "CNetlink", "QuiverTestSupport"]),
         .testTarget(name: "QuiverBandwidthTests", dependencies: ["QuiverBandwidth", "QuiverProbe", "QuiverKernel", "QuiverNetlink", "CNetlink"]),

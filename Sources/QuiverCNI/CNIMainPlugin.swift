@@ -11,7 +11,7 @@ import QuiverValues
 /// configured protection.
 enum CNIMainPlugin {
     static func hostName(_ a: CNIAttachment) throws -> InterfaceName {
-        try InterfaceName(validating: "qv" + String(format: "%08x", StableHash.fnv1a32(a.tag)))
+        try InterfaceName(validating: "qv" + StableHash.hex32(a.tag))
     }
 
     /// The IPAM plugin's answer to the same call (ADD or DEL) with the same configuration.
@@ -20,21 +20,10 @@ enum CNIMainPlugin {
         guard let plugin = dirs.map({ "\($0)/\(type)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw CNIError(.invalidConfig, "no IPAM plugin \(InvalidValue.quoted(type)) in CNI_PATH", details: "CNI_PATH is \(InvalidValue.quoted(environment["CNI_PATH"] ?? ""))")
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: plugin)
-        p.environment = environment
-        let input = Pipe(), out = Pipe()
-        p.standardInput = input
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        input.fileHandleForWriting.write(stdin)
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let result = (try? JSONSerialization.jsonObject(with: o) as? [String: Any]) ?? [:]
-        guard p.terminationStatus == 0 else {
-            throw CNIError(.ioFailure, "IPAM plugin \(type) failed: \(result["msg"] as? String ?? "exit \(p.terminationStatus)")", details: result["details"] as? String ?? "")
+        let run = try Spawn.run([plugin], descriptors: [], captureOutput: true, environment: environment, input: [UInt8](stdin))
+        let result = (try? JSONSerialization.jsonObject(with: run.stdout) as? [String: Any]) ?? [:]
+        guard run.status == 0 else {
+            throw CNIError(.ioFailure, "IPAM plugin \(type) failed: \(result["msg"] as? String ?? "exit \(run.status)")", details: result["details"] as? String ?? "")
         }
         return result
     }

@@ -10,7 +10,7 @@ import QuiverValues
 /// full tag, not the hash, proves it is this attachment's. The MAC is the container interface's
 /// as the kernel has it; the allowed addresses are `prevResult`'s addresses of that interface.
 extension CNIAttachment {
-    var guardTable: String { "qcni-" + String(format: "%08x", StableHash.fnv1a32(tag)) }
+    var guardTable: String { "qcni-" + StableHash.hex32(tag) }
 
     /// The addresses `prevResult` gives the container's `ifname` (an entry of `ips` whose
     /// `interface` is the index of an entry of `interfaces` with that name and a `sandbox`; every

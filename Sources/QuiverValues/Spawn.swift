@@ -24,46 +24,76 @@ public enum Spawn {
 
     /// Runs `argv` and waits for it; with `captureOutput`, its standard output is kept (at most
     /// `limit` bytes; more is read and dropped, so the program never blocks on a full pipe).
-    public static func run(_ argv: [String], descriptors: [Int32], captureOutput: Bool, limit: Int = 4 << 20) throws(SpawnError) -> Outcome {
+    /// `environment`: exactly the child's environment (nil: this process's). `input`: what the
+    /// child reads on standard input (nil: /dev/null) — written while its output is read, so a
+    /// child that writes before it has read everything cannot deadlock, and one that exits
+    /// without reading costs no SIGPIPE (the input is a socket, written with MSG_NOSIGNAL).
+    public static func run(_ argv: [String], descriptors: [Int32], captureOutput: Bool, limit: Int = 4 << 20,
+                           environment: [String: String]? = nil, input: [UInt8]? = nil) throws(SpawnError) -> Outcome {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        var errPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], inPair: [Int32] = [-1, -1]
+        func closeAll() { for fd in errPipe + outPipe + inPair where fd >= 0 { close(fd) } }
         guard pipe(&errPipe) == 0 else { throw SpawnError(argv[0], "pipe", errno) }
         if captureOutput, pipe(&outPipe) != 0 {
             let e = errno
-            for fd in errPipe { close(fd) }
+            closeAll()
             throw SpawnError(argv[0], "pipe", e)
         }
-        // Close-on-exec on every end: the child gets the write ends only as its stdout/stderr (dup2).
-        for fd in errPipe + outPipe where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if input != nil, socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &inPair) != 0 {
+            let e = errno
+            closeAll()
+            throw SpawnError(argv[0], "socketpair", e)
+        }
+        // Close-on-exec on every end: the child gets its ends only as 0, 1 and 2 (dup2).
+        for fd in errPipe + outPipe + inPair where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        if input != nil { posix_spawn_file_actions_adddup2(&actions, inPair[1], 0) } else { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
         if captureOutput { posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1) } else { posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0) }
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        let rcClose = place(descriptors, above: max(errPipe.max()!, outPipe.max()!), in: &actions)
+        let rcClose = place(descriptors, above: (errPipe + outPipe + inPair).max()!, in: &actions)
         guard rcClose == 0 else {
-            for fd in errPipe + outPipe where fd >= 0 { close(fd) }
+            closeAll()
             throw SpawnError(argv[0], "posix_spawn_file_actions_addclosefrom_np", rcClose)
         }
         var cargs = argv.map { strdup($0) } + [nil]
         defer { for c in cargs { free(c) } }
+        var envp = environment.map { $0.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer { for c in envp ?? [] { free(c) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &actions, nil, &cargs, environ)
+        let rc = envp == nil ? posix_spawnp(&pid, argv[0], &actions, nil, &cargs, environ)
+            : posix_spawnp(&pid, argv[0], &actions, nil, &cargs, &envp!)
         close(errPipe[1])
         if captureOutput { close(outPipe[1]) }
+        if input != nil { close(inPair[1]) }
         guard rc == 0 else {
             close(errPipe[0])
             if captureOutput { close(outPipe[0]) }
+            if input != nil { close(inPair[0]) }
             throw SpawnError(argv[0], "posix_spawn", rc)
         }
-        // Both pipes are drained together, so neither can fill up while the other is read.
+        // The pipes are drained together, and the input written between reads, so none can fill up.
         var err = Data(), out = Data()
         var open = [errPipe[0]] + (captureOutput ? [outPipe[0]] : [])
+        let toWrite = input ?? []
+        var writer: Int32 = input == nil ? -1 : inPair[0], written = 0
+        if writer >= 0 && toWrite.isEmpty { close(writer); writer = -1 }
+        // Non-blocking: a send blocked on a full socket while the child waits for its output to
+        // be read would deadlock both.
+        if writer >= 0 { _ = fcntl(writer, F_SETFL, fcntl(writer, F_GETFL) | O_NONBLOCK) }
         var buf = [UInt8](repeating: 0, count: 65536)
-        while !open.isEmpty {
+        while !open.isEmpty || writer >= 0 {
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if writer >= 0 { fds.append(pollfd(fd: writer, events: Int16(POLLOUT), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 { if errno == EINTR { continue }; break }
             for p in fds where p.revents != 0 {
+                if p.fd == writer {
+                    let n = toWrite[written...].withUnsafeBytes { send(writer, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+                    if n > 0 { written += n }
+                    if n < 0 || written == toWrite.count { close(writer); writer = -1 }
+                    continue
+                }
                 let n = read(p.fd, &buf, buf.count)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 {

@@ -12,4 +12,10 @@ public enum StableHash {
         for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
         return h
     }
+
+    /// `fnv1a32(s)` as eight lower-case hex digits (what names derived from a tag carry).
+    public static func hex32(_ s: String) -> String {
+        let h = String(fnv1a32(s), radix: 16)
+        return String(repeating: "0", count: 8 - h.count) + h
+    }
 }

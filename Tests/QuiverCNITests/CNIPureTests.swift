@@ -168,6 +168,21 @@ import Testing
         #expect(rc == 1 && out["code"] as? Int == 7 && (out["msg"] as? String)?.hasPrefix("protection \"mac-spoof\" is not one Quiver has") == true, "\(out)")
     }
 
+    /// How quiver-cni starts its IPAM plugin (and tests their chains): exactly the environment
+    /// given; an input far larger than a pipe holds, echoed back whole while it is written (no
+    /// deadlock); a child that exits without reading it costs no SIGPIPE; a missing program is
+    /// an error, not a crash.
+    @Test func pluginsAreSpawnedWithTheirEnvironmentAndInput() throws {
+        let env = try Spawn.run(["/usr/bin/env"], descriptors: [], captureOutput: true, environment: ["CNI_COMMAND": "ADD", "X": "a b"], input: [])
+        #expect(env.status == 0 && String(decoding: env.stdout, as: UTF8.self) == "CNI_COMMAND=ADD\nX=a b\n")
+        let big = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let echoed = try Spawn.run(["/bin/cat"], descriptors: [], captureOutput: true, environment: [:], input: big)
+        #expect(echoed.status == 0 && echoed.stdout == Data(big))
+        let ignored = try Spawn.run(["/bin/true"], descriptors: [], captureOutput: true, environment: [:], input: big)
+        #expect(ignored.status == 0)
+        #expect(throws: SpawnError.self) { try Spawn.run(["/nonexistent/plugin"], descriptors: [], captureOutput: true, environment: [:], input: [1]) }
+    }
+
     @Test func gcAttachmentsAreRead() throws {
         let c = try CNIConfig(json: Data(#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "cni.dev/valid-attachments": [{"containerID": "a1", "ifname": "eth0"}]}"#.utf8), command: .gc)
         #expect(c.validAttachments.map { "\($0.containerID)/\($0.ifname)" } == ["a1/eth0"])
@@ -178,6 +193,9 @@ import Testing
         let a = CNIAttachment(containerID: "c0ffee", ifname: try InterfaceName(validating: "eth1"))
         #expect(a.tag == "quiver:cni/c0ffee/eth1")
         #expect(CNIAttachment.parse(tag: a.tag)?.containerID == "c0ffee")
+        // Derived names: eight hex digits of the tag's hash, leading zeros kept.
+        #expect(a.guardTable == "qcni-" + String(format: "%08x", StableHash.fnv1a32(a.tag)))
+        for i in 0..<2000 { let t = "quiver:cni/c\(i)/eth0"; #expect(StableHash.hex32(t) == String(format: "%08x", StableHash.fnv1a32(t))) }
         for foreign in ["quiver:cap/eth0", "quiver:cni/../eth0", "quiver:cni/a/b/c", "quiver:cni/a/", "quiver:lab/x"] {
             #expect(CNIAttachment.parse(tag: foreign) == nil, "\(foreign)")
         }

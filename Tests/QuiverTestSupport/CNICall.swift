@@ -1,8 +1,9 @@
 import Foundation
+import QuiverValues
 
 /// One CNI plugin call as a runtime makes it: the plugin run in the node's network namespace
-/// (`nsenter`), `CNI_*` in its environment, the configuration on stdin. Tests and bench/cni drive
-/// Debian's plugins and quiver-cni with it.
+/// (`nsenter`, started by ``Spawn``, as quiver-cni starts its IPAM plugin), `CNI_*` in its environment, the
+/// configuration on stdin. Tests and bench/cni drive Debian's plugins and quiver-cni with it.
 public struct CNICall {
     public var status: Int32
     /// stdout as a JSON object (empty when it printed none).
@@ -13,26 +14,14 @@ public struct CNICall {
 
     public init(_ plugin: String, _ command: String, node: String, pod: String?, containerID: String, ifname: String = "eth0",
                 config: [String: Any]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
-        p.arguments = ["--net=/run/netns/\(node)", plugin]
         var env = ["CNI_COMMAND": command, "CNI_CONTAINERID": containerID, "CNI_IFNAME": ifname,
                    "CNI_PATH": Self.pluginDirectory, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"]
         if let pod { env["CNI_NETNS"] = "/run/netns/\(pod)" }
-        p.environment = env
-        let input = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = input
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: config))
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        status = p.terminationStatus
-        result = (try? JSONSerialization.jsonObject(with: o) as? [String: Any]) ?? [:]
-        stderr = String(decoding: e, as: UTF8.self)
+        let run = try Spawn.run(["/usr/bin/nsenter", "--net=/run/netns/\(node)", plugin], descriptors: [], captureOutput: true,
+                                environment: env, input: [UInt8](try JSONSerialization.data(withJSONObject: config)))
+        status = run.status
+        result = (try? JSONSerialization.jsonObject(with: run.stdout) as? [String: Any]) ?? [:]
+        stderr = run.stderr
     }
 
     /// A bridge result's host-side veth (the interface without a sandbox).

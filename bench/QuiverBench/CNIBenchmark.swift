@@ -12,7 +12,10 @@ import QuiverTestSupport
 enum CNIBenchmark {
     static let duration = 4.0
     static let warmup = 1.5
-    static let cni = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("quiver-cni").path
+    /// The plugin under test: `QUIVER_CNI` (bench/cni sets the statically linked build, as it is
+    /// installed), else the one beside this binary.
+    static let cni = ProcessInfo.processInfo.environment["QUIVER_CNI"]
+        ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("quiver-cni").path
     static let bandwidth = CNICall.pluginDirectory + "/bandwidth"
 
     struct Pods {
@@ -45,14 +48,14 @@ enum CNIBenchmark {
     /// ADD of the capping plugin on pod 0; its time in seconds.
     static func add(_ plugin: String, _ p: Pods, rate: Bitrate) throws -> Double {
         let start = Date()
-        let c = try CNICall(plugin, "ADD", node: p.node, pod: p.pods[0], containerID: "bench0", config: config(plugin == cni ? "quiver-cni" : "bandwidth", rate: rate, prev: p.bridge[0]))
+        let c = try CNICall(plugin, "ADD", node: p.node, pod: p.pods[0], containerID: "bench0", config: config(plugin == bandwidth ? "bandwidth" : "quiver-cni", rate: rate, prev: p.bridge[0]))
         guard c.status == 0 else { throw BenchError("\(plugin) ADD: \(c.stderr) \(c.result)") }
         return Date().timeIntervalSince(start)
     }
 
     static func del(_ plugin: String, _ p: Pods, rate: Bitrate) throws -> Double {
         let start = Date()
-        let c = try CNICall(plugin, "DEL", node: p.node, pod: p.pods[0], containerID: "bench0", config: config(plugin == cni ? "quiver-cni" : "bandwidth", rate: rate, prev: p.bridge[0]))
+        let c = try CNICall(plugin, "DEL", node: p.node, pod: p.pods[0], containerID: "bench0", config: config(plugin == bandwidth ? "bandwidth" : "quiver-cni", rate: rate, prev: p.bridge[0]))
         guard c.status == 0 else { throw BenchError("\(plugin) DEL: \(c.stderr)") }
         let t = Date().timeIntervalSince(start)
         // The bandwidth plugin's DEL leaves its TBF and ingress qdisc on the host veth (the veth
@@ -109,6 +112,30 @@ enum CNIBenchmark {
         func range(_ v: [Double]) -> String { String(format: "%.1f–%.1f ms", (v.min() ?? 0) * 1000, (v.max() ?? 0) * 1000) }
         print("\nADD: bandwidth \(range(addTimes[bandwidth] ?? [])), quiver-cni \(range(addTimes[cni] ?? []));  DEL: bandwidth \(range(delTimes[bandwidth] ?? [])), quiver-cni \(range(delTimes[cni] ?? []))")
         try latency(p, into: into)
+    }
+
+    /// bench/cni-latency: ADD then DEL of a 10M cap on one pod, `rounds` times, the plugins
+    /// interleaved within each round: Debian's bandwidth plugin, then each quiver-cni build given
+    /// (label=path). Every call goes through the same harness (a `Process` running `nsenter`, then
+    /// the plugin), so the harness's own cost is in every column alike.
+    static func runLatency(rounds: Int, builds: [(label: String, path: String)]) throws {
+        var p = try Pods()
+        defer { p.tearDown() }
+        let plugins = [("bandwidth", bandwidth)] + builds
+        var adds = [[Double]](repeating: [], count: plugins.count), dels = adds
+        for _ in 0..<rounds {
+            for (i, (_, path)) in plugins.enumerated() {
+                adds[i].append(try add(path, p, rate: .mbit(10)))
+                dels[i].append(try del(path, p, rate: .mbit(10)))
+            }
+        }
+        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
+        func cell(_ v: [Double]) -> String { String(format: "%.1f–%.1f (%.1f)", v.min()! * 1000, v.max()! * 1000, median(v) * 1000) }
+        let rows = plugins.enumerated().map { i, plugin in
+            [plugin.0, cell(adds[i]), String(format: "%.2f", median(adds[i]) / median(adds[0])), cell(dels[i]), String(format: "%.2f", median(dels[i]) / median(dels[0]))]
+        }
+        print("\(rounds) rounds; ms, min–max (median); ratio of medians against the bandwidth plugin")
+        printTable(["plugin", "ADD ms", "ADD ratio", "DEL ms", "DEL ratio"], rows)
     }
 
     /// UDP round trips into the capped pod beside a saturating TCP flow into it.

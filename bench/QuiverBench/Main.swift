@@ -8,7 +8,7 @@ struct QuiverBench {
     static func main() throws {
         let args = Array(CommandLine.arguments.dropFirst())
         guard let suite = args.first else {
-            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | cni [RATE ...] | apply [N ...] | isolation [N ...] | vm [ROUNDS] | vm-jail [ROUNDS] | vm-image [ROUNDS]")
+            print("usage: quiver-bench links [N ...] | bandwidth [RATE ...] | cni [RATE ...] | cni-latency [ROUNDS [LABEL=PATH ...]] | apply [N ...] | isolation [N ...] | vm [ROUNDS] | vm-jail [ROUNDS] | vm-image [ROUNDS]")
             exit(2)
         }
         switch suite {
@@ -18,6 +18,14 @@ struct QuiverBench {
         case "cni":
             let rates = try args.dropFirst().map { try Bitrate($0) }
             try CNIBenchmark.run(rates: rates.isEmpty ? [.mbit(1), .mbit(10), .mbit(100), .gbit(1)] : rates)
+        case "cni-latency":
+            // `quiver-bench cni-latency ROUNDS [LABEL=PATH ...]`: ADD/DEL latency, interleaved.
+            let rounds = args.dropFirst().first.flatMap { Int($0) } ?? 20
+            let builds = args.dropFirst(2).compactMap { a -> (String, String)? in
+                let parts = a.split(separator: "=", maxSplits: 1).map(String.init)
+                return parts.count == 2 ? (parts[0], parts[1]) : nil
+            }
+            try CNIBenchmark.runLatency(rounds: rounds, builds: builds.isEmpty ? [("quiver-cni", CNIBenchmark.cni)] : builds)
         case "bandwidth":
             let rates = try args.dropFirst().map { try Bitrate($0) }
             try BandwidthBenchmark.run(rates: rates.isEmpty ? [.mbit(1), .mbit(5), .mbit(10), .mbit(50), .mbit(100), .gbit(1), .gbit(5)] : rates)
