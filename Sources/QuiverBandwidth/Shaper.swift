@@ -378,13 +378,15 @@ public struct Shaper: Sendable {
     /// Removes a group: detaches its members and deletes its IFBs (only when tagged as its own).
     public func remove(_ group: CapGroup) throws {
         for m in group.members { try detach(device: m.device) }
+        var ours: [InterfaceName] = []
         for d in Direction.allCases {
             guard let l = try handle.linkIfPresent(named: group.ifb(d)) else { continue }
             guard l.alias == group.ownerTag else {
                 throw OwnershipConflict(device: l.name, found: "the name (alias \"\(l.alias ?? "")\")")
             }
-            try handle.deleteLink(group.ifb(d))
+            ours.append(group.ifb(d))
         }
+        try handle.deleteLinksTogether(ours)
     }
 }
 

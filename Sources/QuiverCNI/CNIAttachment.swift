@@ -84,9 +84,7 @@ public struct CNIAttachment: Sendable {
                 try Shaper(handle: host).detach(device: dev)
             }
         }
-        for l in links where l.alias == tag && l.kind == "ifb" {
-            try host.deleteLink(try InterfaceName(validating: l.name))
-        }
+        try host.deleteLinksTogether(try links.filter { $0.alias == tag && $0.kind == "ifb" }.map { try InterfaceName(validating: $0.name) })
         try CNIRecords.remove(recordName)
     }
 }

@@ -50,7 +50,13 @@ public final class Daemon: @unchecked Sendable {
         var failures = 0
         var retryAt: Date?
 
+        /// Which load of the records made it (``SharedView`` keeps a stats reader per serial).
+        let serial: Int
+        private nonisolated(unsafe) static var serials = 0
+
         init(record: PersistentRecord, topology: Topology, fabric: Fabric, desired: DesiredFabric) {
+            Self.serials += 1  // only the loop thread makes these
+            serial = Self.serials
             self.record = record
             self.topology = topology
             self.fabric = fabric
@@ -204,7 +210,7 @@ public final class Daemon: @unchecked Sendable {
     func publish() {
         let topologies = managed.values.map(\.status).sorted { $0.key < $1.key }
         let guestList = guests.values.sorted { ($0.topology, $0.host) < ($1.topology, $1.host) }
-        shared.set(topologies: topologies, guests: guestList, managed: managed.values.map { ($0.fabric, $0.topology) }, startedAt: started)
+        shared.set(topologies: topologies, guests: guestList, managed: managed.values.map { ($0.serial, $0.fabric, $0.topology) }, startedAt: started)
         var s = DaemonStatus(pid: getpid(), startedAt: started, configDirectory: options.store.path)
         s.topologies = topologies
         s.guests = guestList
@@ -254,13 +260,13 @@ final class SharedView: @unchecked Sendable {
     private let lock = NSLock()
     private var topologies: [TopologyStatus] = []
     private var guests: [GuestWatch] = []
-    private var managed: [(Fabric, Topology)] = []
-    /// The readers of the last render (the metrics thread's own, under their own lock).
+    private var managed: [(serial: Int, fabric: Fabric, topology: Topology)] = []
+    /// The readers of the last render by serial (the metrics thread's own, under their own lock).
     private let readerLock = NSLock()
-    private var readers: [StatsReader] = []
+    private var readers: [Int: StatsReader] = [:]
     private var startedAt = Date()
 
-    func set(topologies: [TopologyStatus], guests: [GuestWatch], managed: [(Fabric, Topology)], startedAt: Date) {
+    func set(topologies: [TopologyStatus], guests: [GuestWatch], managed: [(serial: Int, fabric: Fabric, topology: Topology)], startedAt: Date) {
         lock.withLock {
             self.topologies = topologies
             self.guests = guests
@@ -270,16 +276,18 @@ final class SharedView: @unchecked Sendable {
     }
 
     /// Reads every managed topology's counters now, and the daemon's own state. A topology's
-    /// reader is kept while the loop hands over the same topology in the same namespace, so a
-    /// scrape does not plan the fabric again.
+    /// reader is kept while the loop hands over the same load of it (its serial: a record read
+    /// again is a new one), so a scrape does not plan the fabric again.
     func render() -> PrometheusText.Exposition {
         let (t, g, m, s) = lock.withLock { (topologies, guests, managed, startedAt) }
         let known = readerLock.withLock { readers }
-        let current: [StatsReader] = m.compactMap { f, topo in
-            if let r = known.first(where: { $0.topology == topo && $0.fabric.fabricNamespace == f.fabricNamespace }) { return r }
-            return try? StatsReader(f, topo)
+        var kept: [Int: StatsReader] = [:]
+        let current: [StatsReader] = m.compactMap { serial, f, topo in
+            guard let r = known[serial] ?? (try? StatsReader(f, topo)) else { return nil }
+            kept[serial] = r
+            return r
         }
-        readerLock.withLock { readers = current }
+        readerLock.withLock { readers = kept }
         // Queue limits are configuration, not counters: the qdisc dump they need is skipped.
         let stats = current.compactMap { try? $0.read(queueLimits: false) }
         return Metrics.exposition(stats, daemon: Metrics.DaemonView(topologies: t, guests: g, startedAt: s))
