@@ -123,7 +123,7 @@ public enum CNIPlugin {
             }
             for (table, a) in try CNIAttachment.staleGuards(keep: keep, host: host) {
                 try a.removeGuard(host: host)
-                notes.append("quiver-cni: GC removed the protection rules of \(a.containerID)/\(a.ifname) (table bridge \(table))")
+                notes.append("quiver-cni: GC removed the protection rules of \(a.containerID)/\(a.ifname) (tables \(table))")
             }
             return nil
         }

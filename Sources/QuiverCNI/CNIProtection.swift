@@ -4,8 +4,8 @@ import QuiverNetlink
 import QuiverProtection
 import QuiverValues
 
-/// Chained `protection`: the attachment's own `bridge` table (``PortGuard``), whose prerouting
-/// chain takes the frames of the host-side device another plugin put on its bridge, named
+/// Chained `protection`: the attachment's own tables (``PortGuard``) — `bridge` when another
+/// plugin put the host-side device on a bridge, `inet` + `arp` when it is routed (`ptp`) — named
 /// `qcni-HASH` (HASH: of the tag) and tagged `quiver:cni/CONTAINERID/IFNAME` in its comment — the
 /// full tag, not the hash, proves it is this attachment's. The MAC is the container interface's
 /// as the kernel has it; the allowed addresses are `prevResult`'s addresses of that interface.
@@ -31,18 +31,24 @@ extension CNIAttachment {
         return out
     }
 
-    /// The guard for `device`, which must be a bridge port: a routed host side (`ptp`) has no
-    /// bridge hook, and its netdev ingress hook misses what a cap re-injects (``PortGuard``).
+    /// The guard for `device`: a bridge port gets a `bridge` table, a routed device (no master,
+    /// as `ptp` leaves it) an `inet` and an `arp` table. A device enslaved to anything else (a
+    /// bond, a VRF) is refused: its frames' path is not one Quiver has tested.
     func portGuard(device: Link, mac: MACAddress, allowed: [IPPrefix], protection: [ProtectionKind], host: NetlinkHandle) throws -> PortGuard {
-        guard let master = device.masterIndex, try host.links(statistics: false).first(where: { $0.index == master })?.kind == "bridge" else {
-            throw CNIError(.invalidConfig, "protection needs \(device.name), the host side of \(containerID)/\(ifname), on a bridge",
-                           details: "chained, quiver-cni protects bridge ports (after the bridge plugin); a routed host side such as ptp's is not one")
+        var placement = PortGuard.Placement.routed
+        if let master = device.masterIndex {
+            let kind = try host.links(statistics: false).first(where: { $0.index == master })?.kind
+            guard kind == "bridge" else {
+                throw CNIError(.invalidConfig, "protection needs \(device.name), the host side of \(containerID)/\(ifname), on a bridge or routed",
+                               details: "it is enslaved to a \(kind ?? "device") that quiver-cni does not protect through")
+            }
+            placement = .bridgePort
         }
         return PortGuard(table: guardTable, ownerTag: tag, port: ProtectedPort(
             device: device.name, tenant: "cni", mac: mac, protection: Set(protection), allowed: allowed,
             // The runtime, not Quiver, decides whether the container speaks IPv6; a kernel that
             // gives it a link-local address sends neighbour discovery and MLD from it.
-            ipv6: true))
+            ipv6: true), placement: placement)
     }
 
     /// ADD: installs the guard (changes nothing when it is current); CHECK: fails unless the
@@ -53,8 +59,8 @@ extension CNIAttachment {
         do {
             guard let g else {
                 if check {
-                    if try firewall.handle.nftTable(PortGuard.family, guardTable).map({ $0.comment?.hasPrefix(tag + " ") == true }) == true {
-                        throw CNIError(.checkFailed, "\(containerID)/\(ifname) has protection rules (table bridge \(guardTable)) that are not configured")
+                    for f in PortGuard.allFamilies where try firewall.ownedTable(f, guardTable, ownerTag: tag) != nil {
+                        throw CNIError(.checkFailed, "\(containerID)/\(ifname) has protection rules (table \(f.name) \(guardTable)) that are not configured")
                     }
                 } else {
                     try firewall.removePortGuard(table: guardTable, ownerTag: tag)
@@ -64,7 +70,7 @@ extension CNIAttachment {
             if check {
                 guard try firewall.isCurrent(g) else {
                     throw CNIError(.checkFailed, "the protection rules of \(containerID)/\(ifname) on \(g.port.device) are not as configured",
-                                   details: "table bridge \(g.table) is missing or differs; ADD makes it again")
+                                   details: "table \(g.families.map(\.name).joined(separator: " and ")) \(g.table) is missing or differs; ADD makes it again")
                 }
             } else {
                 try firewall.install(g)
@@ -76,7 +82,10 @@ extension CNIAttachment {
 
     /// A table of the guard's name that is not this attachment's is a conflict (code 100).
     func guardTableIsNotForeign(host: NetworkNamespace?) throws {
-        do { _ = try Firewall(namespace: host).ownedTable(PortGuard.family, guardTable, ownerTag: tag) } catch let e as ForeignTableError {
+        do {
+            let firewall = try Firewall(namespace: host)
+            for f in PortGuard.allFamilies { _ = try firewall.ownedTable(f, guardTable, ownerTag: tag) }
+        } catch let e as ForeignTableError {
             throw CNIError(.conflict, "\(e)", details: "quiver-cni changed nothing")
         }
     }
@@ -88,9 +97,10 @@ extension CNIAttachment {
 
     /// GC: every guard tagged by quiver-cni for an attachment not in `keep`, by its comment's tag.
     static func staleGuards(keep: Set<String>, host: NetworkNamespace?) throws -> [(table: String, attachment: CNIAttachment)] {
-        try Firewall(namespace: host).handle.nftTables(PortGuard.family).compactMap { t in
-            guard let tag = t.comment?.split(separator: " ").first.map(String.init), let a = parse(tag: tag),
-                  t.name == a.guardTable, !keep.contains(a.memberName) else { return nil }
+        var seen = Set<String>()
+        return try Firewall(namespace: host).handle.nftTables().compactMap { t in
+            guard PortGuard.allFamilies.contains(t.family), let tag = t.comment?.split(separator: " ").first.map(String.init), let a = parse(tag: tag),
+                  t.name == a.guardTable, !keep.contains(a.memberName), seen.insert(t.name).inserted else { return nil }
             return (t.name, a)
         }
     }

@@ -48,6 +48,13 @@ public struct Firewall: Sendable {
 
     public init(handle: NetlinkHandle) { self.handle = handle }
 
+    /// The table `name` of `family` if it is there; throws when its comment lacks `ownerTag`.
+    public func ownedTable(_ family: NFTFamily, _ name: String, ownerTag: String) throws -> NFTTable? {
+        guard let t = try handle.nftTable(family, name) else { return nil }
+        guard t.comment?.hasPrefix(ownerTag + " ") == true else { throw ForeignTableError(family: family, table: name, comment: t.comment) }
+        return t
+    }
+
     /// The topology's tables (bridge; netdev for macvtaps; inet for a node's underlay guard),
     /// each nil if absent; throws if one exists and is not ours.
     public func tables(_ table: String, ownerTag: String) throws -> (bridge: NFTTable?, netdev: NFTTable?, inet: NFTTable?) {

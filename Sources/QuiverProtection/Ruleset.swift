@@ -276,6 +276,26 @@ public struct Ruleset: Sendable, Equatable {
             }
         }
 
+        /// `vnic/DEV/arp` under ip-nospoof: Ethernet/IPv4 ARP only (htype 1, ptype 0x0800, hlen 6,
+        /// plen 4, so that the offsets below mean anything), its sender MAC the VNIC's under
+        /// mac-nospoof, its sender address one of the allowed ones or 0.0.0.0 (probes).
+        mutating func arpSources(_ ca: String, _ p: ProtectedPort) {
+            let ip = p.counterName(.ipNospoof)
+            rule(ca, [.payload(.network, offset: 0, length: 6), .compare(equal: false, [0, 1, 8, 0, 6, 4])] + Self.drop(ip))
+            if p.protection.contains(.macNospoof) { rule(ca, Self.arpSenderMAC(p)) }
+            for a in p.allowed.filter({ $0.address.isV4 }) + [IPAddress(0, 0, 0, 0).hostPrefix] {
+                rule(ca, NFTMatch.prefix(.payload(.network, offset: 14, length: 4), a.network.address.bytes, bits: a.length)
+                     + [.verdict(.accept)])
+            }
+            rule(ca, Self.drop(ip))
+        }
+
+        /// The ARP sender hardware address (Ethernet/IPv4 ARP: after 8 bytes of header) is not
+        /// the VNIC's: counted in `DEV/mac` and dropped.
+        static func arpSenderMAC(_ p: ProtectedPort) -> [NFTExpression] {
+            [.payload(.network, offset: 8, length: 6), .compare(equal: false, p.mac.bytes)] + drop(p.counterName(.macNospoof))
+        }
+
         /// `vnic/DEV` and its sub-chains and counters: what the VNIC may send.
         mutating func protectionChains(_ p: ProtectedPort) {
             let f = family
@@ -287,8 +307,7 @@ public struct Ruleset: Sendable, Equatable {
             }
             let mac = p.mac.bytes
             let ip = ProtectionKind.ipNospoof, macKind = ProtectionKind.macNospoof
-            // ARP sender hardware address (Ethernet/IPv4 ARP: after 8 bytes of header).
-            let arpSenderMAC: [NFTExpression] = [.payload(.network, offset: 8, length: 6), .compare(equal: false, mac)] + drop(p.counterName(macKind))
+            let arpSenderMAC = Self.arpSenderMAC(p)
             let nd = chain + "/nd"
             if p.hasNeighbourDiscoveryChain {
                 requests.append(NFTChainRequest.add(f, table: table, nd))
@@ -326,15 +345,7 @@ public struct Ruleset: Sendable, Equatable {
                      + [.verdict(.accept)])
                 rule(c4, drop(p.counterName(ip)))
                 ipv6Sources(c6, p)
-                // ARP must be Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4) for the
-                // offsets below to mean anything.
-                rule(ca, [.payload(.network, offset: 0, length: 6), .compare(equal: false, [0, 1, 8, 0, 6, 4])] + drop(p.counterName(ip)))
-                if p.protection.contains(macKind) { rule(ca, arpSenderMAC) }
-                for a in v4 + [IPAddress(0, 0, 0, 0).hostPrefix] {
-                    rule(ca, NFTMatch.prefix(.payload(.network, offset: 14, length: 4), a.network.address.bytes, bits: a.length)
-                         + [.verdict(.accept)])
-                }
-                rule(ca, drop(p.counterName(ip)))
+                arpSources(ca, p)
             }
             if p.protection.contains(.restricted) {
                 if !p.protection.contains(ip) {

@@ -314,29 +314,74 @@ import Testing
         for (i, p) in [p1, p2, p3].enumerated() { _ = try call(node, "\(Self.plugins)/bridge", "DEL", pod: p, id: "cp\(i + 1)", config: bridgeConfig(node)) }
     }
 
-    /// After `ptp` the host side is routed, not a bridge port: protection is refused (code 7)
-    /// before anything is made; caps alone still work there.
-    @Test func protectionAfterPtpIsRefusedWithNothingMade() throws {
+    /// After `ptp` the host side is routed: protection is an `inet` and an `arp` table on it.
+    /// With caps on (what the pod sends then goes through an IFB): the pod's own traffic is
+    /// routed to the other pod; another source IP, another source MAC and an ARP with another
+    /// sender address are dropped and counted. CHECK sees both tables; DEL removes both.
+    @Test func protectionAfterPtpHoldsOnTheRoutedHostSide() throws {
         guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/ptp") else {
             Issue.record("containernetworking-plugins is not installed (scripts/setup.sh installs it)")
             return
         }
         let node = try Node()
-        let pod = try node.pod(1)
+        let p1 = try node.pod(1), p2 = try node.pod(2)
         let ptp: [String: Any] = ["cniVersion": "1.0.0", "name": "qcn", "type": "ptp", "ipMasq": false,
                                   "ipam": ["type": "host-local", "subnet": "10.223.0.0/24", "dataDir": node.dataDir]]
-        let (rc, prev, err) = try call(node, "\(Self.plugins)/ptp", "ADD", pod: pod, id: "pt1", config: ptp)
-        #expect(rc == 0, "ptp ADD: \(err)")
-        var c = quiverConfig(prev, ingress: 10_000_000, egress: 10_000_000)
-        c["protection"] = ["ip-nospoof"]
-        let q = try call(node, Self.cni, "ADD", pod: pod, id: "pt1", config: c)
-        #expect(q.0 != 0 && q.1["code"] as? Int == 7 && (q.1["msg"] as? String)?.contains("on a bridge") == true, "\(q.1)")
-        #expect(try taggedIFBs(node).isEmpty)
-        #expect(try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "tables"]).isEmpty)
-        c["protection"] = nil
-        #expect(try call(node, Self.cni, "ADD", pod: pod, id: "pt1", config: c).0 == 0)
+        var results: [[String: Any]] = []
+        for (i, p) in [p1, p2].enumerated() {
+            let (rc, prev, err) = try call(node, "\(Self.plugins)/ptp", "ADD", pod: p, id: "pt\(i + 1)", config: ptp)
+            #expect(rc == 0, "ptp ADD: \(err)")
+            results.append(prev)
+        }
+        var c = quiverConfig(results[0], ingress: 50_000_000, egress: 50_000_000)
+        c["protection"] = ["mac-nospoof", "ip-nospoof"]
+        let q = try call(node, Self.cni, "ADD", pod: p1, id: "pt1", config: c)
+        #expect(q.0 == 0, "\(q.2) \(q.1)")
         #expect(try taggedIFBs(node).count == 2)
-        #expect(try call(node, Self.cni, "DEL", pod: pod, id: "pt1", config: c).0 == 0)
-        _ = try call(node, "\(Self.plugins)/ptp", "DEL", pod: pod, id: "pt1", config: ptp)
+        let table = CNIAttachment(containerID: "pt1", ifname: try InterfaceName(validating: "eth0")).guardTable
+        let tables = try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "tables"])
+        #expect(tables.contains("table inet \(table)") && tables.contains("table arp \(table)") && !tables.contains("table bridge"), "\(tables)")
+        guard let veth1 = hostVeth(results[0]) else { Issue.record("no host veth in \(results[0])"); return }
+
+        let a1 = try address(results[0]), a2 = try address(results[1])
+        let gateway = try IPAddress(((results[0]["ips"] as? [[String: Any]])?.first?["gateway"] as? String) ?? "")
+        // The pod's own traffic is routed to the other pod (and warms the node's ARP entry for it).
+        #expect(try UDPRoundTrip(from: .named(p1), to: .named(p2), address: a2, count: 10, interval: 0.01).run().lost == 0)
+        let mac1 = try #require(try NetlinkHandle(namespace: .named(p1)).link(named: "eth0").mac)
+        let gwMAC = try #require(try NetlinkHandle(namespace: .named(node.host)).link(named: try InterfaceName(validating: veth1)).mac)
+        let sender = try PacketSocket(in: .named(p1), device: "eth0"), receiver = try PacketSocket(in: .named(p2), device: "eth0")
+        func counter(_ family: String, _ kind: String) throws -> Int {
+            let text = try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "counter", family, table, "\(veth1)/\(kind)"])
+            return text.split(whereSeparator: { $0.isWhitespace }).drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) } ?? -1
+        }
+        let cases: [(String, MACAddress, IPAddress, Int, String?)] = [
+            ("own", mac1, a1, 20, nil),
+            ("spoofed IP", mac1, try IPAddress("10.223.0.250"), 0, "ip"),
+            ("spoofed MAC", MACAddress(0x02, 0xde, 0xad, 0, 0, 2), a1, 0, "mac"),
+        ]
+        for (what, mac, ip, seen, kind) in cases {
+            let before = try kind.map { try counter("inet", $0) } ?? 0
+            let marker = Frames.marker()
+            receiver.drain()
+            #expect(sender.send(Frames.udp4(dstMAC: gwMAC, srcMAC: mac, src: ip, dst: a2, marker), count: 20) == 20)
+            #expect(receiver.count(containing: marker, expected: 20) == seen, "\(what): pod2 saw the wrong number of packets")
+            if let kind { let after = try counter("inet", kind); #expect(after == before + 20, "\(what): counter \(kind) went from \(before) to \(after)") }
+        }
+        // ARP from another sender address: the arp table drops and counts it.
+        let arpBefore = try counter("arp", "ip")
+        #expect(sender.send(Frames.arpRequest(ethernetSource: mac1, senderMAC: mac1, senderIP: try IPAddress("10.223.0.251"), target: gateway), count: 20) == 20)
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(try counter("arp", "ip") == arpBefore + 20)
+        let neighbours = try witnessText(["ip", "-n", node.host, "neigh", "show", "dev", veth1])
+        #expect(!neighbours.contains("10.223.0.251"), "the spoofed ARP reached the node's neighbour table: \(neighbours)")
+
+        // CHECK passes; without the arp table it fails; DEL removes both tables and the caps.
+        #expect(try call(node, Self.cni, "CHECK", pod: p1, id: "pt1", config: c).0 == 0)
+        _ = try witnessText(["ip", "netns", "exec", node.host, "nft", "delete", "table", "arp", table])
+        #expect(try call(node, Self.cni, "CHECK", pod: p1, id: "pt1", config: c).1["code"] as? Int == 101)
+        #expect(try call(node, Self.cni, "DEL", pod: p1, id: "pt1", config: c).0 == 0)
+        #expect(try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "tables"]).isEmpty)
+        #expect(try taggedIFBs(node).isEmpty)
+        for (i, p) in [p1, p2].enumerated() { _ = try call(node, "\(Self.plugins)/ptp", "DEL", pod: p, id: "pt\(i + 1)", config: ptp) }
     }
 }

@@ -8,6 +8,8 @@ public enum NFTHook: Sendable, Equatable {
     case ingress
     /// netdev family only: a device's egress (frames the device transmits).
     case egress
+    /// arp family only: ARP packets the host receives (`hook input` in nft's arp family).
+    case arpIn
 
     var number: UInt32 {
         switch self {
@@ -18,6 +20,7 @@ public enum NFTHook: Sendable, Equatable {
         case .postrouting: return UInt32(NF_INET_POST_ROUTING.rawValue)
         case .ingress: return UInt32(NF_NETDEV_INGRESS.rawValue)
         case .egress: return UInt32(NF_NETDEV_EGRESS.rawValue)
+        case .arpIn: return 0  // NF_ARP_IN
         }
     }
 }
