@@ -71,11 +71,49 @@ import Testing
             .filter { $0.contains("alias quiver:cni/") || $0.contains("alias quiver:cni-tenant/") }.map { String($0.trimmingCharacters(in: .whitespaces)) }
     }
 
-    @Test func chainedAfterBridgeCapsBothWaysChecksDeletesAndCollects() throws {
-        guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/bridge") else {
+    /// Debian's plugin `name` is there (scripts/setup.sh installs containernetworking-plugins);
+    /// a test without it records why.
+    func pluginInstalled(_ name: String) -> Bool {
+        guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/\(name)") else {
             Issue.record("containernetworking-plugins is not installed (scripts/setup.sh installs it)")
-            return
+            return false
         }
+        return true
+    }
+
+    /// The packets of the named counter `name` of the node's table FAMILY TABLE, as nft lists it.
+    func nftCounter(_ node: Node, _ family: String, _ table: String, _ name: String) throws -> Int {
+        let text = try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "counter", family, table, name])
+        return text.split(whereSeparator: { $0.isWhitespace }).drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) } ?? -1
+    }
+
+    /// 20 UDP frames from pod `from`'s eth0 to `dst` (next hop `via`) for each case: with its own
+    /// MAC and address all 20 reach pod `to`; with another source address, or another source
+    /// MAC, none does and the guard's counter `DEVICE/ip` or `DEVICE/mac` (table FAMILY TABLE)
+    /// grows by exactly 20.
+    func expectSpoofsDropped(_ node: Node, family: String, table: String, device: String, from: String, to: String, via: MACAddress,
+                             own: (MACAddress, IPAddress), dst: IPAddress, otherIP: IPAddress) throws {
+        let sender = try PacketSocket(in: .named(from), device: "eth0"), receiver = try PacketSocket(in: .named(to), device: "eth0")
+        let cases: [(String, MACAddress, IPAddress, Int, String?)] = [
+            ("own", own.0, own.1, 20, nil),
+            ("spoofed IP", own.0, otherIP, 0, "ip"),
+            ("spoofed MAC", MACAddress(0x02, 0xde, 0xad, 0, 0, 1), own.1, 0, "mac"),
+        ]
+        for (what, mac, ip, seen, kind) in cases {
+            let before = try kind.map { try nftCounter(node, family, table, "\(device)/\($0)") } ?? 0
+            let marker = Frames.marker()
+            receiver.drain()
+            #expect(sender.send(Frames.udp4(dstMAC: via, srcMAC: mac, src: ip, dst: dst, marker), count: 20) == 20)
+            #expect(receiver.count(containing: marker, expected: 20) == seen, "\(what): \(to) saw the wrong number of frames")
+            if let kind {
+                let after = try nftCounter(node, family, table, "\(device)/\(kind)")
+                #expect(after == before + 20, "\(what): counter \(kind) went from \(before) to \(after)")
+            }
+        }
+    }
+
+    @Test func chainedAfterBridgeCapsBothWaysChecksDeletesAndCollects() throws {
+        guard pluginInstalled("bridge") else { return }
         let node = try Node()
         let p1 = try node.pod(1), p2 = try node.pod(2), p3 = try node.pod(3)
         // pod1: 10M in, 20M out, with Kubernetes' default burst of 2³¹−1 bits; pod2 uncapped-ish.
@@ -154,10 +192,7 @@ import Testing
     /// once to a third pod get 30M together and pod1 its floor. CHECK sees the group; DEL of one
     /// leaves the other capped; DEL of the last removes the tenant's IFBs.
     @Test func tenantAggregateAndFloorAcrossAttachments() throws {
-        guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/bridge") else {
-            Issue.record("containernetworking-plugins is not installed (scripts/setup.sh installs it)")
-            return
-        }
+        guard pluginInstalled("bridge") else { return }
         let node = try Node()
         let pods = try (1...3).map { try node.pod($0) }
         func tenantConfig(_ prev: [String: Any]?, floor: String?) -> [String: Any] {
@@ -214,10 +249,7 @@ import Testing
     /// it and ADD repairs it; a foreign table of its name is a conflict with nothing changed; DEL
     /// and GC remove exactly the attachment's table.
     @Test func chainedProtectionDropsSpoofsAndFlowsHaveTheirOwnCaps() throws {
-        guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/bridge") else {
-            Issue.record("containernetworking-plugins is not installed (scripts/setup.sh installs it)")
-            return
-        }
+        guard pluginInstalled("bridge") else { return }
         let node = try Node()
         let p1 = try node.pod(1), p2 = try node.pod(2), p3 = try node.pod(3)
         func protectedConfig(_ prev: [String: Any]?) -> [String: Any] {
@@ -247,24 +279,8 @@ import Testing
         let a1 = try address(bridged[0]), a2 = try address(bridged[1])
         let mac1 = try #require(try NetlinkHandle(namespace: .named(p1)).link(named: "eth0").mac)
         let mac2 = try #require(try NetlinkHandle(namespace: .named(p2)).link(named: "eth0").mac)
-        let sender = try PacketSocket(in: .named(p1), device: "eth0"), receiver = try PacketSocket(in: .named(p2), device: "eth0")
-        func counter(_ kind: String) throws -> Int {
-            let text = try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "counter", "bridge", table, "\(veth1)/\(kind)"])
-            return text.split(whereSeparator: { $0.isWhitespace }).drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) } ?? -1
-        }
-        let cases: [(String, MACAddress, IPAddress, Int, String?)] = [
-            ("own", mac1, a1, 20, nil),
-            ("spoofed IP", mac1, try IPAddress("10.222.0.250"), 0, "ip"),
-            ("spoofed MAC", MACAddress(0x02, 0xde, 0xad, 0, 0, 1), a1, 0, "mac"),
-        ]
-        for (what, mac, ip, seen, kind) in cases {
-            let before = try kind.map(counter) ?? 0
-            let marker = Frames.marker()
-            receiver.drain()
-            #expect(sender.send(Frames.udp4(dstMAC: mac2, srcMAC: mac, src: ip, dst: a2, marker), count: 20) == 20)
-            #expect(receiver.count(containing: marker, expected: 20) == seen, "\(what): pod2 saw the wrong number of frames")
-            if let kind { let after = try counter(kind); #expect(after == before + 20, "\(what): counter \(kind) went from \(before) to \(after)") }
-        }
+        try expectSpoofsDropped(node, family: "bridge", table: table, device: veth1, from: p1, to: p2, via: mac2, own: (mac1, a1), dst: a2,
+                                otherIP: try IPAddress("10.222.0.250"))
         // pod1 still reaches pod2 (ARP and IP from its own addresses pass).
         #expect(try UDPRoundTrip(from: .named(p1), to: .named(p2), address: a2, count: 10, interval: 0.01).run().lost == 0)
 
@@ -319,10 +335,7 @@ import Testing
     /// routed to the other pod; another source IP, another source MAC and an ARP with another
     /// sender address are dropped and counted. CHECK sees both tables; DEL removes both.
     @Test func protectionAfterPtpHoldsOnTheRoutedHostSide() throws {
-        guard FileManager.default.isExecutableFile(atPath: "\(Self.plugins)/ptp") else {
-            Issue.record("containernetworking-plugins is not installed (scripts/setup.sh installs it)")
-            return
-        }
+        guard pluginInstalled("ptp") else { return }
         let node = try Node()
         let p1 = try node.pod(1), p2 = try node.pod(2)
         let ptp: [String: Any] = ["cniVersion": "1.0.0", "name": "qcn", "type": "ptp", "ipMasq": false,
@@ -349,24 +362,10 @@ import Testing
         #expect(try UDPRoundTrip(from: .named(p1), to: .named(p2), address: a2, count: 10, interval: 0.01).run().lost == 0)
         let mac1 = try #require(try NetlinkHandle(namespace: .named(p1)).link(named: "eth0").mac)
         let gwMAC = try #require(try NetlinkHandle(namespace: .named(node.host)).link(named: try InterfaceName(validating: veth1)).mac)
-        let sender = try PacketSocket(in: .named(p1), device: "eth0"), receiver = try PacketSocket(in: .named(p2), device: "eth0")
-        func counter(_ family: String, _ kind: String) throws -> Int {
-            let text = try witnessText(["ip", "netns", "exec", node.host, "nft", "list", "counter", family, table, "\(veth1)/\(kind)"])
-            return text.split(whereSeparator: { $0.isWhitespace }).drop { $0 != "packets" }.dropFirst().first.flatMap { Int($0) } ?? -1
-        }
-        let cases: [(String, MACAddress, IPAddress, Int, String?)] = [
-            ("own", mac1, a1, 20, nil),
-            ("spoofed IP", mac1, try IPAddress("10.223.0.250"), 0, "ip"),
-            ("spoofed MAC", MACAddress(0x02, 0xde, 0xad, 0, 0, 2), a1, 0, "mac"),
-        ]
-        for (what, mac, ip, seen, kind) in cases {
-            let before = try kind.map { try counter("inet", $0) } ?? 0
-            let marker = Frames.marker()
-            receiver.drain()
-            #expect(sender.send(Frames.udp4(dstMAC: gwMAC, srcMAC: mac, src: ip, dst: a2, marker), count: 20) == 20)
-            #expect(receiver.count(containing: marker, expected: 20) == seen, "\(what): pod2 saw the wrong number of packets")
-            if let kind { let after = try counter("inet", kind); #expect(after == before + 20, "\(what): counter \(kind) went from \(before) to \(after)") }
-        }
+        try expectSpoofsDropped(node, family: "inet", table: table, device: veth1, from: p1, to: p2, via: gwMAC, own: (mac1, a1), dst: a2,
+                                otherIP: try IPAddress("10.223.0.250"))
+        let sender = try PacketSocket(in: .named(p1), device: "eth0")
+        func counter(_ family: String, _ kind: String) throws -> Int { try nftCounter(node, family, table, "\(veth1)/\(kind)") }
         // ARP from another sender address: the arp table drops and counts it.
         let arpBefore = try counter("arp", "ip")
         #expect(sender.send(Frames.arpRequest(ethernetSource: mac1, senderMAC: mac1, senderIP: try IPAddress("10.223.0.251"), target: gateway), count: 20) == 20)
