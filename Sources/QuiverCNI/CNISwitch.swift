@@ -44,12 +44,15 @@ struct CNISwitch {
 
     /// Records `ports` and makes the switch's table hold exactly their rules (none: no table).
     func install(_ ports: [Port], on host: NetworkNamespace?) throws {
-        try CNIRecords.write(recordName, ports)
         let firewall = try Firewall(namespace: host)
         guard !ports.isEmpty else {
+            // The last port gone: no table and no record (a later namespace may reuse the inode
+            // the records directory is named after).
             try firewall.remove(table: table, ownerTag: tag)
+            try CNIRecords.remove(recordName)
             return
         }
+        try CNIRecords.write(recordName, ports)
         try firewall.install(ruleset(ports))
     }
 

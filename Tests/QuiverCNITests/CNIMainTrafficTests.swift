@@ -77,6 +77,10 @@ import Testing
         #expect(!left.contains("qv") && !left.contains("qtf-") && !left.contains("qtt-"), "\(left)")
         #expect((try? witnessText(["ip", "netns", "exec", node.host, "nft", "list", "table", "bridge", "cni-\(sw)"])) == nil)
         #expect(try witnessText(["ip", "-n", pods[0], "-br", "link"]).contains("eth0") == false)
+        // No record of the switch is left either (the records directory is named after the
+        // node namespace's inode, which a later namespace may reuse).
+        let records = try witnessText(["ip", "netns", "exec", node.host, "sh", "-c", "ls /run/quiver/cni/net-$(stat -L -c %i /proc/self/ns/net) 2>/dev/null || true"])
+        #expect(!records.contains("switch-\(sw).json"), "records left: \(records)")
 
         // A foreign bridge of that name is never used.
         let foreign = "qcmf-\(node.tag)"
