@@ -26,8 +26,13 @@ extension Fabric {
         let existing = Set(NetworkNamespace.listNamed())
         let namespaces = Array(Set(desired.vnics.map(\.namespace))).filter { existing.contains($0) }.sorted()
         var hostLinks: [String: [Link]] = [:]
-        for (ns, h) in zip(namespaces, try NetlinkHandle.open(namespaces: namespaces.map(NetworkNamespace.named))) {
-            hostLinks[ns] = try h.links()
+        // A namespace deleted between the listing and the read (a destroy running meanwhile) is
+        // one whose ends are gone: its rows show no peer, not an error for the whole table.
+        let handles = (try? NetlinkHandle.open(namespaces: namespaces.map(NetworkNamespace.named)))
+            ?? namespaces.map { try? NetlinkHandle(namespace: .named($0)) }
+        for (ns, h) in zip(namespaces, handles) {
+            guard let h else { continue }
+            do { hostLinks[ns] = try h.links() } catch where !NetworkNamespace.named(ns).exists { continue }
         }
         var rows: [VNICRow] = []
         for tenant in t.tenants {

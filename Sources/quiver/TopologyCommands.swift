@@ -241,8 +241,19 @@ struct ShowCommand: ParsableCommand {
 
     func run() throws {
         let f = try fabric.open()
-        let topologies = try target.map { [try fabric.place(try loadTopology(try topologyFile($0)), on: f)] } ?? appliedTopologies()
-        let rows = try topologies.flatMap { try f.show($0) }
+        let rows: [VNICRow]
+        if let target {
+            rows = try f.show(try fabric.place(try loadTopology(try topologyFile(target)), on: f))
+        } else {
+            // Every applied topology: one that cannot be read now (destroyed or changed while
+            // this runs) is left out with a note, as one whose file no longer reads is.
+            rows = try appliedTopologies().flatMap { t -> [VNICRow] in
+                do { return try f.show(t) } catch {
+                    FileHandle.standardError.write(Data("quiver: note: topology \(t.name) left out: \(error)\n".utf8))
+                    return []
+                }
+            }
+        }
         switch output {
         case .json: print(try renderJSON(rows))
         case .table:

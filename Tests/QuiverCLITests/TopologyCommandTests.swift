@@ -132,7 +132,8 @@ import Testing
             let oneRows = try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as? [[String: Any]] ?? []
             #expect(oneRows.compactMap { $0["link"] as? String } == ["\(b)-h0-n0"])
             let table = try quiver(["show"] + fab)
-            #expect(table.stdout.hasPrefix("VNIC") && table.stdout.contains("\(a)-h1-n0") && table.stdout.contains("\(b)-h0-n0"))
+            #expect(table.stdout.hasPrefix("VNIC") && table.stdout.contains("\(a)-h1-n0") && table.stdout.contains("\(b)-h0-n0"),
+                    "exit \(table.status): \(table.stdout.prefix(400)) \(table.stderr.prefix(400))")
             #expect(try quiver(["destroy", a] + fab).status == 0)
             #expect(try quiver(["destroy", b] + fab).status == 0)
         }
