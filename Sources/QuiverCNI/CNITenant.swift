@@ -75,7 +75,10 @@ public struct CNITenant: Sendable, Equatable {
     /// `member` joins (or changes in) the tenant's group; the group is applied — or, with
     /// `compareOnly`, compared — as a whole.
     func join(_ member: CapMember, on host: NetlinkHandle, compareOnly: Bool = false) throws -> ShapingReport {
-        var members = try Self.load(name)?.members.filter { $0.name != member.name } ?? []
+        // A recorded member whose device is gone (its pod deleted without a DEL, or a record left
+        // in a directory whose namespace inode was reused) is not one any more.
+        let present = Set(try host.links(statistics: false).map(\.name))
+        var members = try Self.load(name)?.members.filter { $0.name != member.name && present.contains($0.device.rawValue) } ?? []
         members.append(member)
         members.sort { $0.name < $1.name }
         let g = try group(members: members)

@@ -207,6 +207,15 @@ import Testing
             #expect(rc == 0, "\(err)")
             results.append(b)
         }
+        // A stale record of the tenant, as a node namespace whose inode is reused may find: a
+        // member whose device is gone. It is no member any more; the ADDs still work.
+        var st = stat()
+        #expect(stat("/run/netns/\(node.host)", &st) == 0)
+        let records = "/run/quiver/cni/net-\(st.st_ino)"
+        try FileManager.default.createDirectory(atPath: records, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let stale = try CNITenant(name: "acme", maxbw: try Bitrate("30M")).group(members: [
+            CapMember(name: "gone/eth0", device: try InterfaceName(validating: "vethgone0"), mac: MACAddress(2, 0, 0, 0, 0, 9))])
+        try JSONEncoder().encode(stale).write(to: URL(fileURLWithPath: "\(records)/tenant-acme.json"))
         for i in 0..<2 {
             let q = try call(node, Self.cni, "ADD", pod: pods[i], id: "t\(i)", config: tenantConfig(results[i], floor: i == 0 ? "20M" : nil))
             #expect(q.0 == 0, "\(q.2) \(q.1)")
