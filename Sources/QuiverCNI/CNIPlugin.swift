@@ -83,7 +83,9 @@ public enum CNIPlugin {
                 guardRules = try a.portGuard(device: device, mac: mac, allowed: try CNIAttachment.containerAddresses(prev, ifname: a.ifname),
                                              protection: config.protection, host: handle)
             }
-            if config.switchName == nil { try a.guardTableIsNotForeign(host: host) }
+            // Chained: one netfilter socket for the check before the caps and the rules after them.
+            let firewall = config.switchName == nil ? try Firewall(namespace: host) : nil
+            if let firewall { try a.guardTableIsNotForeign(firewall) }
             if let t = config.tenant {
                 try tenantMember(a, t, config, device: device, containerMAC: inside.mac, handle: handle, check: env.command == .check)
             } else if config.bandwidth != nil || !config.flows.isEmpty {
@@ -101,7 +103,7 @@ public enum CNIPlugin {
                 // No rate and no flow: nothing to cap, and nothing left of an earlier ADD's caps.
                 try a.remove(on: handle)
             }
-            if config.switchName == nil { try a.protect(guardRules, check: env.command == .check, host: host) }
+            if let firewall { try a.protect(guardRules, check: env.command == .check, firewall: firewall) }
             guard env.command == .add else { return nil }
             var result = prev
             result["cniVersion"] = config.cniVersion

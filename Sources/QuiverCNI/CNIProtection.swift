@@ -54,12 +54,11 @@ extension CNIAttachment {
     /// ADD: installs the guard (changes nothing when it is current); CHECK: fails unless the
     /// kernel holds exactly it. With no protection configured, ADD removes an earlier guard and
     /// CHECK fails while one is left.
-    func protect(_ g: PortGuard?, check: Bool, host: NetworkNamespace?) throws {
-        let firewall = try Firewall(namespace: host)
+    func protect(_ g: PortGuard?, check: Bool, firewall: Firewall) throws {
         do {
             guard let g else {
                 if check {
-                    for f in PortGuard.allFamilies where try firewall.ownedTable(f, guardTable, ownerTag: tag) != nil {
+                    if let f = try firewall.tables(of: guardTable, ownerTag: tag).keys.first {
                         throw CNIError(.checkFailed, "\(containerID)/\(ifname) has protection rules (table \(f.name) \(guardTable)) that are not configured")
                     }
                 } else {
@@ -81,11 +80,8 @@ extension CNIAttachment {
     }
 
     /// A table of the guard's name that is not this attachment's is a conflict (code 100).
-    func guardTableIsNotForeign(host: NetworkNamespace?) throws {
-        do {
-            let firewall = try Firewall(namespace: host)
-            for f in PortGuard.allFamilies { _ = try firewall.ownedTable(f, guardTable, ownerTag: tag) }
-        } catch let e as ForeignTableError {
+    func guardTableIsNotForeign(_ firewall: Firewall) throws {
+        do { _ = try firewall.tables(of: guardTable, ownerTag: tag) } catch let e as ForeignTableError {
             throw CNIError(.conflict, "\(e)", details: "quiver-cni changed nothing")
         }
     }

@@ -98,7 +98,7 @@ public struct PortGuard: Sendable, Equatable {
 
 extension Firewall {
     /// The guard's tables by family, of any placement; throws when a table of its name is not the owner's.
-    func tables(of name: String, ownerTag: String) throws -> [NFTFamily: NFTTable] {
+    public func tables(of name: String, ownerTag: String) throws -> [NFTFamily: NFTTable] {
         var out: [NFTFamily: NFTTable] = [:]
         for f in PortGuard.allFamilies { if let t = try ownedTable(f, name, ownerTag: ownerTag) { out[f] = t } }
         return out
