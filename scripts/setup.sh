@@ -14,14 +14,16 @@
 #           systemd (systemd-analyze verify checks contrib/quiver.service)
 #   cni:    containernetworking-plugins (the bridge, host-local and bandwidth plugins quiver-cni
 #           is chained after and compared with); podman, runc and busybox-static (the real
-#           container runtime quiver-cni is tested under: two containers from a local busybox root)
+#           container runtime quiver-cni is tested under: two containers from a local busybox root);
+#           containerd (its CRI plugin: the runtime Kubernetes nodes use, which passes pods'
+#           bandwidth annotations to CNI) with protobuf-compiler and curl, the tests' CRI client
 #   schema: python3-jsonschema and python3-yaml — an independent JSON Schema validator (Debian's
 #           /usr/bin/python3) that the tests check `quiver schema` with.
 # Traffic in tests comes from Quiver's own generator (QuiverProbe), so no iperf3 or ping.
 set -euo pipefail
 pkgs=(pkg-config libmnl-dev libnl-3-dev libnl-route-3-dev iproute2 nftables qemu-system-x86 cpio python3-jsonschema python3-yaml
       qemu-utils cloud-image-utils genisoimage dnsmasq-base mmdebstrap e2fsprogs dosfstools mtools syslinux syslinux-common fdisk
-      prometheus curl systemd containernetworking-plugins podman runc busybox-static)
+      prometheus curl systemd containernetworking-plugins podman runc busybox-static containerd protobuf-compiler)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

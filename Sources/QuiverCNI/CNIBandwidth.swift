@@ -31,10 +31,10 @@ public struct CNIBandwidth: Sendable, Equatable {
     /// From `runtimeConfig.bandwidth` (the runtime's, per pod) or else the plugin
     /// configuration's own keys; nil when neither sets a rate.
     init?(runtime: [String: Any]?, config: [String: Any]) throws(CNIError) {
-        let source = runtime ?? config
         let origin = runtime == nil ? "" : "runtimeConfig.bandwidth."
+        let source = try runtime.map(Self.keysInGoCase) ?? config
         func number(_ key: String) throws(CNIError) -> UInt64? {
-            guard let v = source[key] else { return nil }
+            guard let v = source[runtime == nil ? key : key.lowercased()] else { return nil }
             // JSON's true and false come as NSNumbers too; their type is C's char.
             guard let n = v as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue >= 0, n.doubleValue == n.doubleValue.rounded(),
                   n.doubleValue <= Double(UInt64.max / 2) else {
@@ -70,5 +70,23 @@ public struct CNIBandwidth: Sendable, Equatable {
         }
         self.init(ingressRate: ir, ingressBurstBytes: try burst("ingressBurst", ir), egressRate: er, egressBurstBytes: try burst("egressBurst", er))
         ignoredBursts = ignored
+    }
+
+    /// The runtime's object with its keys in lower case. Runtimes written in Go send the
+    /// capability as Go's encoding/json writes a struct without tags: containerd's CRI plugin
+    /// (through go-cni) sends `IngressRate`, `IngressBurst`, `EgressRate`, `EgressBurst`. The
+    /// bandwidth plugin reads them because Go's decoder matches keys regardless of case, so
+    /// quiver-cni matches them the same way. Two keys that differ only in case are refused:
+    /// which one Go would take depends on their order in the text.
+    static func keysInGoCase(_ object: [String: Any]) throws(CNIError) -> [String: Any] {
+        var folded: [String: Any] = [:]
+        for (k, v) in object {
+            let lower = k.lowercased()
+            guard folded.updateValue(v, forKey: lower) == nil else {
+                throw CNIError(.invalidConfig, "runtimeConfig.bandwidth has \(InvalidValue.quoted(lower, limit: 40)) twice, in different cases",
+                               details: "give each of ingressRate, ingressBurst, egressRate, egressBurst once")
+            }
+        }
+        return folded
     }
 }

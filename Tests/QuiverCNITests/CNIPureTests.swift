@@ -68,6 +68,9 @@ import Testing
             (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": {"ingressRate": 1000000.5}}}"#, 7, "runtimeConfig.bandwidth.ingressRate must be a whole number"),
             (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": {"ingressRate": true}}}"#, 7, "runtimeConfig.bandwidth.ingressRate must be a whole number"),
             (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": {"ingressRate": "10M"}}}"#, 7, "runtimeConfig.bandwidth.ingressRate must be a whole number"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": {"IngressRate": "10M"}}}"#, 7, "runtimeConfig.bandwidth.ingressRate must be a whole number"),
+            (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "runtimeConfig": {"bandwidth": {"ingressRate": 1000000, "IngressRate": 2000000}}}"#, 7,
+             "runtimeConfig.bandwidth has \"ingressrate\" twice, in different cases"),
             (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "egressRate": 10}"#, 7, "egressRate 10 is out of range"),
             (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "egressRate": 1e15}"#, 7, "egressRate 1000000000000000 is out of range"),
             (#"{"cniVersion": "1.1.0", "name": "n", "type": "t", "ingressBurst": 100000}"#, 7, "ingressBurst/egressBurst without a rate"),
@@ -102,6 +105,11 @@ import Testing
         // Rate 0 leaves that direction uncapped; no rate at all: nothing to do.
         #expect(try bw(["ingressRate": 0, "egressRate": 2_000_000])?.ingressRate == nil)
         #expect(try bw([:]) == nil)
+        // containerd's CRI plugin (go-cni) sends the capability with Go's field names and a
+        // burst of 2³²−1 bits: the keys match whatever their case, and the burst is resized.
+        let cri = try #require(try bw(["IngressRate": 10_000_000, "IngressBurst": 4_294_967_295, "EgressRate": 5_000_000, "EgressBurst": 4_294_967_295]))
+        #expect(cri.ingressRate == Bitrate(bitsPerSecond: 10_000_000) && cri.egressRate == Bitrate(bitsPerSecond: 5_000_000))
+        #expect(cri.ingressBurstBytes == nil && cri.egressBurstBytes == nil && cri.ignoredBursts.count == 2)
         // The runtime's values win over the configuration's own keys.
         let both = try #require(try CNIBandwidth(runtime: ["ingressRate": 3_000_000], config: ["ingressRate": 9_000_000]))
         #expect(both.ingressRate == Bitrate(bitsPerSecond: 3_000_000))
