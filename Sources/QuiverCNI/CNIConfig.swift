@@ -58,7 +58,13 @@ public struct CNIConfig: @unchecked Sendable {
         guard let t = o["type"] as? String, !t.isEmpty else { throw CNIError(.invalidConfig, "type is missing or empty") }
         name = n
         type = t
-        for k in o.keys where !Self.knownKeys.contains(k) {
+        // DEL removes what ADD made, found by tag, and needs none of the caps' values. It must
+        // not fail on a value that ADD refused: a failing DEL stops the runtime's DEL of the whole
+        // chain, and the plugins before this one keep what they made (containerd then leaves
+        // the pod's veth and addresses behind). So for DEL an unknown key and a bad rate, tenant,
+        // floor or flow are left out rather than errors.
+        let lenient = command == .del
+        for k in o.keys where !Self.knownKeys.contains(k) && !lenient {
             throw CNIError(.unsupportedField, "quiver-cni has no configuration key \(InvalidValue.quoted(k, limit: 60))",
                            details: "its keys: ingressRate, ingressBurst, egressRate, egressBurst, tenant, floor, flows, protection, switch, ipam and runtimeConfig.bandwidth (docs/CNI.md)")
         }
@@ -71,7 +77,24 @@ public struct CNIConfig: @unchecked Sendable {
         // The runtime's per-pod values win over the configuration's defaults (CONVENTIONS.md).
         let fromRuntime = runtime?["bandwidth"]
         if fromRuntime != nil && !(fromRuntime is [String: Any]) { throw CNIError(.invalidConfig, "runtimeConfig.bandwidth is not a JSON object") }
-        bandwidth = try CNIBandwidth(runtime: fromRuntime as? [String: Any], config: o)
+        do throws(CNIError) {
+            try readCaps(o, runtime: fromRuntime as? [String: Any])
+        } catch where !lenient {
+            throw error
+        } catch {
+            // What was read before the bad value is kept; the tenant is what DEL needs to take
+            // the attachment out of its group, so it is read even when a rate before it was bad.
+            if tenant == nil, let t = o["tenant"] { tenant = try? CNITenant(json: t) }
+        }
+        try readMainPlugin(o)
+        if command == .gc {
+            validAttachments = try Self.attachments(o["cni.dev/valid-attachments"])
+        }
+    }
+
+    /// The caps: the runtime's or the configuration's rates, `tenant`, `floor`, `flows`.
+    mutating func readCaps(_ o: [String: Any], runtime: [String: Any]?) throws(CNIError) {
+        bandwidth = try CNIBandwidth(runtime: runtime, config: o)
         if let t = o["tenant"] { tenant = try CNITenant(json: t) }
         if let f = o["floor"] {
             guard let t = tenant else { throw CNIError(.invalidConfig, "floor needs a tenant", details: "a floor is a share of a tenant's aggregate cap") }
@@ -80,10 +103,6 @@ public struct CNIConfig: @unchecked Sendable {
             floor = r
         }
         if let f = o["flows"] { flows = try CNIFlows.parse(f) }
-        try readMainPlugin(o)
-        if command == .gc {
-            validAttachments = try Self.attachments(o["cni.dev/valid-attachments"])
-        }
     }
 
     /// `protection`, and main-plugin mode's keys `switch` and `ipam`.

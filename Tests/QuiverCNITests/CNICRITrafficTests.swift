@@ -139,8 +139,22 @@ import Testing
             pods[i].container = try #require(CRIClient.field("container_id", in: created), "\(created)")
             _ = try cri.call("StartContainer", "container_id: \(CRIClient.quoted(pods[i].container))")
         }
+        // A rate that Kubernetes accepts (it allows from 1k) but HTB cannot hold: quiver-cni
+        // refuses it with its own message, the pod does not start, and the runtime's DEL of the
+        // chain leaves nothing of it (the checks below count two pods' worth of objects).
+        do {
+            _ = try cri.call("RunPodSandbox", """
+                config { metadata { name: "p3" uid: "\(tag)-p3" namespace: "quiver-test" } hostname: "p3"
+                annotations { key: "kubernetes.io/ingress-bandwidth" value: "1k" } }
+                """)
+            Issue.record("a pod with a 1k ingress cap was started")
+        } catch let e as CRIFailed {
+            #expect(e.message.contains("runtimeConfig.bandwidth.ingressRate 1000 is out of range"), "\(e)")
+        }
         let ifbs = try witnessText(["ip", "-n", node, "-d", "link", "show", "type", "ifb"])
         #expect(ifbs.components(separatedBy: "alias quiver:cni/").count - 1 == 4, "two IFBs per pod: \(ifbs)")
+        let veths = try witnessText(["ip", "-n", node, "-br", "link", "show", "type", "veth"]).split(separator: "\n")
+        #expect(veths.count == 2, "one veth per started pod: \(veths)")
 
         let p1 = NetworkNamespace(path: "/proc/\(pods[0].pid)/ns/net"), p2 = NetworkNamespace(path: "/proc/\(pods[1].pid)/ns/net")
         let there = try TCPBulk(from: p1, to: p2, address: try IPAddress(pods[1].ip), duration: 3).run()

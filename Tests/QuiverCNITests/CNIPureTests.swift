@@ -92,6 +92,23 @@ import Testing
         }
     }
 
+    /// A configuration that ADD refuses is still one DEL can act on: DEL removes by tag and
+    /// must not fail, or the runtime's DEL of the chain stops and the plugins before quiver-cni
+    /// keep what they made (seen under containerd: the pod's veth was left).
+    @Test func delAcceptsWhatAddRefuses() throws {
+        let base = #""cniVersion": "1.1.0", "name": "n", "type": "t""#
+        for extra in [#""ingresRate": 1000000"#, #""runtimeConfig": {"bandwidth": {"IngressRate": 1000}}"#, #""flows": "slow""#,
+                      #""floor": "10M""#, #""egressRate": 10, "tenant": {"name": "acme", "maxbw": "30M"}"#] {
+            let json = Data("{\(base), \(extra)}".utf8)
+            #expect(throws: CNIError.self, "ADD refuses \(extra)") { try CNIConfig(json: json, command: .add) }
+            let del = try CNIConfig(json: json, command: .del)
+            #expect(del.bandwidth == nil && del.flows.isEmpty && del.floor == nil, "\(extra)")
+            #expect(del.tenant?.name == (extra.contains("acme") ? "acme" : nil), "DEL still knows the tenant: \(extra)")
+        }
+        // What is not a cap is still checked: DEL needs a version and a name.
+        #expect(throws: CNIError.self) { try CNIConfig(json: Data(#"{"name": "n", "type": "t"}"#.utf8), command: .del) }
+    }
+
     @Test func burstsSaneAreKeptAbsurdAreResized() throws {
         func bw(_ o: [String: Any]) throws -> CNIBandwidth? { try CNIBandwidth(runtime: o, config: [:]) }
         // 10 Mbit/s: 100 ms is 1,000,000 bits; 200,000 bits (25,000 bytes) is sane.
