@@ -24,12 +24,11 @@ import Testing
         let tag = String(UUID().uuidString.prefix(4)).lowercased()
         let dir = "/run/quiver-test-cri-\(tag)", node = "qcr-\(tag)", image = "localhost/quiver-test-pause:\(tag)"
         let fm = FileManager.default
-        for d in ["rootfs/bin", "rootfs/proc", "rootfs/sys", "rootfs/dev", "rootfs/etc", "rootfs/tmp", "net", "plugins", "image", "calls"] {
+        for d in ["net", "plugins", "image", "calls"] {
             try fm.createDirectory(atPath: "\(dir)/\(d)", withIntermediateDirectories: true)
         }
         defer { try? fm.removeItem(atPath: dir) }
-        try fm.copyItem(atPath: "/bin/busybox", toPath: "\(dir)/rootfs/bin/busybox")
-        for a in ["sh", "sleep"] { try fm.createSymbolicLink(atPath: "\(dir)/rootfs/bin/\(a)", withDestinationPath: "busybox") }
+        try LocalImage.busyboxRoot(at: "\(dir)/rootfs")
         let archive = try LocalImage.build(rootfs: "\(dir)/rootfs", name: image, entrypoint: ["/bin/sleep", "2147483647"],
                                            work: "\(dir)/image", archive: "\(dir)/image.tar")
         // containerd 1.6 looks for plugins in one directory.

@@ -21,12 +21,11 @@ import Testing
         let tag = String(UUID().uuidString.prefix(4)).lowercased()
         let dir = "/run/quiver-test-podman-\(tag)", node = "qpd-\(tag)"
         let fm = FileManager.default
-        for d in ["rootfs/bin", "rootfs/proc", "rootfs/sys", "rootfs/dev", "rootfs/etc", "rootfs/tmp", "net", "plugins", "root", "runroot"] {
+        for d in ["net", "plugins", "root", "runroot"] {
             try fm.createDirectory(atPath: "\(dir)/\(d)", withIntermediateDirectories: true)
         }
         defer { try? fm.removeItem(atPath: dir) }
-        try fm.copyItem(atPath: "/bin/busybox", toPath: "\(dir)/rootfs/bin/busybox")
-        for a in ["sh", "sleep"] { try fm.createSymbolicLink(atPath: "\(dir)/rootfs/bin/\(a)", withDestinationPath: "busybox") }
+        try LocalImage.busyboxRoot(at: "\(dir)/rootfs")
         try fm.createSymbolicLink(atPath: "\(dir)/plugins/quiver-cni", withDestinationPath: CNIChainTrafficTests.cni)
         try """
         [network]

@@ -7,6 +7,15 @@ import QuiverValues
 /// configuration and its manifest, tarred as `ctr images import` reads it. Digests are
 /// sha256sum's.
 enum LocalImage {
+    /// A root filesystem of busybox-static alone (`sh` and `sleep` linked to it) at `path`,
+    /// with the directories a runtime mounts over.
+    static func busyboxRoot(at path: String) throws {
+        let fm = FileManager.default
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] { try fm.createDirectory(atPath: "\(path)/\(d)", withIntermediateDirectories: true) }
+        try fm.copyItem(atPath: "/bin/busybox", toPath: "\(path)/bin/busybox")
+        for a in ["sh", "sleep"] { try fm.createSymbolicLink(atPath: "\(path)/bin/\(a)", withDestinationPath: "busybox") }
+    }
+
     /// Writes the archive to `archive` and returns it. `entrypoint` is what the image runs
     /// when a runtime gives no command (a pod sandbox's pause process).
     static func build(rootfs: String, name: String, entrypoint: [String], work: String, archive: String) throws -> String {
