@@ -164,8 +164,11 @@ struct Verifier {
         let want = Double(rate.bitsPerSecond)
         let wire: Double, completed: Bool, how: String
         var senderBound = false
+        var earlier: [Double] = []
         if let bns = b.namespace {
-            let r: TCPBulk.Result
+            var r: TCPBulk.Result
+            // Caps count whole frames; TCP goodput carries (MTU - 52) of every (MTU + 14) bytes.
+            let mtu = Double(min(a.mtu, b.mtu))
             if let ans = a.namespace {
                 r = try TCPBulk(from: ans, to: bns, address: b.ipv4, port: 5201, duration: seconds + 1, warmup: 1).run()
             } else {
@@ -181,15 +184,26 @@ struct Verifier {
                     _ = try a.agent!.run("timeout 2 nc \(b.ipv4) 5201 </dev/zero", timeout: 12)
                     _ = warm.finish(warmup: 0, until: 2)
                 }
-                let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
-                let over0 = try overlimits()
-                _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) nc \(b.ipv4) 5201 </dev/zero",
-                                     timeout: seconds + 10)
-                r = sink.finish(warmup: 1, until: seconds + 1)
-                senderBound = try !over0.isEmpty && over0 == overlimits()
+                func transfer() throws -> TCPBulk.Result {
+                    let sink = try TCPSink(in: bns, address: b.ipv4, port: 5201, seconds: seconds + 1)
+                    let over0 = try overlimits()
+                    _ = try a.agent!.run("timeout \(Int(seconds.rounded(.up)) + 1) nc \(b.ipv4) 5201 </dev/zero",
+                                         timeout: seconds + 10)
+                    let r = sink.finish(warmup: 1, until: seconds + 1)
+                    senderBound = try !over0.isEmpty && over0 == overlimits()
+                    return r
+                }
+                // A guest's TCP gets no backpressure from the host's queues, and under TCG on a
+                // busy machine one stall or retransmission timeout costs a 3 s transfer a third of
+                // its bytes. A transfer that read below the tolerance is run once more; the row
+                // shows both readings and passes on the second only. A cap that is too tight
+                // reads low twice; one that is too loose fails at once.
+                r = try transfer()
+                if r.bitsPerSecond * (mtu + 14) / (mtu - 52) < (1 - tolerance) * want {
+                    earlier.append(r.bitsPerSecond * (mtu + 14) / (mtu - 52))
+                    r = try transfer()
+                }
             }
-            // Caps count whole frames; TCP goodput carries (MTU - 52) of every (MTU + 14) bytes.
-            let mtu = Double(min(a.mtu, b.mtu))
             wire = r.bitsPerSecond * (mtu + 14) / (mtu - 52)
             completed = r.completed
             how = String(format: " (TCP goodput %.2f", r.bitsPerSecond / 1e6) + (a.agent.map { ", nc in the guest via \($0.name))" } ?? ")")
@@ -226,6 +240,7 @@ struct Verifier {
         row.detail = String(format: "%.2f Mbit/s on the wire%@ = %.3f of %@ over %.0f s",
                             wire / 1e6, how, wire / want, rate.description, seconds)
             + (completed ? "" : "; the transfer did not complete")
+            + earlier.map { String(format: "; a first transfer read %.2f Mbit/s (%.3f), below the tolerance, so it ran again", $0 / 1e6, $0 / want) }.joined()
             + (!row.passed && senderBound && wire < want
                ? "; no cap class was ever over its rate: the guest could not send faster than this, the cap did not hold it back" : "")
     }
