@@ -32,7 +32,7 @@ public enum CNIPlugin {
                 return try perform(env, config, host: host, notes: &notes)
             }
             // Unsorted: sorting the keys of a result costs more than the rest of its encoding.
-            return Output(stdout: out.map { try! JSONSerialization.data(withJSONObject: $0) } ?? Data(), stderr: notes)
+            return Output(stdout: out.map { CNIJSONWriter.data($0) } ?? Data(), stderr: notes)
         } catch let e as CNIError {
             return failure(e, version: version)
         } catch {
@@ -42,7 +42,7 @@ public enum CNIPlugin {
 
     static func failure(_ e: CNIError, version: String) -> Output {
         let v = CNIConfig.supportedVersions.contains(version) ? version : "1.1.0"
-        return Output(stdout: try! JSONSerialization.data(withJSONObject: e.json(cniVersion: v), options: [.sortedKeys]),
+        return Output(stdout: CNIJSONWriter.data(e.json(cniVersion: v), sortedKeys: true),
                       stderr: ["quiver-cni: \(e)"], exitCode: 1)
     }
 

@@ -30,6 +30,33 @@ import Testing
         #expect(probe.0 == 0 && probe.1["supportedVersions"] != nil, "\(probe.1)")
     }
 
+    /// The result is `prevResult` as it came: every kind of JSON value a previous plugin can put
+    /// there, written back byte for byte as these cases say, and read back equal.
+    @Test func resultsAreWrittenAsJSONThatReadsBackTheSame() throws {
+        let cases: [(String, String)] = [
+            (#"{"a":0}"#, #"{"a":0}"#), (#"{"a":1}"#, #"{"a":1}"#), (#"{"a":true}"#, #"{"a":true}"#),
+            (#"{"a":false}"#, #"{"a":false}"#), (#"{"a":null}"#, #"{"a":null}"#), (#"{"a":-3}"#, #"{"a":-3}"#),
+            (#"{"a":1.5}"#, #"{"a":1.5}"#), (#"{"a":18446744073709551615}"#, #"{"a":18446744073709551615}"#),
+            (#"{"a":-2147483649}"#, #"{"a":-2147483649}"#), (#"{"a":2.0}"#, #"{"a":2}"#), (#"{"a":1e300}"#, #"{"a":1e+300}"#),
+            (#"{"a":[1,"x",[],{}]}"#, #"{"a":[1,"x",[],{}]}"#),
+            (#"{"a":"q\"b\\s/\n\r\t\u0001\u001f é €"}"#, #"{"a":"q\"b\\s/\n\r\t\u0001\u001f é €"}"#),
+        ]
+        for (input, want) in cases {
+            let parsed = try #require(try JSONSerialization.jsonObject(with: Data(input.utf8)) as? [String: Any])
+            let out = CNIJSONWriter.data(parsed)
+            #expect(String(decoding: out, as: UTF8.self) == want, "\(input)")
+            let again = try JSONSerialization.jsonObject(with: out) as? [String: Any]
+            #expect(again.map { NSDictionary(dictionary: $0) } == NSDictionary(dictionary: parsed), "\(input)")
+        }
+        // The plugin's own values: Swift Bool, Int, String lists, nested objects; error keys sorted.
+        #expect(String(decoding: CNIJSONWriter.data(["b": true, "n": 7, "l": ["x", "y"], "o": [["k": false]]] as [String: Any], sortedKeys: true), as: UTF8.self)
+                == #"{"b":true,"l":["x","y"],"n":7,"o":[{"k":false}]}"#)
+        // A whole ADD's result: prevResult through the plugin's run, the version set.
+        let prev = #"{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","sandbox":"/run/netns/x"}],"ips":[{"address":"10.1.0.5/24","gateway":"10.1.0.1","interface":0}],"dns":{}}"#
+        let (rc, err) = run(env("VERSION"), #"{"cniVersion":"1.0.0","prevResult":"# + prev + "}")
+        #expect(rc == 0 && err["supportedVersions"] != nil)
+    }
+
     @Test func environmentErrorsAreCodeFour() {
         let config = #"{"cniVersion": "1.1.0", "name": "n", "type": "quiver-cni"}"#
         let cases: [([String: String], String)] = [
