@@ -91,6 +91,8 @@ public struct Plan: Sendable, Equatable {
 
     /// Every step, in the order they run.
     public var operations: [Operation] { phases.flatMap(\.steps) }
+    /// How many steps, without copying them (`operations.count` copies every step first).
+    public var stepCount: Int { phases.reduce(0) { $0 + $1.steps.count } }
     public var isEmpty: Bool { phases.isEmpty }
 
     public func steps(_ kind: PhaseKind) -> [Operation] { phases.first { $0.kind == kind }?.steps ?? [] }

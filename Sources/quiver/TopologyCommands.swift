@@ -163,7 +163,7 @@ struct ApplyCommand: ParsableCommand {
                 print("time:")
                 for (name, ms) in r.phases { print("  " + name.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%8.1f ms", ms)) }
             }
-            print(dryRun ? "\(t.name): \(r.plan.operations.count) steps in \(r.plan.phases.count) phases planned (dry run, nothing changed)"
+            print(dryRun ? "\(t.name): \(r.plan.stepCount) steps in \(r.plan.phases.count) phases planned (dry run, nothing changed)"
                 : "\(t.name): \(r.summary)")
             for n in r.notes { print("note: \(n)") }
         } catch let c as ConflictList {

@@ -18,7 +18,7 @@ extension ApplyRun {
         if !groups.isEmpty {
             // When the plan changes no link in the fabric, the links read while planning serve,
             // and so does the caps' state read beside them.
-            let linksUnchanged = plan.operations.allSatisfy(\.keepsFabricLinks)
+            let linksUnchanged = plan.phases.allSatisfy { $0.steps.allSatisfy(\.keepsFabricLinks) }
             let state = linksUnchanged ? try capsRead?.wait().get() : nil
             let r = try shaper.apply(groups, links: linksUnchanged ? current.links : nil, state: state)
             result.created += r.created
