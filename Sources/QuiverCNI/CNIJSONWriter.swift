@@ -19,8 +19,8 @@ enum CNIJSONWriter {
     }
 
     private static func write(_ value: Any, _ sorted: Bool, into out: inout [UInt8]) {
-        // A parsed number first, told by its class alone: cast to Bool or Int, an NSNumber 1
-        // would read as `true`, and 1.0 as 1.
+        // A parsed number first, told by its class alone: cast to Bool, an NSNumber 1 would
+        // read as `true`.
         if type(of: value) is NSNumber.Type { return number(value as! NSNumber, into: &out) }
         switch value {
         case let s as String:
